@@ -1,0 +1,116 @@
+# imapd: an IMAP4rev1 server for mbox files on Unix shell-account hosts.
+# GNU make. `make check` installs what is missing, builds, and runs every test;
+# `make demo` runs a real server on 127.0.0.1:1143 (see README.md).
+
+PREFIX    ?= /usr/local
+SBINDIR   ?= $(PREFIX)/sbin
+MANDIR    ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+UNITDIR   ?= /lib/systemd/system
+DESTDIR   ?=
+
+# B is the build directory; SAN=1 makes an ASan+UBSan build, FUZZ=1 a libFuzzer one.
+B         ?= build
+SAN       ?= 0
+FUZZ      ?= 0
+
+CC        ?= cc
+PKGS      := libsystemd pam libssl libcrypto
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LDLIBS    := $(PKG_LIBS) -llockfile -lz
+
+WARN      := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	     -Wpointer-arith -Wcast-qual -Wvla -Werror
+HARDEN    := -fstack-protector-strong -fstack-clash-protection -fPIE
+LDHARDEN  := -pie -Wl,-z,relro,-z,now -Wl,-z,noexecstack
+OPT       := -O2 -g -D_FORTIFY_SOURCE=2
+
+ifeq ($(SAN),1)
+OPT       := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+	     -fno-sanitize-recover=all
+LDHARDEN  += -fsanitize=address,undefined
+endif
+ifeq ($(FUZZ),1)
+CC        := clang
+OPT       := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+	     -DIMAPD_FUZZ=1
+endif
+
+CPPFLAGS  += -I. -D_GNU_SOURCE
+ALL_CFLAGS := -std=c17 $(WARN) $(HARDEN) $(OPT) $(PKG_CFLAGS) $(CFLAGS)
+
+# Sources: every .c of the three modules; main.c stays out of the library so that
+# tests link everything but main().
+IMAPD_SRCS := $(filter-out imapd/main.c,$(sort $(wildcard imapd/*.c)))
+AUTH_SRCS  := $(sort $(wildcard auth/*.c))
+MBOX_SRCS  := $(sort $(wildcard mbox/*.c))
+LIB_SRCS   := $(IMAPD_SRCS) $(AUTH_SRCS) $(MBOX_SRCS)
+LIB_OBJS   := $(LIB_SRCS:%.c=$(B)/%.o)
+UNIT_SRCS  := $(sort $(wildcard tests/unit/test-*.c))
+UNIT_BINS  := $(UNIT_SRCS:%.c=$(B)/%)
+FUZZ_SRCS  := $(sort $(wildcard tests/fuzz/fuzz-*.c))
+FUZZ_BINS  := $(FUZZ_SRCS:%.c=$(B)/%)
+
+ifeq ($(B),build)
+BIN       := imapd/imapd
+else
+BIN       := $(B)/imapd/imapd
+endif
+
+.PHONY: all unit fuzz check demo demo-clean install clean deps san
+
+all: $(BIN)
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/libimapd.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(B)/imapd/main.o $(B)/libimapd.a
+	$(CC) $(ALL_CFLAGS) $(LDHARDEN) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/unit/%: tests/unit/%.c $(B)/libimapd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDHARDEN) $(LDFLAGS) -o $@ $< $(B)/libimapd.a \
+		$(LDLIBS) -lcmocka
+
+$(B)/tests/fuzz/%: tests/fuzz/%.c $(B)/libimapd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $< \
+		$(B)/libimapd.a $(LDLIBS)
+
+unit: $(BIN) $(UNIT_BINS)
+
+fuzz:
+	$(MAKE) B=build-fuzz FUZZ=1 build-fuzz/libimapd.a \
+		$(FUZZ_SRCS:%.c=build-fuzz/%)
+
+san:
+	$(MAKE) B=build-san SAN=1 unit
+
+deps:
+	@tests/deps.sh check
+
+check: deps
+	tests/check.sh
+
+demo:
+	@tests/deps.sh demo
+	$(MAKE) all
+	tests/demo.sh run
+
+demo-clean:
+	tests/demo.sh clean
+
+install: $(BIN)
+	install -d $(DESTDIR)$(SBINDIR)
+	install -m 755 $(BIN) $(DESTDIR)$(SBINDIR)/imapd
+
+clean:
+	rm -rf build build-san build-fuzz imapd/imapd
+
+-include $(LIB_OBJS:.o=.d) $(B)/imapd/main.d
