@@ -1,0 +1,31 @@
+#include "imapd/command.h"
+
+#include <string.h>
+
+/*
+ * The command table: name, handler, states it is valid in, flags. Keep it sorted by name;
+ * a UID variant is an entry of its own with CMD_UID. The dispatcher checks states, not the
+ * handlers.
+ */
+static const struct command_def commands[] = {
+	{ "AUTHENTICATE",	cmd_authenticate,	STATE_NOT_AUTH,		0 },
+	{ "CAPABILITY",		cmd_capability,		STATE_ANY,		0 },
+	{ "ID",			cmd_id,			STATE_ANY,		0 },
+	{ "LOGIN",		cmd_login,		STATE_NOT_AUTH,		0 },
+	{ "LOGOUT",		cmd_logout,		STATE_ANY,		0 },
+	{ "NOOP",		cmd_noop,		STATE_ANY,		0 },
+};
+
+const struct command_def *
+command_find(const char *name, bool uid)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		const struct command_def *d = &commands[i];
+
+		if (strcmp(d->name, name) == 0 && ((d->flags & CMD_UID) != 0) == uid)
+			return d;
+	}
+	return NULL;
+}
