@@ -204,7 +204,7 @@ def run_server(kind, account, pristine, n, manifest, args, appends):
             ok, u = run_step(res, conn, "select1", "SELECT INBOX", timeout=to, collect=True)
             if ok:
                 res.facts["exists1"] = H.exists_count(u)
-            res.mem["hwm1"] = conn.memory().get("VmHWM")
+                res.mem["hwm1"] = conn.memory().get("VmHWM")
             st, dt = conn.logout(to)
             if st == "OK":
                 res.ok("logout1", dt)
@@ -252,10 +252,11 @@ def run_server(kind, account, pristine, n, manifest, args, appends):
                 conn.kill()
                 conn = None
         if conn is not None:
-            m = conn.memory()
-            res.mem["hwm2"] = m.get("VmHWM")
-            res.mem["anon2"] = m.get("RssAnon")
-            res.mem["smaps_anon2"] = m.get("smaps_Anonymous")
+            if "select2" in res.times:
+                m = conn.memory()
+                res.mem["hwm2"] = m.get("VmHWM")
+                res.mem["anon2"] = m.get("RssAnon")
+                res.mem["smaps_anon2"] = m.get("smaps_Anonymous")
             if restarted:
                 res.facts["memory_note"] = "session 2 memory is from a restarted process"
             try:
