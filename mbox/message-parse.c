@@ -1,0 +1,916 @@
+/*
+ * message-parse.c: one forward pass over a message that finds headers and MIME boundaries.
+ *
+ * The scanner walks the input line by line and keeps, at each line start, the number of LFs
+ * and of bare LFs (no CR before) seen so far; every part's visible size and line count is a
+ * difference of two such marks, so nothing is counted twice however deep the nesting.
+ * Memory comes from a per-message arena: one allocation per part and per kept string.
+ */
+#include "mbox/message.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "mbox/message-int.h"
+
+#define ARENA_CHUNK	4096
+
+struct arena_chunk {
+	struct arena_chunk *next;
+	size_t used, cap;
+	_Alignas(max_align_t) unsigned char data[];
+};
+
+/* Position in the input with the counts of everything before it. */
+struct mark {
+	size_t pos;
+	size_t nl;	/* LFs before pos */
+	size_t bare;	/* bare LFs before pos */
+};
+
+/* Where an entity's scan stopped: at a boundary line of the given stack level, or at EOF. */
+struct stop {
+	int level;	/* -1: end of input */
+	bool close;	/* the boundary line was a close delimiter */
+};
+
+struct pctx {
+	struct msg *msg;
+	const unsigned char *d;
+	size_t len;
+	struct mark cur;		/* the current line start */
+	unsigned int prev_eol;		/* 0: none, 1: bare LF, 2: CRLF ended the previous line */
+	const char *bnd[MSG_MAX_DEPTH];
+	size_t bndlen[MSG_MAX_DEPTH];
+	int nbnd;
+	bool stop;			/* a limit was hit: no more boundaries, the rest is opaque */
+};
+
+static void *
+xmalloc(size_t n)
+{
+	void *p = malloc(n);
+
+	if (p == NULL)
+		abort();
+	return p;
+}
+
+void *
+msg_alloc(struct msg *msg, size_t n)
+{
+	struct arena_chunk *c = msg->arena;
+	size_t al = (n + 15) & ~(size_t)15;
+	void *p;
+
+	if (al < n)
+		abort();
+	if (c == NULL || c->cap - c->used < al) {
+		size_t cap = al > ARENA_CHUNK ? al : ARENA_CHUNK;
+
+		c = xmalloc(sizeof(*c) + cap);
+		c->cap = cap;
+		c->used = 0;
+		c->next = msg->arena;
+		msg->arena = c;
+	}
+	p = c->data + c->used;
+	c->used += al;
+	memset(p, 0, n);
+	return p;
+}
+
+char *
+msg_strdup_n(struct msg *msg, const char *s, size_t len)
+{
+	char *p = msg_alloc(msg, len + 1);
+
+	memcpy(p, s, len);
+	p[len] = '\0';
+	return p;
+}
+
+bool
+msg_name_eq(const char *s, size_t len, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		unsigned char a = (unsigned char)s[i], b = (unsigned char)name[i];
+
+		if (b == '\0')
+			return false;
+		if (a >= 'A' && a <= 'Z')
+			a += 32;
+		if (b >= 'A' && b <= 'Z')
+			b += 32;
+		if (a != b)
+			return false;
+	}
+	return name[len] == '\0';
+}
+
+const char *
+msg_param_get(const struct msg_param *params, unsigned int n, const char *name)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		if (msg_name_eq(params[i].name, strlen(params[i].name), name))
+			return params[i].value;
+	}
+	return NULL;
+}
+
+/* ---- header fields ---- */
+
+static bool
+is_blank_line(const unsigned char *d, size_t len, size_t pos)
+{
+	if (pos >= len)
+		return false;
+	return d[pos] == '\n' || (d[pos] == '\r' && (pos + 1 == len || d[pos + 1] == '\n'));
+}
+
+void
+msg_hdr_iter_init(struct msg_hdr_iter *it, const unsigned char *hdr, size_t len)
+{
+	it->hdr = hdr;
+	it->len = len;
+	it->pos = 0;
+	it->count = 0;
+}
+
+static size_t
+next_line(const unsigned char *d, size_t len, size_t pos)
+{
+	const unsigned char *q = memchr(d + pos, '\n', len - pos);
+
+	return q == NULL ? len : (size_t)(q - d) + 1;
+}
+
+bool
+msg_hdr_next(struct msg_hdr_iter *it, struct msg_field *f)
+{
+	const unsigned char *d = it->hdr;
+	size_t len = it->len, start = it->pos, next, lineend, colon, vend;
+	bool rest = it->count >= MSG_MAX_HEADER_FIELDS;
+
+	if (start >= len || is_blank_line(d, len, start))
+		return false;
+	next = next_line(d, len, start);
+	lineend = next;
+	while (next < len) {
+		if (rest ? is_blank_line(d, len, next) : (d[next] != ' ' && d[next] != '\t'))
+			break;
+		next = next_line(d, len, next);
+	}
+	it->pos = next;
+	it->count++;
+
+	f->off = start;
+	f->len = next - start;
+	vend = next;
+	if (vend > start && d[vend - 1] == '\n') {
+		vend--;
+		if (vend > start && d[vend - 1] == '\r')
+			vend--;
+	}
+	for (colon = start; colon < lineend && d[colon] != ':'; colon++)
+		;
+	if (colon >= lineend || colon >= vend) {
+		/* no colon: the line is the name, the value is empty */
+		size_t ne = lineend < vend ? lineend : vend;
+
+		if (ne > start && d[ne - 1] == '\n')
+			ne--;
+		if (ne > start && d[ne - 1] == '\r')
+			ne--;
+		f->name = (const char *)d + start;
+		f->name_len = ne - start;
+		f->value = (const char *)d + vend;
+		f->value_len = 0;
+		return true;
+	}
+	f->name = (const char *)d + start;
+	f->name_len = colon - start;
+	while (f->name_len > 0 && (f->name[f->name_len - 1] == ' ' ||
+				   f->name[f->name_len - 1] == '\t'))
+		f->name_len--;
+	f->value = (const char *)d + colon + 1;
+	f->value_len = vend - (colon + 1);
+	return true;
+}
+
+bool
+msg_hdr_find(const unsigned char *hdr, size_t len, const char *name, struct msg_field *f)
+{
+	struct msg_hdr_iter it;
+
+	msg_hdr_iter_init(&it, hdr, len);
+	while (msg_hdr_next(&it, f)) {
+		if (msg_name_eq(f->name, f->name_len, name))
+			return true;
+	}
+	return false;
+}
+
+size_t
+msg_unfold(const char *v, size_t len, char *out)
+{
+	size_t i, o = 0;
+
+	for (i = 0; i < len; i++) {
+		char c = v[i];
+
+		/* RFC 5322 2.2.3: a fold's line end goes, the WSP after it stays */
+		if (c == '\n' || (c == '\r' && i + 1 < len && v[i + 1] == '\n'))
+			continue;
+		if (o == 0 && (c == ' ' || c == '\t'))
+			continue;
+		out[o++] = c;
+	}
+	while (o > 0 && (out[o - 1] == ' ' || out[o - 1] == '\t' || out[o - 1] == '\r'))
+		o--;
+	out[o] = '\0';
+	return o;
+}
+
+static const char *
+unfold_dup(struct msg *msg, const struct msg_field *f)
+{
+	char *p = msg_alloc(msg, f->value_len + 1);
+
+	msg_unfold(f->value, f->value_len, p);
+	return p;
+}
+
+/* ---- structured field values (RFC 2045 5.1, 2183) ---- */
+
+static const char *
+skip_cfws(const char *p, const char *end)
+{
+	while (p < end) {
+		if (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') {
+			p++;
+		} else if (*p == '(') {
+			unsigned int depth = 0;
+
+			/* nested comments with a counter, so hostile nesting costs no stack */
+			for (; p < end; p++) {
+				if (*p == '\\' && p + 1 < end)
+					p++;
+				else if (*p == '(')
+					depth++;
+				else if (*p == ')' && --depth == 0) {
+					p++;
+					break;
+				}
+			}
+		} else {
+			break;
+		}
+	}
+	return p;
+}
+
+static bool
+is_tspecial(unsigned char c)
+{
+	return c <= ' ' || c >= 0x7f || strchr("()<>@,;:\\\"/[]?=", c) != NULL;
+}
+
+static const char *
+token_end(const char *p, const char *end)
+{
+	while (p < end && !is_tspecial((unsigned char)*p))
+		p++;
+	return p;
+}
+
+/* Parse `;`-separated parameters into params (up to MSG_MAX_PARAMS). */
+static unsigned int
+parse_params(struct msg *msg, const char *p, const char *end, struct msg_param *params)
+{
+	unsigned int n = 0;
+
+	while (p < end) {
+		const char *ns, *ne, *vs, *ve;
+		char *val;
+		size_t vl = 0;
+
+		p = skip_cfws(p, end);
+		if (p < end && *p != ';') {
+			/* junk: skip to the next parameter */
+			while (p < end && *p != ';')
+				p++;
+		}
+		if (p >= end)
+			break;
+		p = skip_cfws(p + 1, end);
+		ns = p;
+		p = ne = token_end(p, end);
+		p = skip_cfws(p, end);
+		if (ne == ns || p >= end || *p != '=')
+			continue;
+		p = skip_cfws(p + 1, end);
+		if (p < end && *p == '"') {
+			vs = ++p;
+			val = msg_alloc(msg, (size_t)(end - vs) + 1);
+			for (; p < end && *p != '"'; p++) {
+				if (*p == '\\' && p + 1 < end)
+					p++;
+				else if (*p == '\r' || *p == '\n')
+					continue;	/* folding inside a quoted string */
+				val[vl++] = *p;
+			}
+			if (p < end)
+				p++;
+		} else {
+			/* lenient: unquoted values with tspecials (boundary=a=b) are common */
+			vs = p;
+			while (p < end && *p != ';' && *p != ' ' && *p != '\t' && *p != '\r' &&
+			       *p != '\n' && *p != '(')
+				p++;
+			ve = p;
+			val = msg_alloc(msg, (size_t)(ve - vs) + 1);
+			memcpy(val, vs, (size_t)(ve - vs));
+			vl = (size_t)(ve - vs);
+		}
+		val[vl] = '\0';
+		if (n < MSG_MAX_PARAMS) {
+			params[n].name = msg_strdup_n(msg, ns, (size_t)(ne - ns));
+			params[n].value = val;
+			n++;
+		}
+	}
+	return n;
+}
+
+static const struct msg_param *
+copy_params(struct msg *msg, const struct msg_param *tmp, unsigned int n)
+{
+	struct msg_param *p;
+
+	if (n == 0)
+		return NULL;
+	p = msg_alloc(msg, n * sizeof(*p));
+	memcpy(p, tmp, n * sizeof(*p));
+	return p;
+}
+
+static void
+parse_content_type(struct msg *msg, struct msg_part *part, const struct msg_field *f)
+{
+	const char *p = f->value, *end = f->value + f->value_len, *ts, *te, *ss, *se;
+	struct msg_param tmp[MSG_MAX_PARAMS];
+	unsigned int n;
+
+	p = skip_cfws(p, end);
+	ts = p;
+	p = te = token_end(p, end);
+	p = skip_cfws(p, end);
+	if (te == ts || p >= end || *p != '/')
+		return;		/* RFC 2045 5.2: invalid, so the default applies */
+	p = skip_cfws(p + 1, end);
+	ss = p;
+	p = se = token_end(p, end);
+	if (se == ss)
+		return;
+	n = parse_params(msg, p, end, tmp);
+	part->type = msg_strdup_n(msg, ts, (size_t)(te - ts));
+	part->subtype = msg_strdup_n(msg, ss, (size_t)(se - ss));
+	part->params = copy_params(msg, tmp, n);
+	part->nparams = n;
+	part->flags &= ~(unsigned int)MSG_PART_DEFAULT_TYPE;
+}
+
+static void
+parse_disposition(struct msg *msg, struct msg_part *part, const struct msg_field *f)
+{
+	const char *p = f->value, *end = f->value + f->value_len, *ts, *te;
+	struct msg_param tmp[MSG_MAX_PARAMS];
+	unsigned int n;
+
+	p = skip_cfws(p, end);
+	ts = p;
+	p = te = token_end(p, end);
+	if (te == ts)
+		return;
+	n = parse_params(msg, p, end, tmp);
+	part->disposition = msg_strdup_n(msg, ts, (size_t)(te - ts));
+	part->disp_params = copy_params(msg, tmp, n);
+	part->ndisp_params = n;
+}
+
+static const char *
+first_token(struct msg *msg, const struct msg_field *f)
+{
+	const char *end = f->value + f->value_len, *p = skip_cfws(f->value, end), *e;
+
+	e = token_end(p, end);
+	return msg_strdup_n(msg, p, (size_t)(e - p));
+}
+
+static const char *
+no_space_dup(struct msg *msg, const struct msg_field *f)
+{
+	char *p = msg_alloc(msg, f->value_len + 1);
+	size_t i, n = 0;
+
+	for (i = 0; i < f->value_len; i++) {
+		char c = f->value[i];
+
+		if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
+			p[n++] = c;
+	}
+	p[n] = '\0';
+	return p;
+}
+
+enum fld {
+	F_NONE, F_CTYPE, F_CTE, F_CID, F_CDESC, F_CMD5, F_CDISP, F_CLANG, F_CLOC,
+	F_DATE, F_SUBJECT, F_FROM, F_SENDER, F_REPLY_TO, F_TO, F_CC, F_BCC, F_IRT, F_MSGID,
+	F_COUNT
+};
+
+static const char *const fld_names[F_COUNT] = {
+	[F_CTYPE] = "content-type", [F_CTE] = "content-transfer-encoding",
+	[F_CID] = "content-id", [F_CDESC] = "content-description", [F_CMD5] = "content-md5",
+	[F_CDISP] = "content-disposition", [F_CLANG] = "content-language",
+	[F_CLOC] = "content-location", [F_DATE] = "date", [F_SUBJECT] = "subject",
+	[F_FROM] = "from", [F_SENDER] = "sender", [F_REPLY_TO] = "reply-to", [F_TO] = "to",
+	[F_CC] = "cc", [F_BCC] = "bcc", [F_IRT] = "in-reply-to", [F_MSGID] = "message-id",
+};
+
+static enum fld
+field_kind(const char *name, size_t len)
+{
+	int i, lo, hi;
+
+	if (len > 8 && (name[0] == 'c' || name[0] == 'C')) {
+		lo = F_CTYPE;
+		hi = F_CLOC;
+	} else if (len <= 11) {
+		lo = F_DATE;
+		hi = F_MSGID;
+	} else {
+		return F_NONE;
+	}
+	for (i = lo; i <= hi; i++) {
+		if (msg_name_eq(name, len, fld_names[i]))
+			return (enum fld)i;
+	}
+	return F_NONE;
+}
+
+/* Read the fields of a part's header: MIME fields always, envelope fields for messages. */
+static void
+parse_fields(struct pctx *ctx, struct msg_part *part, bool is_message, bool top)
+{
+	struct msg *msg = ctx->msg;
+	struct msg_hdr_iter it;
+	struct msg_field f;
+	struct msg_envelope *env = NULL;
+	bool seen[F_COUNT] = { false };
+	size_t hidden = 0, hidden_lines = 0;
+
+	if (is_message) {
+		env = msg_alloc(msg, sizeof(*env));
+		part->envelope = env;
+	}
+	msg_hdr_iter_init(&it, ctx->d + part->header_off, part->header_len);
+	while (msg_hdr_next(&it, &f)) {
+		enum fld k;
+
+		if (top && msg->hide != NULL && msg->hide(f.name, f.name_len, msg->hide_ctx)) {
+			const unsigned char *fp = ctx->d + part->header_off + f.off;
+			size_t i;
+
+			hidden += msg_visible_size(fp, f.len);
+			for (i = 0; i < f.len; i++)
+				hidden_lines += fp[i] == '\n';
+			continue;
+		}
+		k = field_kind(f.name, f.name_len);
+		if (k == F_NONE || seen[k] || (k >= F_DATE && env == NULL))
+			continue;
+		seen[k] = true;
+		switch (k) {
+		case F_CTYPE: parse_content_type(msg, part, &f); break;
+		case F_CTE: part->encoding = first_token(msg, &f); break;
+		case F_CID: part->id = unfold_dup(msg, &f); break;
+		case F_CDESC: part->description = unfold_dup(msg, &f); break;
+		case F_CMD5: part->md5 = unfold_dup(msg, &f); break;
+		case F_CDISP: parse_disposition(msg, part, &f); break;
+		case F_CLANG: part->language = unfold_dup(msg, &f); break;
+		case F_CLOC: part->location = no_space_dup(msg, &f); break;
+		case F_DATE: env->date = unfold_dup(msg, &f); break;
+		case F_SUBJECT: env->subject = unfold_dup(msg, &f); break;
+		case F_FROM: env->from = unfold_dup(msg, &f); break;
+		case F_SENDER: env->sender = unfold_dup(msg, &f); break;
+		case F_REPLY_TO: env->reply_to = unfold_dup(msg, &f); break;
+		case F_TO: env->to = unfold_dup(msg, &f); break;
+		case F_CC: env->cc = unfold_dup(msg, &f); break;
+		case F_BCC: env->bcc = unfold_dup(msg, &f); break;
+		case F_IRT: env->in_reply_to = unfold_dup(msg, &f); break;
+		case F_MSGID: env->message_id = unfold_dup(msg, &f); break;
+		default: break;
+		}
+	}
+	part->header_size -= hidden;
+	part->header_lines -= hidden_lines;
+}
+
+/* ---- the scanner ---- */
+
+/* Advance past the line starting at ctx->cur.pos. */
+static void
+advance(struct pctx *ctx)
+{
+	const unsigned char *q = memchr(ctx->d + ctx->cur.pos, '\n', ctx->len - ctx->cur.pos);
+	size_t i;
+
+	if (q == NULL) {
+		ctx->cur.pos = ctx->len;
+		ctx->prev_eol = 0;
+		return;
+	}
+	i = (size_t)(q - ctx->d);
+	ctx->cur.nl++;
+	if (i == 0 || ctx->d[i - 1] != '\r') {
+		ctx->cur.bare++;
+		ctx->prev_eol = 1;
+	} else {
+		ctx->prev_eol = i > ctx->cur.pos ? 2 : 1;
+	}
+	ctx->cur.pos = i + 1;
+}
+
+/* Is the line at ctx->cur.pos a boundary of an open multipart?  Returns its level or -1. */
+static int
+boundary_at(const struct pctx *ctx, bool *close_r)
+{
+	const unsigned char *d = ctx->d;
+	size_t p = ctx->cur.pos, avail = ctx->len - p;
+	int i;
+
+	if (ctx->nbnd == 0 || avail < 3 || d[p] != '-' || d[p + 1] != '-')
+		return -1;
+	for (i = ctx->nbnd - 1; i >= 0; i--) {
+		size_t bl = ctx->bndlen[i], r;
+		bool close = false;
+
+		if (avail - 2 < bl || memcmp(d + p + 2, ctx->bnd[i], bl) != 0)
+			continue;
+		r = p + 2 + bl;
+		if (r + 1 < ctx->len && d[r] == '-' && d[r + 1] == '-') {
+			close = true;
+			r += 2;
+		}
+		/* RFC 2046 5.1.1: only linear white space may follow on the line */
+		while (r < ctx->len && (d[r] == ' ' || d[r] == '\t' || d[r] == '\r'))
+			r++;
+		if (r == ctx->len || d[r] == '\n') {
+			*close_r = close;
+			return i;
+		}
+	}
+	return -1;
+}
+
+/* The end of an entity that stops at the current line: before the previous line end. */
+static struct mark
+end_mark(const struct pctx *ctx, const struct mark *start, const struct stop *st)
+{
+	struct mark m = ctx->cur;
+
+	if (st->level < 0 || m.pos <= start->pos || ctx->prev_eol == 0)
+		return m;
+	m.pos -= ctx->prev_eol;
+	m.nl--;
+	if (ctx->prev_eol == 1)
+		m.bare--;
+	if (m.pos < start->pos)
+		return *start;
+	return m;
+}
+
+/* Scan lines until a boundary of any open multipart or the end of input. */
+static struct stop
+scan_to_boundary(struct pctx *ctx)
+{
+	struct stop st = { -1, false };
+
+	if (ctx->stop || ctx->nbnd == 0) {
+		/* nothing can end this body but the end of input: count in bulk */
+		const unsigned char *d = ctx->d, *p = d + ctx->cur.pos, *e = d + ctx->len, *q;
+
+		while (p < e && (q = memchr(p, '\n', (size_t)(e - p))) != NULL) {
+			ctx->cur.nl++;
+			if (q == d || q[-1] != '\r')
+				ctx->cur.bare++;
+			p = q + 1;
+		}
+		ctx->cur.pos = ctx->len;
+		ctx->prev_eol = 0;
+		return st;
+	}
+	while (ctx->cur.pos < ctx->len) {
+		st.level = boundary_at(ctx, &st.close);
+		if (st.level >= 0)
+			return st;
+		advance(ctx);
+	}
+	st.level = -1;
+	return st;
+}
+
+static struct msg_part *
+new_part(struct pctx *ctx, struct msg_part *parent, unsigned int depth)
+{
+	struct msg *msg = ctx->msg;
+	struct msg_part *p;
+
+	if (msg->nparts >= MSG_MAX_PARTS) {
+		ctx->stop = true;
+		msg->truncated = true;
+		return NULL;
+	}
+	p = msg_alloc(msg, sizeof(*p));
+	p->parent = parent;
+	p->depth = depth;
+	msg->nparts++;
+	return p;
+}
+
+static void
+set_default_type(struct msg_part *part, bool digest)
+{
+	static const struct msg_param charset = { "charset", "us-ascii" };
+
+	part->flags |= MSG_PART_DEFAULT_TYPE;
+	if (digest) {
+		part->type = "message";
+		part->subtype = "rfc822";
+	} else {
+		part->type = "text";
+		part->subtype = "plain";
+		part->params = &charset;
+		part->nparams = 1;
+	}
+}
+
+static void
+append_child(struct msg_part *parent, struct msg_part *child, struct msg_part **lastp)
+{
+	if (*lastp == NULL)
+		parent->children = child;
+	else
+		(*lastp)->next = child;
+	*lastp = child;
+	parent->nchildren++;
+}
+
+static void
+set_body(struct msg_part *part, const struct mark *bs, const struct mark *be)
+{
+	part->body_off = bs->pos;
+	part->body_len = be->pos - bs->pos;
+	part->body_size = part->body_len + (be->bare - bs->bare);
+	part->body_lines = be->nl - bs->nl;
+}
+
+static struct stop parse_entity(struct pctx *ctx, struct msg_part *part, bool is_message,
+				bool digest);
+
+static struct stop
+parse_multipart(struct pctx *ctx, struct msg_part *part, const char *boundary)
+{
+	struct msg_part *last = NULL;
+	struct stop st;
+	int level = ctx->nbnd;
+	bool digest = msg_name_eq(part->subtype, strlen(part->subtype), "digest");
+
+	ctx->bnd[level] = boundary;
+	ctx->bndlen[level] = strlen(boundary);
+	ctx->nbnd++;
+
+	st = scan_to_boundary(ctx);		/* the preamble */
+	while (st.level == level && !st.close) {
+		struct msg_part *child;
+
+		advance(ctx);			/* the delimiter line */
+		child = new_part(ctx, part, part->depth + 1);
+		if (child == NULL) {
+			part->flags |= MSG_PART_TRUNCATED;
+			st = scan_to_boundary(ctx);
+			break;
+		}
+		append_child(part, child, &last);
+		st = parse_entity(ctx, child, false, digest);
+	}
+	ctx->nbnd = level;
+	if (st.level == level) {
+		/* close delimiter: the epilogue runs to an outer boundary or the end */
+		advance(ctx);
+		st = scan_to_boundary(ctx);
+	} else {
+		part->flags |= MSG_PART_NO_FINAL_BOUNDARY;
+	}
+	if (part->nchildren == 0) {
+		/* a multipart needs one body part (RFC 3501 body-type-mpart): make an empty one */
+		struct msg_part *child = msg_alloc(ctx->msg, sizeof(*child));
+
+		child->parent = part;
+		child->depth = part->depth + 1;
+		child->flags = MSG_PART_SYNTHETIC;
+		set_default_type(child, false);
+		child->kind = MSG_PART_LEAF;
+		append_child(part, child, &last);
+	}
+	return st;
+}
+
+static struct stop
+parse_entity(struct pctx *ctx, struct msg_part *part, bool is_message, bool digest)
+{
+	struct mark hs = ctx->cur, bs, be;
+	struct stop st = { -1, false };
+	bool hdr_done = false;
+
+	/* the header: up to an empty line, a boundary or the end */
+	part->header_off = hs.pos;
+	while (ctx->cur.pos < ctx->len) {
+		if (!ctx->stop && (st.level = boundary_at(ctx, &st.close)) >= 0)
+			break;
+		if (is_blank_line(ctx->d, ctx->len, ctx->cur.pos)) {
+			advance(ctx);
+			hdr_done = true;
+			break;
+		}
+		advance(ctx);
+	}
+	if (hdr_done) {
+		bs = ctx->cur;
+	} else {
+		part->flags |= MSG_PART_HEADER_NO_BLANK;
+		bs = end_mark(ctx, &hs, &st);
+	}
+	part->header_len = bs.pos - hs.pos;
+	part->header_size = part->header_len + (bs.bare - hs.bare);
+	part->header_lines = bs.nl - hs.nl;
+
+	set_default_type(part, digest);
+	parse_fields(ctx, part, is_message, part->depth == 0);
+
+	if (!hdr_done) {
+		part->kind = MSG_PART_LEAF;
+		set_body(part, &bs, &bs);
+		if (msg_name_eq(part->type, strlen(part->type), "multipart")) {
+			part->type = "application";
+			part->subtype = "octet-stream";
+			part->flags |= MSG_PART_DEFAULT_TYPE;
+		}
+		return st;
+	}
+
+	if (msg_name_eq(part->type, strlen(part->type), "multipart")) {
+		const char *b = msg_param_get(part->params, part->nparams, "boundary");
+		size_t bl = b == NULL ? 0 : strlen(b);
+
+		if (bl > 0 && bl <= MSG_MAX_BOUNDARY && part->depth < MSG_MAX_DEPTH - 1 &&
+		    ctx->nbnd < MSG_MAX_DEPTH && !ctx->stop) {
+			part->kind = MSG_PART_MULTIPART;
+			st = parse_multipart(ctx, part, b);
+			be = end_mark(ctx, &bs, &st);
+			set_body(part, &bs, &be);
+			return st;
+		}
+		/* unusable multipart: an opaque leaf, typed so that renderers stay grammatical */
+		part->type = "application";
+		part->subtype = "octet-stream";
+		part->flags |= MSG_PART_DEFAULT_TYPE;
+		if (bl > 0 && bl <= MSG_MAX_BOUNDARY)
+			part->flags |= MSG_PART_TRUNCATED;
+	} else if (msg_name_eq(part->type, strlen(part->type), "message") &&
+		   msg_name_eq(part->subtype, strlen(part->subtype), "rfc822") &&
+		   msg_cte_parse(part->encoding) <= MSG_CTE_BINARY &&
+		   part->depth < MSG_MAX_DEPTH - 1 && !ctx->stop) {
+		struct msg_part *child = new_part(ctx, part, part->depth + 1);
+
+		if (child != NULL) {
+			part->kind = MSG_PART_MESSAGE;
+			part->children = child;
+			part->nchildren = 1;
+			st = parse_entity(ctx, child, true, false);
+			be = end_mark(ctx, &bs, &st);
+			set_body(part, &bs, &be);
+			return st;
+		}
+		part->flags |= MSG_PART_TRUNCATED;
+	}
+	part->kind = MSG_PART_LEAF;
+	st = scan_to_boundary(ctx);
+	be = end_mark(ctx, &bs, &st);
+	set_body(part, &bs, &be);
+	return st;
+}
+
+struct msg *
+msg_parse(const unsigned char *data, size_t len, msg_hide_fn *hide, void *hide_ctx)
+{
+	struct msg *msg = xmalloc(sizeof(*msg));
+	struct pctx ctx;
+	struct msg_part *root;
+
+	memset(msg, 0, sizeof(*msg));
+	msg->data = data;
+	msg->len = len;
+	msg->hide = hide;
+	msg->hide_ctx = hide_ctx;
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.msg = msg;
+	ctx.d = data;
+	ctx.len = len;
+	root = msg_alloc(msg, sizeof(*root));
+	msg->nparts = 1;
+	msg->root = root;
+	(void)parse_entity(&ctx, root, true, false);
+	if (ctx.stop)
+		msg->truncated = true;
+	return msg;
+}
+
+void
+msg_free(struct msg **msgp)
+{
+	struct msg *msg = *msgp;
+	struct arena_chunk *c, *n;
+
+	if (msg == NULL)
+		return;
+	for (c = msg->arena; c != NULL; c = n) {
+		n = c->next;
+		free(c);
+	}
+	free(msg);
+	*msgp = NULL;
+}
+
+void
+msg_rebase(struct msg *msg, const unsigned char *data)
+{
+	msg->data = data;
+}
+
+const unsigned char *
+msg_data(const struct msg *msg)
+{
+	return msg->data;
+}
+
+size_t
+msg_data_len(const struct msg *msg)
+{
+	return msg->len;
+}
+
+const struct msg_part *
+msg_root(const struct msg *msg)
+{
+	return msg->root;
+}
+
+size_t
+msg_size(const struct msg *msg)
+{
+	return msg->root->header_size + msg->root->body_size;
+}
+
+unsigned int
+msg_part_count(const struct msg *msg)
+{
+	return msg->nparts;
+}
+
+bool
+msg_truncated(const struct msg *msg)
+{
+	return msg->truncated;
+}
+
+size_t
+msg_visible_size(const unsigned char *p, size_t len)
+{
+	const unsigned char *s = p, *e = p + len, *q;
+	size_t n = len;
+
+	while (s < e && (q = memchr(s, '\n', (size_t)(e - s))) != NULL) {
+		if (q == p || q[-1] != '\r')
+			n++;
+		s = q + 1;
+	}
+	return n;
+}
