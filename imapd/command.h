@@ -59,8 +59,12 @@ void	cmd_capability(struct command *cmd);
 void	cmd_noop(struct command *cmd);
 void	cmd_logout(struct command *cmd);
 void	cmd_id(struct command *cmd);
+/* cmd-enable.c */
+void	cmd_enable(struct command *cmd);
 /* cmd-auth.c */
 void	cmd_login(struct command *cmd);
 void	cmd_authenticate(struct command *cmd);
+/* cmd-tls.c */
+void	cmd_starttls(struct command *cmd);
 
 #endif

@@ -10,10 +10,12 @@
 static const struct command_def commands[] = {
 	{ "AUTHENTICATE",	cmd_authenticate,	STATE_NOT_AUTH,		0 },
 	{ "CAPABILITY",		cmd_capability,		STATE_ANY,		0 },
+	{ "ENABLE",		cmd_enable,		STATE_LOGGED_IN,	0 },
 	{ "ID",			cmd_id,			STATE_ANY,		0 },
 	{ "LOGIN",		cmd_login,		STATE_NOT_AUTH,		0 },
 	{ "LOGOUT",		cmd_logout,		STATE_ANY,		0 },
 	{ "NOOP",		cmd_noop,		STATE_ANY,		0 },
+	{ "STARTTLS",		cmd_starttls,		STATE_NOT_AUTH,		0 },
 };
 
 const struct command_def *

@@ -310,8 +310,9 @@ parse_quoted(struct parser *p)
 
 	/* First pass: find the end and the unescaped length. */
 	for (; i < p->len && p->line[i] != '"'; i++, n++) {
-		if (p->line[i] == '\0') {
-			set_error(p, "NUL in quoted string");
+		if (p->line[i] == '\0' || p->line[i] == '\r' || p->line[i] == '\n') {
+			set_error(p, p->line[i] == '\0' ? "NUL in quoted string" :
+				     "CR or LF in quoted string");
 			return false;
 		}
 		if (p->line[i] == '\\') {

@@ -109,9 +109,15 @@ class Server:
 
     def __init__(self, args=(), env=None, config=None, run_as=None, tmp=None):
         self.sock, child = socket.socketpair()
+        self.conf_dir = None
         cmd = [IMAPD, "-d"]
         if config is not None:
-            path = os.path.join(tmp or tempfile.mkdtemp(), "imapd.conf")
+            # Readable by a server that runs as the throwaway user, too (pytest's own
+            # temp dirs are not), and removed by the factory afterwards.
+            d = tempfile.mkdtemp(prefix="imapd-conf-")
+            os.chmod(d, 0o755)
+            self.conf_dir = d
+            path = os.path.join(d, "imapd.conf")
             with open(path, "w") as f:
                 for k, v in config.items():
                     f.write(f"{k} = {v}\n")
@@ -243,6 +249,8 @@ def server_factory(tmp_path):
         if s.proc.poll() is None:
             s.proc.kill()
             s.proc.wait()
+        if s.conf_dir:
+            shutil.rmtree(s.conf_dir, ignore_errors=True)
 
 
 def user_config(user, **extra):
