@@ -1,0 +1,492 @@
+/*
+ * mbox-journal.c: replacing the tail of an mbox file so that a crash at any instant loses
+ * nothing.
+ *
+ * The new tail C (from offset OFF to the new size S1) is first written completely to a
+ * journal file, synced, and renamed to its final name; only then is the mailbox touched:
+ *   grow the file to S1 if it grows (synced), copy C to OFF, sync, shrink to S1 if it
+ *   shrinks, sync, remove the journal.
+ * The journal holds everything needed to redo the copy, so the next open can always finish
+ * it.  What it must find out is which bytes beyond our region someone else added after a
+ * crash (an MDA that broke our stale dotlock and delivered), so that they are kept:
+ *   - shrinking (S1 < S0): bytes [S1, S0) are never written by the copy; while they still
+ *     match the checksum of the old ones the file was not yet shrunk, and new mail, if any,
+ *     starts at S0; otherwise the change was complete and anything after S1 is new mail.
+ *   - growing (S1 >= S0): until the file is S1 long nothing was copied and the change is
+ *     simply dropped (not done); once it is, new mail starts at S1.
+ * New mail found so is carried along by writing a new journal whose tail is C plus that
+ * mail, which replaces the old one atomically.
+ */
+#include "mbox/mbox-private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define JOURNAL_MAGIC	"IMAPDJ01"
+#define JOURNAL_CHUNK	(1024 * 1024)
+
+struct jhdr {
+	char magic[8];
+	uint64_t off, s0, s1, dev, ino;
+	uint32_t crc_new;	/* of C */
+	uint32_t crc_old;	/* of the old bytes [s1, s0) when shrinking */
+	uint32_t hcrc;		/* of the fields above */
+	uint32_t pad;
+};
+
+void
+mbox_crash_point(struct mbox *mb)
+{
+	if (mb->crash_after > 0 && ++mb->crash_count >= mb->crash_after)
+		_exit(99);
+}
+
+static int
+journal_path(const struct mbox *mb, char *buf, size_t size, int tmp)
+{
+	int n = snprintf(buf, size, "%s/.imapd-journal-%llx-%llx%s", mb->journal_dir,
+	    (unsigned long long)mb->dev, (unsigned long long)mb->ino, tmp ? ".tmp" : "");
+
+	return n > 0 && (size_t)n < size ? 0 : -1;
+}
+
+static int
+sys_err(struct mbox *mb, const char *what, const char *path)
+{
+	int e = errno != 0 ? errno : EIO;
+
+	mbox_set_error(&mb->err, e, "%s %s: %s", what, path, strerror(e));
+	return -1;
+}
+
+static int
+write_all(struct mbox *mb, int fd, const unsigned char *p, size_t n, const char *path)
+{
+	while (n > 0) {
+		ssize_t w;
+
+		mbox_crash_point(mb);
+		w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return sys_err(mb, "write", path);
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int
+pwrite_all(struct mbox *mb, int fd, const unsigned char *p, size_t n, uint64_t off,
+    const char *path)
+{
+	while (n > 0) {
+		ssize_t w;
+
+		mbox_crash_point(mb);
+		w = pwrite(fd, p, n, (off_t)off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return sys_err(mb, "write", path);
+		p += w;
+		n -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return 0;
+}
+
+static int
+pread_all(int fd, unsigned char *p, size_t n, uint64_t off)
+{
+	while (n > 0) {
+		ssize_t r = pread(fd, p, n, (off_t)off);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0) {
+			errno = EIO;
+			return -1;
+		}
+		p += r;
+		n -= (size_t)r;
+		off += (uint64_t)r;
+	}
+	return 0;
+}
+
+static int
+do_fsync(struct mbox *mb, int fd, const char *path)
+{
+	mbox_crash_point(mb);
+	if (fsync(fd) < 0)
+		return sys_err(mb, "fsync", path);
+	return 0;
+}
+
+static int
+fsync_dir(struct mbox *mb)
+{
+	int fd = open(mb->journal_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int r;
+
+	if (fd < 0)
+		return sys_err(mb, "open", mb->journal_dir);
+	r = do_fsync(mb, fd, mb->journal_dir);
+	(void)close(fd);
+	return r;
+}
+
+/* crc32 of file bytes [a, b) */
+static int
+crc_range(int fd, uint64_t a, uint64_t b, unsigned char *buf, uint32_t *crc_r)
+{
+	uLong crc = crc32(0, NULL, 0);
+
+	while (a < b) {
+		size_t n = b - a < JOURNAL_CHUNK ? (size_t)(b - a) : JOURNAL_CHUNK;
+
+		if (pread_all(fd, buf, n, a) < 0)
+			return -1;
+		crc = crc32(crc, buf, (uInt)n);
+		a += n;
+	}
+	*crc_r = (uint32_t)crc;
+	return 0;
+}
+
+static uint32_t
+hdr_crc(const struct jhdr *h)
+{
+	return (uint32_t)crc32(0, (const unsigned char *)h, offsetof(struct jhdr, hcrc));
+}
+
+/*
+ * Write a complete journal for replacing [off, s0) with the generated tail; on success
+ * *jfd_r is the open journal (read-write) and *h its header.
+ */
+static int
+journal_write(struct mbox *mb, uint64_t off, uint64_t s0, mbox_tail_gen_fn *gen, void *ctx,
+    int *jfd_r, struct jhdr *h)
+{
+	char tmp[4096], fin[4096];
+	struct wbuf b = { 0 };
+	uLong crc = crc32(0, NULL, 0);
+	uint64_t len = 0;
+	unsigned char *buf = NULL;
+	int fd = -1, r;
+
+	*jfd_r = -1;
+	if (mb->journal_dir == NULL || journal_path(mb, tmp, sizeof(tmp), 1) < 0 ||
+	    journal_path(mb, fin, sizeof(fin), 0) < 0) {
+		mbox_set_error(&mb->err, EINVAL, "no usable journal directory");
+		return -1;
+	}
+	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return sys_err(mb, "create", tmp);
+	memset(h, 0, sizeof(*h));
+	if (write_all(mb, fd, (const unsigned char *)h, sizeof(*h), tmp) < 0)
+		goto fail;
+	for (;;) {
+		r = gen(ctx, &b);
+		if (r < 0) {
+			if (mb->err.code == 0)
+				mbox_set_error(&mb->err, ENOMEM, "out of memory");
+			goto fail;
+		}
+		if (b.n >= JOURNAL_CHUNK || (r == 0 && b.n > 0)) {
+			crc = crc32(crc, b.p, (uInt)b.n);
+			len += b.n;
+			if (write_all(mb, fd, b.p, b.n, tmp) < 0)
+				goto fail;
+			b.n = 0;
+		}
+		if (r == 0)
+			break;
+	}
+	memcpy(h->magic, JOURNAL_MAGIC, 8);
+	h->off = off;
+	h->s0 = s0;
+	h->s1 = off + len;
+	h->dev = (uint64_t)mb->dev;
+	h->ino = (uint64_t)mb->ino;
+	h->crc_new = (uint32_t)crc;
+	if (h->s1 < s0) {
+		buf = malloc(JOURNAL_CHUNK);
+		if (buf == NULL || crc_range(mb->fd, h->s1, s0, buf, &h->crc_old) < 0) {
+			sys_err(mb, "read", mb->path);
+			goto fail;
+		}
+	}
+	h->hcrc = hdr_crc(h);
+	if (pwrite_all(mb, fd, (const unsigned char *)h, sizeof(*h), 0, tmp) < 0 ||
+	    do_fsync(mb, fd, tmp) < 0)
+		goto fail;
+	mbox_crash_point(mb);
+	if (rename(tmp, fin) < 0) {
+		sys_err(mb, "rename", tmp);
+		goto fail;
+	}
+	if (fsync_dir(mb) < 0)
+		goto fail_final;
+	free(b.p);
+	free(buf);
+	*jfd_r = fd;
+	return 0;
+fail_final:
+	(void)unlink(fin);
+	goto out;
+fail:
+	(void)unlink(tmp);
+out:
+	free(b.p);
+	free(buf);
+	(void)close(fd);
+	return -1;
+}
+
+/* Carry out a journal that is on disk. */
+static int
+journal_play(struct mbox *mb, int jfd, const struct jhdr *h)
+{
+	char fin[4096];
+	unsigned char *buf = malloc(JOURNAL_CHUNK);
+	uint64_t done = 0, len = h->s1 - h->off;
+	int ret = -1;
+
+	if (buf == NULL) {
+		mbox_set_error(&mb->err, ENOMEM, "out of memory");
+		return -1;
+	}
+	if (journal_path(mb, fin, sizeof(fin), 0) < 0)
+		goto out;
+	if (h->s1 > h->s0) {
+		mbox_crash_point(mb);
+		if (ftruncate(mb->fd, (off_t)h->s1) < 0) {
+			sys_err(mb, "extend", mb->path);
+			goto out;
+		}
+		if (do_fsync(mb, mb->fd, mb->path) < 0)
+			goto out;
+	}
+	while (done < len) {
+		size_t n = len - done < JOURNAL_CHUNK ? (size_t)(len - done) : JOURNAL_CHUNK;
+
+		if (pread_all(jfd, buf, n, sizeof(*h) + done) < 0) {
+			sys_err(mb, "read", fin);
+			goto out;
+		}
+		if (pwrite_all(mb, mb->fd, buf, n, h->off + done, mb->path) < 0)
+			goto out;
+		done += n;
+	}
+	if (do_fsync(mb, mb->fd, mb->path) < 0)
+		goto out;
+	if (h->s1 < h->s0) {
+		mbox_crash_point(mb);
+		if (ftruncate(mb->fd, (off_t)h->s1) < 0) {
+			sys_err(mb, "truncate", mb->path);
+			goto out;
+		}
+		if (do_fsync(mb, mb->fd, mb->path) < 0)
+			goto out;
+	}
+	mbox_crash_point(mb);
+	if (unlink(fin) < 0) {
+		sys_err(mb, "unlink", fin);
+		goto out;
+	}
+	if (fsync_dir(mb) < 0)
+		goto out;
+	ret = 0;
+out:
+	free(buf);
+	return ret;
+}
+
+int
+mbox_tail_replace(struct mbox *mb, uint64_t off, mbox_tail_gen_fn *gen, void *ctx)
+{
+	struct jhdr h;
+	int jfd, r;
+
+	if (journal_write(mb, off, mb->size, gen, ctx, &jfd, &h) < 0)
+		return -1;
+	r = journal_play(mb, jfd, &h);
+	(void)close(jfd);
+	if (r < 0)
+		return -1;
+	return mbox_remap(mb);
+}
+
+/* Recovery generator: the old journal's tail, then the file's [from, to). */
+struct recgen {
+	struct mbox *mb;
+	int jfd;
+	uint64_t jpos, jend;	/* in the journal */
+	uint64_t fpos, fend;	/* in the mailbox */
+};
+
+static int
+rec_gen(void *ctx, struct wbuf *b)
+{
+	struct recgen *g = ctx;
+	unsigned char *buf;
+	size_t n;
+	int fd;
+	uint64_t *pos;
+
+	if (g->jpos < g->jend) {
+		fd = g->jfd;
+		pos = &g->jpos;
+		n = g->jend - g->jpos < JOURNAL_CHUNK ? (size_t)(g->jend - g->jpos) : JOURNAL_CHUNK;
+	} else if (g->fpos < g->fend) {
+		fd = g->mb->fd;
+		pos = &g->fpos;
+		n = g->fend - g->fpos < JOURNAL_CHUNK ? (size_t)(g->fend - g->fpos) : JOURNAL_CHUNK;
+	} else {
+		return 0;
+	}
+	if (wbuf_reserve(b, n) < 0)
+		return -1;
+	buf = b->p + b->n;
+	if (pread_all(fd, buf, n, *pos) < 0) {
+		sys_err(g->mb, "read", "journal or mailbox");
+		return -1;
+	}
+	b->n += n;
+	*pos += n;
+	return 1;
+}
+
+/* Growing change: were the bytes [s0, s1) written by us (zeros of the extension or bytes
+ * of C)?  Then the file had been extended. */
+static int
+extension_done(struct mbox *mb, int jfd, const struct jhdr *h, uint64_t fsize)
+{
+	unsigned char *a, *c;
+	uint64_t pos = h->s0;
+	int ok = 1;
+
+	if (fsize < h->s1)
+		return 0;
+	if (h->s1 == h->s0)
+		return 1;
+	a = malloc(JOURNAL_CHUNK);
+	c = malloc(JOURNAL_CHUNK);
+	if (a == NULL || c == NULL) {
+		free(a);
+		free(c);
+		return -1;
+	}
+	while (ok && pos < h->s1) {
+		size_t n = h->s1 - pos < JOURNAL_CHUNK ? (size_t)(h->s1 - pos) : JOURNAL_CHUNK, i;
+
+		if (pread_all(mb->fd, a, n, pos) < 0 ||
+		    pread_all(jfd, c, n, sizeof(*h) + (pos - h->off)) < 0) {
+			ok = -1;
+			break;
+		}
+		for (i = 0; i < n; i++)
+			if (a[i] != 0 && a[i] != c[i]) {
+				ok = 0;
+				break;
+			}
+		pos += n;
+	}
+	free(a);
+	free(c);
+	return ok;
+}
+
+int
+mbox_journal_recover(struct mbox *mb)
+{
+	char fin[4096], tmp[4096];
+	struct stat st;
+	struct jhdr h;
+	unsigned char *buf = NULL;
+	uint64_t fsize, app;
+	uint32_t crc;
+	int jfd, ret = -1, r;
+
+	if (mb->journal_dir == NULL || mb->fd < 0)
+		return 0;
+	if (fstat(mb->fd, &st) < 0)
+		return sys_err(mb, "fstat", mb->path);
+	mb->dev = st.st_dev;
+	mb->ino = st.st_ino;
+	fsize = (uint64_t)st.st_size;
+	if (journal_path(mb, fin, sizeof(fin), 0) < 0 || journal_path(mb, tmp, sizeof(tmp), 1) < 0)
+		return 0;
+	(void)unlink(tmp);	/* never renamed: the change had not started */
+	jfd = open(fin, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (jfd < 0)
+		return errno == ENOENT ? 0 : sys_err(mb, "open", fin);
+	buf = malloc(JOURNAL_CHUNK);
+	if (buf == NULL) {
+		mbox_set_error(&mb->err, ENOMEM, "out of memory");
+		goto out;
+	}
+	if (pread_all(jfd, (unsigned char *)&h, sizeof(h), 0) < 0 ||
+	    memcmp(h.magic, JOURNAL_MAGIC, 8) != 0 || h.hcrc != hdr_crc(&h) ||
+	    h.dev != (uint64_t)mb->dev || h.ino != (uint64_t)mb->ino || h.s1 < h.off ||
+	    crc_range(jfd, sizeof(h), sizeof(h) + (h.s1 - h.off), buf, &crc) < 0 ||
+	    crc != h.crc_new) {
+		/* Not a complete journal of ours (it is only renamed into place when complete):
+		 * nothing of it reached the mailbox. */
+		(void)unlink(fin);
+		ret = 0;
+		goto out;
+	}
+	if (h.s1 < h.s0) {
+		if (fsize >= h.s0 && crc_range(mb->fd, h.s1, h.s0, buf, &crc) == 0 &&
+		    crc == h.crc_old)
+			app = h.s0;		/* not shrunk yet */
+		else
+			app = fsize >= h.s1 ? UINT64_MAX : 0;	/* done */
+	} else {
+		r = extension_done(mb, jfd, &h, fsize);
+		if (r < 0) {
+			sys_err(mb, "read", mb->path);
+			goto out;
+		}
+		app = r ? h.s1 : 0;	/* 0: never started, drop it */
+	}
+	if (app == 0 || app == UINT64_MAX) {
+		mbox_crash_point(mb);
+		if (unlink(fin) < 0) {
+			sys_err(mb, "unlink", fin);
+			goto out;
+		}
+		ret = fsync_dir(mb);
+		goto out;
+	}
+	if (fsize > app) {
+		/* Mail delivered after the crash: redo with C followed by that mail. */
+		struct recgen g = { mb, jfd, sizeof(h), sizeof(h) + (h.s1 - h.off), app, fsize };
+		struct jhdr h2;
+		int jfd2;
+
+		if (journal_write(mb, h.off, fsize, rec_gen, &g, &jfd2, &h2) < 0)
+			goto out;
+		(void)close(jfd);
+		jfd = jfd2;
+		h = h2;
+	}
+	ret = journal_play(mb, jfd, &h);
+out:
+	free(buf);
+	(void)close(jfd);
+	return ret;
+}

@@ -1,0 +1,501 @@
+/* mbox-open.c: open, map, accessors, keywords. */
+#include "mbox/mbox-private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define TAIL_CRC_LEN 256
+
+uint32_t
+mbox_tail_crc(const unsigned char *map, uint64_t size)
+{
+	uint64_t n = size < TAIL_CRC_LEN ? size : TAIL_CRC_LEN;
+
+	if (n == 0)
+		return 0;
+	return (uint32_t)crc32(0, map + size - n, (unsigned)n);
+}
+
+int
+mbox_remap(struct mbox *mb)
+{
+	struct stat st;
+
+	if (mb->map != NULL)
+		munmap((void *)(uintptr_t)mb->map, (size_t)mb->size);
+	mb->map = NULL;
+	mb->size = 0;
+	if (mb->fd < 0)
+		return 0;
+	if (fstat(mb->fd, &st) < 0) {
+		mbox_set_error(&mb->err, errno, "fstat %s: %s", mb->path, strerror(errno));
+		return -1;
+	}
+	mb->dev = st.st_dev;
+	mb->ino = st.st_ino;
+	mb->mtime_sec = st.st_mtim.tv_sec;
+	mb->mtime_nsec = st.st_mtim.tv_nsec;
+	if (st.st_size > 0) {
+		void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, mb->fd, 0);
+
+		if (p == MAP_FAILED) {
+			mbox_set_error(&mb->err, errno, "mmap %s: %s", mb->path, strerror(errno));
+			return -1;
+		}
+		(void)madvise(p, (size_t)st.st_size, MADV_SEQUENTIAL);
+		mb->map = p;
+		mb->size = (uint64_t)st.st_size;
+	}
+	mb->tail_crc = mbox_tail_crc(mb->map, mb->size);
+	return 0;
+}
+
+int
+mbox_lock(struct mbox *mb, struct mbox_lock *lk, int write)
+{
+	if (mb->fd < 0) {
+		lk->fd = -1;
+		lk->fcntl_held = lk->dot_held = 0;
+		lk->dotpath = NULL;
+		return 0;
+	}
+	return mbox_lock_acquire(lk, mb->fd, mb->path, write, MBOX_LOCK_TIMEOUT_MS, &mb->err);
+}
+
+void
+mbox_unlock(struct mbox *mb, struct mbox_lock *lk)
+{
+	struct mbox_error e;
+
+	/* A dotlock we cannot remove is worth no more than an error text: the data is safe. */
+	(void)mbox_lock_release(lk, &e);
+	(void)mb;
+}
+
+static int
+valid_keyword(const unsigned char *p, size_t n)
+{
+	size_t i;
+
+	if (n == 0 || n > MBOX_KEYWORD_MAX_LEN || p[0] == '\\')
+		return 0;
+	for (i = 0; i < n; i++) {
+		unsigned char c = p[i];
+
+		if (c <= ' ' || c >= 0x7f || c == '(' || c == ')' || c == '{' || c == '%' ||
+		    c == '*' || c == '"' || c == '\\' || c == ']')
+			return 0;
+	}
+	return 1;
+}
+
+int
+mbox_keyword_lookup(struct mbox *mb, const char *name, size_t len, int create)
+{
+	unsigned i;
+	char *s;
+
+	for (i = 0; i < mb->n_kw; i++)
+		if (strlen(mb->kw[i]) == len && strncasecmp(mb->kw[i], name, len) == 0)
+			return (int)i;
+	if (!create || mb->n_kw >= MBOX_MAX_KEYWORDS ||
+	    !valid_keyword((const unsigned char *)name, len))
+		return -1;
+	s = strndup(name, len);
+	if (s == NULL)
+		return -1;
+	mb->kw[mb->n_kw] = s;
+	mb->base_dirty = 1;
+	return (int)mb->n_kw++;
+}
+
+/* UIDVALIDITY for a mailbox without one: the time, as UW and Dovecot use (RFC 3501
+ * 2.3.1.1 wants a new value greater than any earlier one). */
+static uint32_t
+new_uidvalidity(void)
+{
+	time_t t = time(NULL);
+
+	return t > 0 ? (uint32_t)t : 1;
+}
+
+/* Set UID state from a fresh full parse (in mb->m, mb->base). */
+static void
+setup_uids(struct mbox *mb)
+{
+	uint32_t next;
+
+	if (mb->base.found) {
+		mb->uidvalidity = mb->base.uidvalidity;
+		next = mb->base.last_uid + 1;
+		mb->base_dirty = 0;
+	} else {
+		mb->uidvalidity = new_uidvalidity();
+		next = 1;
+		mb->base_dirty = 1;
+	}
+	mbox_assign_uids(&mb->m, 0, 0, mb->base.found ? mb->base.last_uid : 0, mb->base.found,
+	    &next);
+	if (next == 0)	/* wrapped: cannot keep UIDs */
+		next = UINT32_MAX;
+	mb->next_uid = next;
+}
+
+static void
+mark_recent(struct mbox *mb, uint32_t from)
+{
+	uint32_t i;
+
+	for (i = from; i < mb->m.n; i++) {
+		struct mbox_msg *m = &mb->m.v[i];
+
+		if (!(m->state & MSG_STATUS_O)) {
+			m->flags |= MBOX_RECENT;
+			mb->recent++;
+		}
+	}
+}
+
+/* Anything in memory that the file does not hold yet? */
+static int
+needs_write(const struct mbox *mb)
+{
+	uint32_t i;
+
+	if (mb->base_dirty || (mb->m.n > 0 && mb->base.last_uid + 1 != mb->next_uid))
+		return 1;
+	for (i = 0; i < mb->m.n; i++) {
+		const struct mbox_msg *m = &mb->m.v[i];
+
+		if (!(m->state & MSG_UID_STORED) || !(m->state & MSG_STATUS_O) ||
+		    (m->state & MSG_DIRTY))
+			return 1;
+	}
+	return 0;
+}
+
+int
+mbox_open(const char *path, const char *journal_dir, unsigned flags, struct mbox **mb_r,
+    struct mbox_error *err_r)
+{
+	struct mbox *mb;
+	struct mbox_lock lk = MBOX_LOCK_INIT;
+	int rw = (flags & MBOX_OPEN_RW) != 0, oflags;
+
+	*mb_r = NULL;
+	if (rw && journal_dir == NULL) {
+		mbox_set_error(err_r, EINVAL, "a read-write mailbox needs a journal directory");
+		return -1;
+	}
+	mb = calloc(1, sizeof(*mb));
+	if (mb == NULL) {
+		mbox_set_error(err_r, ENOMEM, "out of memory");
+		return -1;
+	}
+	mb->fd = -1;
+	mb->rw = rw;
+	mb->open_flags = flags;
+	mb->tz_cache_key = INT64_MIN;
+	{
+		const char *c = getenv("IMAPD_MBOX_CRASH_AFTER");
+
+		mb->crash_after = c != NULL ? strtol(c, NULL, 10) : 0;
+	}
+	mb->path = strdup(path);
+	mb->journal_dir = journal_dir != NULL ? strdup(journal_dir) : NULL;
+	if (mb->path == NULL || (journal_dir != NULL && mb->journal_dir == NULL)) {
+		mbox_set_error(err_r, ENOMEM, "out of memory");
+		goto fail;
+	}
+	oflags = (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW;
+	mb->fd = open(path, oflags);
+	if (mb->fd < 0 && errno == ENOENT && rw && (flags & MBOX_OPEN_CREATE))
+		mb->fd = open(path, oflags | O_CREAT | O_EXCL, 0600);
+	if (mb->fd < 0) {
+		if (errno == ENOENT && (flags & (MBOX_OPEN_MISSING_OK | MBOX_OPEN_CREATE))) {
+			mb->uidvalidity = new_uidvalidity();
+			mb->next_uid = 1;
+			*mb_r = mb;
+			return 0;
+		}
+		mbox_set_error(err_r, errno, "open %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	{
+		struct stat st;
+
+		if (fstat(mb->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+			mbox_set_error(err_r, EINVAL, "%s: not a regular file", path);
+			goto fail;
+		}
+	}
+	if (mbox_lock(mb, &lk, rw) < 0) {
+		*err_r = mb->err;
+		goto fail;
+	}
+	if (rw && mbox_journal_recover(mb) < 0)
+		goto fail_locked;
+	if (mbox_remap(mb) < 0 || mbox_scan(mb, 0, &mb->m, &mb->base) < 0)
+		goto fail_locked;
+	setup_uids(mb);
+	mark_recent(mb, 0);
+	if (rw && needs_write(mb) && mbox_write_locked(mb) < 0)
+		goto fail_locked;
+	mbox_unlock(mb, &lk);
+	*mb_r = mb;
+	return 0;
+fail_locked:
+	*err_r = mb->err;
+	mbox_unlock(mb, &lk);
+fail:
+	mbox_free(&mb);
+	return -1;
+}
+
+void
+mbox_free(struct mbox **mbp)
+{
+	struct mbox *mb = *mbp;
+	unsigned i;
+
+	if (mb == NULL)
+		return;
+	if (mb->map != NULL)
+		munmap((void *)(uintptr_t)mb->map, (size_t)mb->size);
+	if (mb->fd >= 0)
+		(void)close(mb->fd);	/* read-side only: every write was fsynced */
+	for (i = 0; i < mb->n_kw; i++)
+		free(mb->kw[i]);
+	free(mb->m.v);
+	mbox_sync_result_clear(&mb->pend);
+	free(mb->path);
+	free(mb->journal_dir);
+	free(mb);
+	*mbp = NULL;
+}
+
+const struct mbox_error *
+mbox_error(const struct mbox *mb)
+{
+	return &mb->err;
+}
+
+uint32_t
+mbox_count(const struct mbox *mb)
+{
+	return mb->m.n;
+}
+
+uint32_t
+mbox_uidvalidity(const struct mbox *mb)
+{
+	return mb->uidvalidity;
+}
+
+uint32_t
+mbox_uidnext(const struct mbox *mb)
+{
+	return mb->next_uid;
+}
+
+uint32_t
+mbox_recent_count(const struct mbox *mb)
+{
+	return mb->recent;
+}
+
+int
+mbox_is_readonly(const struct mbox *mb)
+{
+	return !mb->rw;
+}
+
+unsigned
+mbox_keyword_count(const struct mbox *mb)
+{
+	return mb->n_kw;
+}
+
+const char *
+mbox_keyword_name(const struct mbox *mb, unsigned idx)
+{
+	return idx < mb->n_kw ? mb->kw[idx] : NULL;
+}
+
+uint32_t
+mbox_msg_uid(const struct mbox *mb, uint32_t i)
+{
+	return mb->m.v[i].uid;
+}
+
+unsigned
+mbox_msg_flags(const struct mbox *mb, uint32_t i)
+{
+	return mb->m.v[i].flags;
+}
+
+uint64_t
+mbox_msg_keywords(const struct mbox *mb, uint32_t i)
+{
+	return mb->m.v[i].keywords;
+}
+
+time_t
+mbox_msg_date(const struct mbox *mb, uint32_t i, int *tz_min_r)
+{
+	if (tz_min_r != NULL)
+		*tz_min_r = mb->m.v[i].tz_min;
+	return (time_t)mb->m.v[i].date;
+}
+
+uint64_t
+mbox_msg_header_size(const struct mbox *mb, uint32_t i)
+{
+	return mb->m.v[i].hdr_vsize;
+}
+
+uint64_t
+mbox_msg_body_size(const struct mbox *mb, uint32_t i)
+{
+	const struct mbox_msg *m = &mb->m.v[i];
+
+	return m->end - m->body_off + m->body_bare_lf;
+}
+
+uint64_t
+mbox_msg_size(const struct mbox *mb, uint32_t i)
+{
+	return mbox_msg_header_size(mb, i) + mbox_msg_body_size(mb, i);
+}
+
+int64_t
+mbox_uid_index(const struct mbox *mb, uint32_t uid)
+{
+	uint32_t lo = 0, hi = mb->m.n;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (mb->m.v[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < mb->m.n && mb->m.v[lo].uid == uid ? (int64_t)lo : -1;
+}
+
+int
+mbox_header_next(const struct mbox *mb, uint32_t i, uint64_t *pos, const unsigned char **p_r,
+    size_t *len_r)
+{
+	const struct mbox_msg *m = &mb->m.v[i];
+	uint64_t p = *pos == 0 ? m->from_off + m->from_len : *pos, start = 0, stop = 0;
+	struct hdr_line l;
+	int have = 0;
+
+	if (*pos == UINT64_MAX)
+		return 0;
+	while (p < m->body_off && mbox_hdr_next(mb->map, &p, m->body_off, &l)) {
+		int hidden = !l.empty && l.name_len > 0 &&
+		    mbox_meta_kind(mb->map + l.off, l.name_len) != 0;
+
+		if (hidden) {
+			if (have) {
+				*pos = p;
+				break;
+			}
+			continue;
+		}
+		if (!have) {
+			start = l.off;
+			have = 1;
+		}
+		stop = l.off + l.len;
+		*pos = p;
+	}
+	if (!have) {
+		*pos = UINT64_MAX;
+		return 0;
+	}
+	if (*pos >= m->body_off)
+		*pos = UINT64_MAX;
+	*p_r = mb->map + start;
+	*len_r = (size_t)(stop - start);
+	return 1;
+}
+
+void
+mbox_msg_body(const struct mbox *mb, uint32_t i, const unsigned char **p_r, size_t *len_r)
+{
+	const struct mbox_msg *m = &mb->m.v[i];
+
+	*p_r = mb->map + m->body_off;
+	*len_r = (size_t)(m->end - m->body_off);
+}
+
+long
+mbox_msg_pread(struct mbox *mb, uint32_t i, uint64_t off, unsigned char *buf, size_t len)
+{
+	const struct mbox_msg *m = &mb->m.v[i];
+	uint64_t blen = m->end - m->body_off;
+	ssize_t r;
+
+	if (off >= blen)
+		return 0;
+	if (len > blen - off)
+		len = (size_t)(blen - off);
+	if (len > LONG_MAX)
+		len = LONG_MAX;
+	r = pread(mb->fd, buf, len, (off_t)(m->body_off + off));
+	if (r < 0) {
+		mbox_set_error(&mb->err, errno, "read %s: %s", mb->path, strerror(errno));
+		return -1;
+	}
+	if (r == 0) {
+		mbox_set_error(&mb->err, MBOX_ECHANGED, "%s shrank", mb->path);
+		return -1;
+	}
+	return (long)r;
+}
+
+void
+mbox_msg_set_flags(struct mbox *mb, uint32_t i, unsigned flags, uint64_t keywords)
+{
+	struct mbox_msg *m = &mb->m.v[i];
+
+	if (m->state & MSG_GONE)
+		return;
+	flags = (flags & MBOX_FLAGS_STORED) | (m->flags & MBOX_RECENT);
+	keywords &= mb->n_kw >= 64 ? UINT64_MAX : (1ULL << mb->n_kw) - 1;
+	m->flags = (uint8_t)flags;
+	m->keywords = keywords;
+	if ((flags & MBOX_FLAGS_STORED) != m->disk_flags || keywords != m->disk_keywords)
+		m->state |= MSG_DIRTY;
+	else
+		m->state &= (uint8_t)~MSG_DIRTY;
+}
+
+int
+mbox_fd(const struct mbox *mb)
+{
+	return mb->fd;
+}
+
+const char *
+mbox_path(const struct mbox *mb)
+{
+	return mb->path;
+}
+
+int
+mbox_keyword_add(struct mbox *mb, const unsigned char *name, size_t len)
+{
+	return mbox_keyword_lookup(mb, (const char *)name, len, 1);
+}

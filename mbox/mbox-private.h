@@ -1,0 +1,182 @@
+/*
+ * mbox-private.h: what the mbox-*.c files share; not for use outside mbox/.
+ */
+#ifndef MBOX_MBOX_PRIVATE_H
+#define MBOX_MBOX_PRIVATE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "mbox/mbox.h"
+#include "mbox/mbox-lock.h"
+
+/* Message state bits. */
+#define MSG_UID_STORED	0x01u	/* the file holds this UID in a valid X-UID header */
+#define MSG_STATUS_O	0x02u	/* the file has "O" in Status */
+#define MSG_DIRTY	0x04u	/* flags/keywords differ from the file */
+#define MSG_NO_BLANK	0x08u	/* header not ended by an empty line */
+#define MSG_GONE	0x10u	/* removed from the file by another process; kept (with no
+				 * content) until mbox_sync() reports it, so that indices the
+				 * caller holds stay valid across write calls */
+
+/*
+ * Per message: 96 bytes.  Offsets are absolute in the file.  The header is
+ * [from_off + from_len, body_off), the body [body_off, end); the separator line after end
+ * is not part of the message.
+ */
+struct mbox_msg {
+	uint64_t from_off;
+	uint64_t body_off;
+	uint64_t end;
+	int64_t date;		/* UTC */
+	uint64_t keywords;	/* current (bit i = keyword i) */
+	uint64_t disk_keywords;	/* as in the file */
+	uint64_t hdr_vsize;	/* visible header size, CRLF counted */
+	uint64_t body_bare_lf;	/* bare LFs in the body: visible body = end - body_off + this */
+	uint32_t uid;
+	uint32_t fp;		/* fingerprint (From_ line, header length) to match unstored UIDs */
+	uint16_t from_len;	/* From_ line with its LF */
+	int16_t tz_min;
+	uint8_t flags;		/* MBOX_* current, including MBOX_RECENT */
+	uint8_t disk_flags;	/* stored flags as in the file */
+	uint8_t state;		/* MSG_* */
+	uint8_t x_uid_ok;	/* parse only: X-UID header present and numeric */
+	uint32_t x_uid;		/* parse only: its value */
+};
+
+struct msgvec {
+	struct mbox_msg *v;
+	uint32_t n, cap;
+};
+
+/* Base metadata found in the first message (X-IMAPbase) or the pseudo message (X-IMAP). */
+struct mbox_base {
+	int found;		/* a valid header was found */
+	int pseudo;		/* the first message is UW's pseudo message */
+	uint32_t uidvalidity;
+	uint32_t last_uid;
+	uint64_t pseudo_end;	/* pseudo message: offset of the next message (or EOF) */
+};
+
+struct mbox {
+	char *path;
+	char *journal_dir;
+	int fd;			/* -1 when the file does not exist */
+	int rw;
+	unsigned open_flags;
+	const unsigned char *map;
+	uint64_t size;		/* bytes mapped = file size at last sync */
+	dev_t dev;
+	ino_t ino;
+	int64_t mtime_sec;
+	long mtime_nsec;
+	uint32_t tail_crc;	/* crc32 of the last bytes before size, to check appends */
+
+	struct msgvec m;
+	struct mbox_base base;	/* as parsed from the file */
+	uint32_t uidvalidity;	/* in use (may not be in the file yet) */
+	uint32_t next_uid;
+	uint32_t recent;
+	int base_dirty;		/* uidvalidity/last uid/keywords not in the file yet */
+
+	char *kw[MBOX_MAX_KEYWORDS];
+	unsigned n_kw;
+
+	/* one-entry cache for local time conversion of From_ dates */
+	int64_t tz_cache_key;
+	long tz_cache_off;
+
+	/* what internal reloads (inside write calls) found, for the next mbox_sync() */
+	struct mbox_sync_result pend;
+
+	/* test hook (see mbox_crash_point) */
+	long crash_after;
+	long crash_count;
+
+	struct mbox_error err;
+};
+
+/* mbox-parse.c */
+int mbox_parse_from_line(const unsigned char *p, size_t len, int64_t *t_r, int *tz_r,
+    int64_t *cache_key, long *cache_off);
+/* Nonzero if p[0..len) (one line without its LF) starts a message at a file start or
+ * after an empty line. */
+int mbox_is_from_line(const unsigned char *p, size_t len);
+/* Parse messages from offset start (a From_ line or EOF) to mb->size, appending to out.
+ * With start == 0 also fills *base and drops the pseudo message.  Returns 0 or -1. */
+int mbox_scan(struct mbox *mb, uint64_t start, struct msgvec *out, struct mbox_base *base);
+/* Re-read the header of a message whose from_off, from_len and end are known (same
+ * results as mbox_scan for it, body_bare_lf untouched).  Returns 1 for the pseudo
+ * message, 0, or -1 if there is no From_ line there any more. */
+int mbox_reparse_header(struct mbox *mb, struct mbox_msg *m, int first,
+    struct mbox_base *base);
+/* Assign UIDs to out->v[from..] given the UID before them; following X-UID where it is
+ * valid (ascending, <= last_uid of base), else from *next_uid on. */
+void mbox_assign_uids(struct msgvec *out, uint32_t from, uint32_t prev_uid,
+    uint32_t last_uid, int base_ok, uint32_t *next_uid);
+uint64_t mbox_count_bare_lf(const unsigned char *p, size_t n);
+int msgvec_push(struct msgvec *v, const struct mbox_msg *m);
+
+/* Header lines: iterate [p, end); returns 0 at the end of the header (the empty line is
+ * given once with *empty_r = 1) or of the range. */
+struct hdr_line {
+	uint64_t off;		/* start of the field (first line) */
+	uint64_t len;		/* field length including continuation lines and final LF */
+	size_t name_len;	/* name length (0 if no colon in the first line) */
+	uint64_t value_off;	/* after the colon */
+	uint64_t value_len;	/* up to the end of the first line, without CR/LF */
+	int empty;		/* the empty line ending the header */
+};
+int mbox_hdr_next(const unsigned char *map, uint64_t *pos, uint64_t end,
+    struct hdr_line *l);
+/* Which metadata header is this name?  Returns a META_* value or 0. */
+#define META_STATUS	1
+#define META_XSTATUS	2
+#define META_XKEYWORDS	3
+#define META_XUID	4
+#define META_XIMAPBASE	5
+#define META_XIMAP	6
+#define META_CLEN	7
+int mbox_meta_kind(const unsigned char *name, size_t len);
+
+/* mbox-open.c */
+int mbox_remap(struct mbox *mb);
+uint32_t mbox_tail_crc(const unsigned char *map, uint64_t size);
+int mbox_lock(struct mbox *mb, struct mbox_lock *lk, int write);
+void mbox_unlock(struct mbox *mb, struct mbox_lock *lk);
+int mbox_keyword_add(struct mbox *mb, const unsigned char *name, size_t len);
+/* Bring the view up to date with the file under the lock already held.  Messages others
+ * removed stay as MSG_GONE entries and changes are recorded in mb->pend, to be reported
+ * by the next mbox_sync(). */
+int mbox_reload_locked(struct mbox *mb);
+
+/* mbox-write.c */
+/* Write under the write lock already held: every dirty message, new UIDs, base.
+ * full: rewrite anything whose metadata is not exactly ours. */
+int mbox_write_locked(struct mbox *mb);
+/* Append the metadata header block for message m (first: with X-IMAPbase) to buf. */
+struct wbuf {
+	unsigned char *p;
+	size_t n, cap;
+};
+int wbuf_add(struct wbuf *b, const void *p, size_t n);
+int wbuf_reserve(struct wbuf *b, size_t n);
+int mbox_meta_block(struct mbox *mb, struct wbuf *b, const struct mbox_msg *m, int first);
+int mbox_base_line(struct mbox *mb, struct wbuf *b);
+
+/* mbox-journal.c */
+/* Generator of the new tail: called until it returns 0 (done) or -1 (error); appends
+ * bytes to b. */
+typedef int mbox_tail_gen_fn(void *ctx, struct wbuf *b);
+/* Replace the file from offset off with the generated bytes, crash-safely through the
+ * journal.  Lock held by the caller.  Remaps on success. */
+int mbox_tail_replace(struct mbox *mb, uint64_t off, mbox_tail_gen_fn *gen, void *ctx);
+/* Finish an interrupted journal for this mailbox (lock held).  0 if none or done. */
+int mbox_journal_recover(struct mbox *mb);
+/* Test hook for the kill-at-every-point tests: when the environment variable
+ * IMAPD_MBOX_CRASH_AFTER=N was set at mbox_open(), the process calls _exit(99) just before
+ * its N-th write-class system call (write, pwrite, ftruncate, fsync, rename, unlink) on
+ * mailbox or journal.  It only ever ends the process that asked for it. */
+void mbox_crash_point(struct mbox *mb);
+
+#endif

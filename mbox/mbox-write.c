@@ -1,0 +1,653 @@
+/* mbox-write.c: metadata headers, flag writes in place, tail rewrites. */
+#include "mbox/mbox-private.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int
+wbuf_reserve(struct wbuf *b, size_t n)
+{
+	if (n > SIZE_MAX / 4 - b->n)
+		return -1;
+	if (b->n + n > b->cap) {
+		size_t cap = b->cap < 4096 ? 4096 : b->cap;
+		unsigned char *np;
+
+		while (cap < b->n + n)
+			cap *= 2;
+		np = realloc(b->p, cap);
+		if (np == NULL)
+			return -1;
+		b->p = np;
+		b->cap = cap;
+	}
+	return 0;
+}
+
+int
+wbuf_add(struct wbuf *b, const void *p, size_t n)
+{
+	if (wbuf_reserve(b, n) < 0)
+		return -1;
+	if (n > 0)
+		memcpy(b->p + b->n, p, n);
+	b->n += n;
+	return 0;
+}
+
+static int
+wbuf_str(struct wbuf *b, const char *s)
+{
+	return wbuf_add(b, s, strlen(s));
+}
+
+static int
+wbuf_pad(struct wbuf *b, size_t n)
+{
+	static const char sp[64] = "                                                               ";
+
+	while (n > 0) {
+		size_t k = n < sizeof(sp) ? n : sizeof(sp);
+
+		if (wbuf_add(b, sp, k) < 0)
+			return -1;
+		n -= k;
+	}
+	return 0;
+}
+
+/* Values of the metadata headers; each starts with the space after the colon. */
+static void
+status_value(char *buf, size_t size, unsigned flags)
+{
+	/* fixed width 3: " RO" or " O " so \Seen toggles in place */
+	snprintf(buf, size, " %s", (flags & MBOX_SEEN) ? "RO" : "O ");
+}
+
+static void
+xstatus_value(char *buf, size_t size, unsigned flags)
+{
+	/* fixed width 5: " ADFT" with spaces for absent letters, the order UW writes */
+	snprintf(buf, size, " %c%c%c%c", (flags & MBOX_ANSWERED) ? 'A' : ' ',
+	    (flags & MBOX_DELETED) ? 'D' : ' ', (flags & MBOX_FLAGGED) ? 'F' : ' ',
+	    (flags & MBOX_DRAFT) ? 'T' : ' ');
+}
+
+/* " kw1 kw2" (no padding) */
+static int
+keywords_value(const struct mbox *mb, struct wbuf *b, uint64_t kw)
+{
+	unsigned i;
+
+	for (i = 0; i < mb->n_kw; i++)
+		if (kw & (1ULL << i)) {
+			if (wbuf_str(b, " ") < 0 || wbuf_str(b, mb->kw[i]) < 0)
+				return -1;
+		}
+	return 0;
+}
+
+/* " UIDVALIDITY LASTUID kw..." (LASTUID zero-padded to 10 digits as UW and Dovecot
+ * write it, so it can grow in place) */
+static int
+base_value(const struct mbox *mb, struct wbuf *b)
+{
+	char num[40];
+	unsigned i;
+
+	snprintf(num, sizeof(num), " %u %010u", mb->uidvalidity, mb->next_uid - 1);
+	if (wbuf_str(b, num) < 0)
+		return -1;
+	for (i = 0; i < mb->n_kw; i++)
+		if (wbuf_str(b, " ") < 0 || wbuf_str(b, mb->kw[i]) < 0)
+			return -1;
+	return 0;
+}
+
+int
+mbox_base_line(struct mbox *mb, struct wbuf *b)
+{
+	if (wbuf_str(b, "X-IMAPbase:") < 0 || base_value(mb, b) < 0 ||
+	    wbuf_pad(b, MBOX_IMAPBASE_PAD) < 0 || wbuf_str(b, "\n") < 0)
+		return -1;
+	return 0;
+}
+
+int
+mbox_meta_block(struct mbox *mb, struct wbuf *b, const struct mbox_msg *m, int first)
+{
+	char v[32];
+	size_t before;
+
+	if (first && mbox_base_line(mb, b) < 0)
+		return -1;
+	status_value(v, sizeof(v), m->flags);
+	if (wbuf_str(b, "Status:") < 0 || wbuf_str(b, v) < 0 || wbuf_str(b, "\n") < 0)
+		return -1;
+	xstatus_value(v, sizeof(v), m->flags);
+	if (wbuf_str(b, "X-Status:") < 0 || wbuf_str(b, v) < 0 || wbuf_str(b, "\n") < 0)
+		return -1;
+	if (wbuf_str(b, "X-Keywords:") < 0)
+		return -1;
+	before = b->n;
+	if (keywords_value(mb, b, m->keywords) < 0 || wbuf_pad(b, MBOX_KEYWORDS_PAD) < 0 ||
+	    wbuf_str(b, "\n") < 0)
+		return -1;
+	(void)before;
+	snprintf(v, sizeof(v), "X-UID: %u\n", m->uid);
+	return wbuf_str(b, v);
+}
+
+/* Where a message's metadata headers are, for in-place updates. */
+struct meta_loc {
+	int count[8];			/* occurrences per META_* kind */
+	uint64_t off[8];		/* value offset of the first */
+	uint64_t room[8];		/* value length of the first (single line only) */
+};
+
+static void
+find_meta(const struct mbox *mb, uint64_t start, uint64_t end, struct meta_loc *loc)
+{
+	struct hdr_line l;
+	uint64_t pos = start;
+
+	memset(loc, 0, sizeof(*loc));
+	while (mbox_hdr_next(mb->map, &pos, end, &l) && !l.empty) {
+		int k = l.name_len > 0 ? mbox_meta_kind(mb->map + l.off, l.name_len) : 0;
+		uint64_t eol;
+
+		if (k == 0)
+			continue;
+		if (loc->count[k]++ > 0)
+			continue;
+		eol = l.off + l.len - (l.value_off + l.value_len);
+		loc->off[k] = l.value_off;
+		/* folded values are not updated in place */
+		loc->room[k] = eol <= 2 ? l.value_len : 0;
+	}
+}
+
+struct patch {
+	uint64_t off;
+	size_t len;
+	size_t at;	/* offset of the bytes in the patch buffer */
+};
+
+struct patchset {
+	struct patch *v;
+	size_t n, cap;
+	struct wbuf data;
+};
+
+static int
+patch_add(struct patchset *ps, uint64_t off, const void *p, size_t n, size_t room)
+{
+	if (ps->n == ps->cap) {
+		size_t cap = ps->cap ? ps->cap * 2 : 64;
+		struct patch *nv = realloc(ps->v, cap * sizeof(*nv));
+
+		if (nv == NULL)
+			return -1;
+		ps->v = nv;
+		ps->cap = cap;
+	}
+	ps->v[ps->n].off = off;
+	ps->v[ps->n].len = room;
+	ps->v[ps->n].at = ps->data.n;
+	ps->n++;
+	if (wbuf_add(&ps->data, p, n) < 0 || wbuf_pad(&ps->data, room - n) < 0)
+		return -1;
+	return 0;
+}
+
+/* Patch one header value in place if it fits: 1 done, 0 no room, -1 error. */
+static int
+patch_value(struct patchset *ps, const struct meta_loc *loc, int kind, const void *v,
+    size_t n)
+{
+	if (loc->count[kind] != 1 || loc->room[kind] < n)
+		return 0;
+	return patch_add(ps, loc->off[kind], v, n, (size_t)loc->room[kind]) < 0 ? -1 : 1;
+}
+
+/* Plan in-place updates for m; 1 if they fit, 0 if the message must be rewritten. */
+static int
+plan_msg(struct mbox *mb, struct patchset *ps, const struct mbox_msg *m)
+{
+	struct meta_loc loc;
+	char v[32];
+	struct wbuf kw = { 0 };
+	int r;
+	size_t saved_n = ps->n, saved_data = ps->data.n;
+
+	if (!(m->state & MSG_UID_STORED) || (m->state & MSG_NO_BLANK))
+		return 0;
+	find_meta(mb, m->from_off + m->from_len, m->body_off, &loc);
+	if (loc.count[META_XUID] != 1 || loc.count[META_XIMAPBASE] + loc.count[META_XIMAP] > 0)
+		return 0;
+	status_value(v, sizeof(v), m->flags);
+	r = patch_value(ps, &loc, META_STATUS, v, strlen(v));
+	if (r == 1) {
+		if ((m->flags & (MBOX_ANSWERED | MBOX_DELETED | MBOX_FLAGGED | MBOX_DRAFT)) ||
+		    loc.count[META_XSTATUS] > 0) {
+			xstatus_value(v, sizeof(v), m->flags);
+			r = patch_value(ps, &loc, META_XSTATUS, v, strlen(v));
+		}
+	}
+	if (r == 1 && (m->keywords != 0 || loc.count[META_XKEYWORDS] > 0)) {
+		if (keywords_value(mb, &kw, m->keywords) < 0)
+			r = -1;
+		else
+			r = patch_value(ps, &loc, META_XKEYWORDS, kw.p, kw.n);
+	}
+	free(kw.p);
+	if (r != 1) {
+		ps->n = saved_n;
+		ps->data.n = saved_data;
+	}
+	return r;
+}
+
+static int
+needs_update(const struct mbox_msg *m)
+{
+	if (m->state & MSG_GONE)
+		return 0;
+	return !(m->state & MSG_UID_STORED) || !(m->state & MSG_STATUS_O) ||
+	    (m->state & MSG_DIRTY);
+}
+
+/* The tail generator: messages from index `next` on, the pseudo message first if asked. */
+struct tailgen {
+	struct mbox *mb;
+	uint32_t next;
+	int pseudo;		/* emit the pseudo message first */
+	const uint8_t *skip;	/* expunge: skip[i] set = leave out (may be NULL) */
+	int first_done;		/* a message has been emitted (base goes in the first) */
+};
+
+static int
+gen_pseudo(struct tailgen *g, struct wbuf *b)
+{
+	struct mbox *mb = g->mb;
+	const unsigned char *map = mb->map;
+	const unsigned char *nl = memchr(map, '\n', (size_t)mb->base.pseudo_end);
+	uint64_t pos, hend, from_len = nl != NULL ? (uint64_t)(nl - map) + 1 : 0;
+	struct hdr_line l;
+
+	if (from_len == 0)
+		return -1;
+	if (wbuf_add(b, map, (size_t)from_len) < 0)
+		return -1;
+	pos = from_len;
+	hend = mb->base.pseudo_end;
+	while (mbox_hdr_next(map, &pos, hend, &l)) {
+		if (l.empty) {
+			struct wbuf v = { 0 };
+			int r = base_value(mb, &v);
+
+			r = r < 0 || wbuf_str(b, "X-IMAP:") < 0 || wbuf_add(b, v.p, v.n) < 0 ||
+			    wbuf_pad(b, MBOX_IMAPBASE_PAD) < 0 || wbuf_str(b, "\n") < 0 ? -1 : 0;
+			free(v.p);
+			if (r < 0)
+				return -1;
+			/* the rest of the pseudo message as it was */
+			return wbuf_add(b, map + l.off, (size_t)(hend - l.off));
+		}
+		if (l.name_len > 0 && (mbox_meta_kind(map + l.off, l.name_len) == META_XIMAP ||
+		    mbox_meta_kind(map + l.off, l.name_len) == META_XIMAPBASE))
+			continue;
+		if (wbuf_add(b, map + l.off, (size_t)l.len) < 0)
+			return -1;
+	}
+	return -1;	/* a pseudo message always has a header end */
+}
+
+static int
+gen_msg(struct tailgen *g, struct wbuf *b, const struct mbox_msg *m, int first)
+{
+	struct mbox *mb = g->mb;
+	const unsigned char *map = mb->map;
+	uint64_t pos = m->from_off + m->from_len;
+	struct hdr_line l;
+
+	if (wbuf_add(b, map + m->from_off, m->from_len) < 0)
+		return -1;
+	while (mbox_hdr_next(map, &pos, m->body_off, &l) && !l.empty) {
+		if (l.name_len > 0 && mbox_meta_kind(map + l.off, l.name_len) != 0)
+			continue;
+		if (wbuf_add(b, map + l.off, (size_t)l.len) < 0)
+			return -1;
+	}
+	if (mbox_meta_block(mb, b, m, first) < 0 || wbuf_str(b, "\n") < 0)
+		return -1;
+	/* body, then the separating empty line; big bodies are flushed by the caller */
+	if (wbuf_add(b, map + m->body_off, (size_t)(m->end - m->body_off)) < 0)
+		return -1;
+	if (m->end > m->body_off && map[m->end - 1] != '\n' && wbuf_str(b, "\n") < 0)
+		return -1;
+	return wbuf_str(b, "\n");
+}
+
+static int
+tail_gen(void *ctx, struct wbuf *b)
+{
+	struct tailgen *g = ctx;
+
+	if (g->pseudo) {
+		g->pseudo = 0;
+		return gen_pseudo(g, b) < 0 ? -1 : 1;
+	}
+	while (g->next < g->mb->m.n && ((g->skip != NULL && g->skip[g->next]) ||
+	    (g->mb->m.v[g->next].state & MSG_GONE)))
+		g->next++;
+	if (g->next >= g->mb->m.n)
+		return 0;
+	{
+		const struct mbox_msg *m = &g->mb->m.v[g->next];
+		int first = !g->first_done && !g->mb->base.pseudo;
+
+		g->first_done = 1;
+		g->next++;
+		return gen_msg(g, b, m, first) < 0 ? -1 : 1;
+	}
+}
+
+static int
+apply_patches(struct mbox *mb, struct patchset *ps)
+{
+	size_t i;
+
+	for (i = 0; i < ps->n; i++) {
+		const struct patch *p = &ps->v[i];
+
+		mbox_crash_point(mb);
+		if (pwrite(mb->fd, ps->data.p + p->at, p->len, (off_t)p->off) != (ssize_t)p->len) {
+			mbox_set_error(&mb->err, errno ? errno : EIO, "write %s: %s", mb->path,
+			    strerror(errno ? errno : EIO));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* After a tail rewrite from index `from` (with `skip` applied), re-read the new offsets. */
+static int
+rescan_tail(struct mbox *mb, uint64_t off, uint32_t from, const uint8_t *skip)
+{
+	struct msgvec nv = { 0 };
+	struct mbox_base base;
+	uint32_t i, j;
+	int ret = -1;
+
+	if (mbox_scan(mb, off, &nv, off == 0 ? &base : NULL) < 0)
+		goto out;
+	if (off == 0)
+		mb->base = base;
+	for (i = from, j = 0; i < mb->m.n; i++) {
+		struct mbox_msg *m = &mb->m.v[i];
+
+		if ((skip != NULL && skip[i]) || (m->state & MSG_GONE))
+			continue;
+		if (j >= nv.n || nv.v[j].x_uid != m->uid) {
+			mbox_set_error(&mb->err, EIO, "%s: rewritten tail does not read back",
+			    mb->path);
+			goto out;
+		}
+		m->from_off = nv.v[j].from_off;
+		m->from_len = nv.v[j].from_len;
+		m->body_off = nv.v[j].body_off;
+		m->end = nv.v[j].end;
+		m->hdr_vsize = nv.v[j].hdr_vsize;
+		m->body_bare_lf = nv.v[j].body_bare_lf;
+		m->state = (uint8_t)((m->state & ~MSG_NO_BLANK) | (nv.v[j].state & MSG_NO_BLANK));
+		j++;
+	}
+	ret = 0;
+out:
+	free(nv.v);
+	return ret;
+}
+
+static void
+mark_clean(struct mbox *mb)
+{
+	uint32_t i;
+
+	for (i = 0; i < mb->m.n; i++) {
+		struct mbox_msg *m = &mb->m.v[i];
+
+		if (m->state & MSG_GONE)
+			continue;
+		m->disk_flags = m->flags & MBOX_FLAGS_STORED;
+		m->disk_keywords = m->keywords;
+		m->state |= MSG_UID_STORED | MSG_STATUS_O;
+		m->state &= (uint8_t)~MSG_DIRTY;
+	}
+	if (mb->m.n > 0 || mb->base.pseudo) {
+		mb->base.found = 1;
+		mb->base.uidvalidity = mb->uidvalidity;
+		mb->base.last_uid = mb->next_uid - 1;
+		mb->base_dirty = 0;
+	}
+}
+
+/* Plan the base header update in place; 1 fits, 0 needs a rewrite from the file start. */
+static int
+plan_base(struct mbox *mb, struct patchset *ps)
+{
+	struct meta_loc loc;
+	struct wbuf v = { 0 };
+	int kind, r;
+	uint64_t start, end;
+
+	if (!mb->base.found)
+		return 0;
+	if (mb->base.pseudo) {
+		const unsigned char *nl = memchr(mb->map, '\n', (size_t)mb->base.pseudo_end);
+
+		start = nl != NULL ? (uint64_t)(nl - mb->map) + 1 : 0;
+		end = mb->base.pseudo_end;
+		kind = META_XIMAP;
+	} else {
+		if (mb->m.n == 0)
+			return 0;
+		start = mb->m.v[0].from_off + mb->m.v[0].from_len;
+		end = mb->m.v[0].body_off;
+		kind = META_XIMAPBASE;
+	}
+	find_meta(mb, start, end, &loc);
+	if (loc.count[META_XIMAP] + loc.count[META_XIMAPBASE] != 1)
+		return 0;
+	if (base_value(mb, &v) < 0) {
+		free(v.p);
+		return -1;
+	}
+	r = patch_value(ps, &loc, kind, v.p, v.n);
+	free(v.p);
+	return r;
+}
+
+int
+mbox_write_locked(struct mbox *mb)
+{
+	struct patchset ps = { 0 };
+	uint32_t i, r = UINT32_MAX;
+	int base_change, ret = -1, pseudo_rewrite = 0;
+	uint64_t off = 0;
+
+	if (!mb->rw) {
+		mbox_set_error(&mb->err, EROFS, "%s is open read-only", mb->path);
+		return -1;
+	}
+	if (mb->fd < 0)
+		return 0;
+	base_change = mb->base_dirty || !mb->base.found ||
+	    mb->base.uidvalidity != mb->uidvalidity || mb->base.last_uid + 1 != mb->next_uid;
+	if (mb->m.n == 0 && !mb->base.pseudo)
+		base_change = 0;	/* nowhere to keep it; see mbox.h */
+	if (base_change) {
+		int p = plan_base(mb, &ps);
+
+		if (p < 0)
+			goto nomem;
+		if (p == 0) {
+			r = 0;
+			pseudo_rewrite = mb->base.pseudo;
+		}
+	}
+	for (i = 0; i < mb->m.n && r == UINT32_MAX; i++) {
+		int p;
+
+		if (!needs_update(&mb->m.v[i]))
+			continue;
+		p = plan_msg(mb, &ps, &mb->m.v[i]);
+		if (p < 0)
+			goto nomem;
+		if (p == 0)
+			r = i;
+	}
+	if (apply_patches(mb, &ps) < 0)
+		goto out;
+	if (r != UINT32_MAX) {
+		struct tailgen g = { mb, r, pseudo_rewrite, NULL, r > 0 || mb->base.pseudo };
+
+		/* r == 0 without a pseudo message: the base goes into the first message */
+		off = pseudo_rewrite ? 0 : mb->m.v[r].from_off;
+		if (mbox_tail_replace(mb, off, tail_gen, &g) < 0)
+			goto out;
+		if (rescan_tail(mb, off, pseudo_rewrite ? 0 : r, NULL) < 0)
+			goto out;
+	} else if (ps.n > 0) {
+		mbox_crash_point(mb);
+		if (fsync(mb->fd) < 0) {
+			mbox_set_error(&mb->err, errno, "fsync %s: %s", mb->path, strerror(errno));
+			goto out;
+		}
+	}
+	mark_clean(mb);
+	/* remap also records the new size and mtime, so our own write is not taken for
+	 * someone else's change by the next sync */
+	ret = mbox_remap(mb);
+	goto out;
+nomem:
+	mbox_set_error(&mb->err, ENOMEM, "out of memory");
+out:
+	free(ps.v);
+	free(ps.data.p);
+	return ret;
+}
+
+int
+mbox_commit_flags(struct mbox *mb)
+{
+	struct mbox_lock lk = MBOX_LOCK_INIT;
+	uint32_t i;
+	int dirty = 0, ret;
+
+	if (!mb->rw) {
+		mbox_set_error(&mb->err, EROFS, "%s is open read-only", mb->path);
+		return -1;
+	}
+	for (i = 0; i < mb->m.n && !dirty; i++)
+		dirty = (mb->m.v[i].state & MSG_DIRTY) != 0;
+	if (!dirty && !mb->base_dirty)
+		return 0;
+	if (mbox_lock(mb, &lk, 1) < 0)
+		return -1;
+	/* The file may have changed since we last looked: bring the view up to date first,
+	 * keeping our pending changes (mbox_reload_locked merges them by UID). */
+	ret = mbox_reload_locked(mb);
+	if (ret == 0)
+		ret = mbox_write_locked(mb);
+	mbox_unlock(mb, &lk);
+	return ret;
+}
+
+/* Expunge: rewrite from the first expunged message, leaving out the expunged ones. */
+int
+mbox_expunge(struct mbox *mb, const uint32_t *uids, size_t n_uids, uint32_t **expunged_r,
+    size_t *n_r)
+{
+	struct mbox_lock lk = MBOX_LOCK_INIT;
+	uint8_t *skip = NULL;
+	uint32_t *out = NULL, i, first = UINT32_MAX, k = 0, j;
+	int ret = -1;
+
+	*expunged_r = NULL;
+	*n_r = 0;
+	if (!mb->rw) {
+		mbox_set_error(&mb->err, EROFS, "%s is open read-only", mb->path);
+		return -1;
+	}
+	if (mbox_lock(mb, &lk, 1) < 0)
+		return -1;
+	if (mbox_reload_locked(mb) < 0)
+		goto out;
+	/* flags first (cheap, mostly in place), so the rewrite below writes current ones */
+	if (mbox_write_locked(mb) < 0)
+		goto out;
+	skip = calloc(mb->m.n + 1, 1);
+	out = malloc(((size_t)mb->m.n + 1) * sizeof(*out));
+	if (skip == NULL || out == NULL) {
+		mbox_set_error(&mb->err, ENOMEM, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < mb->m.n; i++) {
+		const struct mbox_msg *m = &mb->m.v[i];
+
+		if (!(m->flags & MBOX_DELETED) || (m->state & MSG_GONE))
+			continue;
+		if (uids != NULL) {
+			size_t lo = 0, hi = n_uids;
+
+			while (lo < hi) {
+				size_t mid = lo + (hi - lo) / 2;
+
+				if (uids[mid] < m->uid)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			if (lo >= n_uids || uids[lo] != m->uid)
+				continue;
+		}
+		skip[i] = 1;
+		out[k++] = m->uid;
+		if (first == UINT32_MAX)
+			first = i;
+	}
+	if (k > 0) {
+		struct tailgen g = { mb, first, 0, skip, first > 0 || mb->base.pseudo };
+		uint64_t off = mb->m.v[first].from_off;
+
+		if (mbox_tail_replace(mb, off, tail_gen, &g) < 0)
+			goto out;
+		if (rescan_tail(mb, off, first, skip) < 0)
+			goto out;
+		for (i = 0, j = 0; i < mb->m.n; i++) {
+			if (skip[i]) {
+				if (mb->m.v[i].flags & MBOX_RECENT)
+					mb->recent--;
+				continue;
+			}
+			mb->m.v[j++] = mb->m.v[i];
+		}
+		mb->m.n = j;
+		if (mb->m.n == 0 && !mb->base.pseudo)
+			mb->base.found = 0;
+		mb->base.last_uid = mb->next_uid - 1;
+	}
+	*expunged_r = out;
+	*n_r = k;
+	out = NULL;
+	ret = 0;
+out:
+	mbox_unlock(mb, &lk);
+	free(skip);
+	free(out);
+	return ret;
+}
