@@ -49,9 +49,11 @@ class Pam:
         os.makedirs(os.path.join(d, "services"), exist_ok=True)
         open(self.passdb, "w").close()
         os.chmod(d, 0o755)
-        with open(os.path.join(d, "services", service), "w") as f:
-            for kind in ("auth", "account", "password", "session"):
-                f.write(f"{kind} required {PAM_MATRIX} passdb={self.passdb}\n")
+        # "other" is PAM's fallback service; having it keeps pam_wrapper quiet.
+        for svc in (service, "other"):
+            with open(os.path.join(d, "services", svc), "w") as f:
+                for kind in ("auth", "account", "password", "session"):
+                    f.write(f"{kind} required {PAM_MATRIX} passdb={self.passdb}\n")
         self.env = {
             "LD_PRELOAD": PAM_WRAPPER,
             "PAM_WRAPPER": "1",

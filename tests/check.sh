@@ -1,0 +1,105 @@
+#!/bin/sh
+# make check: builds imapd, runs the unit tests and the end-to-end tests against the real
+# binary, then does it all again under ASan+UBSan, then runs every fuzz harness for a few
+# seconds over its seed corpus. Prints "check: N passed, M failed" last; exits non-zero on
+# any failure. FUZZ_SECONDS (default 10) sets the time per fuzz harness.
+set -u
+cd "$(dirname "$0")/.."
+
+PY=/usr/bin/python3
+JOBS=$(nproc 2>/dev/null || echo 2)
+FUZZ_SECONDS=${FUZZ_SECONDS:-10}
+pass=0
+fail=0
+failed=""
+
+note_fail() {
+	fail=$((fail + ${2:-1}))
+	failed="$failed $1"
+}
+
+# Runs every cmocka program in $1/tests/unit and adds up its results.
+run_unit() {
+	for t in "$1"/tests/unit/test-*; do
+		[ -x "$t" ] || continue
+		out=$("$t" 2>&1)
+		rc=$?
+		printf '%s\n' "$out" | grep -E '^\[  (PASSED|FAILED|  ERROR|  LINE)|^\[  ERROR' || true
+		p=$(printf '%s\n' "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -n 1)
+		f=$(printf '%s\n' "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -n 1)
+		pass=$((pass + ${p:-0}))
+		if [ -n "$f" ] && [ "$f" -gt 0 ]; then
+			note_fail "$t" "$f"
+		elif [ "$rc" -ne 0 ]; then
+			printf '%s\n' "$out" | tail -n 40
+			note_fail "$t"
+		fi
+		echo "   $t: ${p:-0} passed, ${f:-0} failed (exit $rc)"
+	done
+}
+
+# Runs the pytest suite against the binary $1.
+run_integration() {
+	out=$(IMAPD_BIN="$1" $PY -m pytest -q -p no:cacheprovider tests/integration 2>&1)
+	rc=$?
+	printf '%s\n' "$out" | tail -n 60
+	summary=$(printf '%s\n' "$out" | tail -n 1)
+	p=$(printf '%s\n' "$summary" | grep -o '[0-9]* passed' | grep -o '[0-9]*')
+	f=$(printf '%s\n' "$summary" | grep -o '[0-9]* failed' | grep -o '[0-9]*')
+	e=$(printf '%s\n' "$summary" | grep -o '[0-9]* error' | grep -o '[0-9]*')
+	pass=$((pass + ${p:-0}))
+	bad=$(( ${f:-0} + ${e:-0} ))
+	if [ "$bad" -gt 0 ]; then
+		note_fail "integration($1)" "$bad"
+	elif [ "$rc" -ne 0 ]; then
+		note_fail "integration($1)"
+	fi
+}
+
+echo "== build"
+if ! make -s -j"$JOBS" all unit; then
+	echo "check: 0 passed, 1 failed"
+	exit 1
+fi
+echo "== unit tests"
+run_unit build
+echo "== integration tests"
+run_integration "$PWD/imapd/imapd"
+
+echo "== sanitizer build (ASan + UBSan)"
+if make -s -j"$JOBS" B=build-san SAN=1 build-san/imapd/imapd unit; then
+	export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:verify_asan_link_order=0"
+	export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+	echo "== unit tests (sanitizers)"
+	run_unit build-san
+	unset ASAN_OPTIONS UBSAN_OPTIONS
+	echo "== integration tests (sanitizers)"
+	run_integration "$PWD/build-san/imapd/imapd"
+else
+	note_fail "sanitizer-build"
+fi
+
+echo "== fuzz harnesses (${FUZZ_SECONDS}s each)"
+if make -s -j"$JOBS" fuzz; then
+	for f in build-fuzz/tests/fuzz/fuzz-*; do
+		[ -x "$f" ] || continue
+		name=${f##*/fuzz-}
+		work=$(mktemp -d)
+		[ -d "tests/fuzz/corpus/$name" ] && cp -r "tests/fuzz/corpus/$name/." "$work/"
+		if "$f" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
+			-print_final_stats=0 "$work" >"$work.log" 2>&1; then
+			pass=$((pass + 1))
+			echo "   fuzz-$name: ok ($(grep -c . "$work.log") log lines)"
+		else
+			tail -n 40 "$work.log"
+			note_fail "fuzz-$name"
+		fi
+		rm -rf "$work" "$work.log"
+	done
+else
+	note_fail "fuzz-build"
+fi
+
+[ -n "$failed" ] && echo "failed:$failed"
+echo "check: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
