@@ -1,0 +1,263 @@
+/*
+ * test-mbox-crash.c: kill the writer before each of its write-class system calls in turn
+ * (the IMAPD_MBOX_CRASH_AFTER hook), then check that the next open finds the mailbox whole:
+ * every message that was not expunged, the change either done or not done, and mail an MDA
+ * delivered after the crash kept.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <sys/wait.h>
+
+#include "test-mbox-util.h"
+
+#define NMSG 6
+#define MAX_POINTS 500
+
+static const char *const bodies[NMSG] = {
+	"first body\nwith two lines\n",
+	"second\n>From quoted\n",
+	"third body, a bit longer than the others so that the sizes differ\n",
+	"fourth\n",
+	"fifth\n\n\nwith empty lines\n",
+	"sixth and last\n",
+};
+
+static const char late[] = "From mda@x Fri Jan  9 01:02:03 2015\nSubject: late\n\nlate mail\n\n";
+
+/* A pristine mailbox, then opened once read-write so the metadata is in the file. */
+static void
+prepare(struct tdir *t)
+{
+	char buf[4096], *p = buf;
+	struct mbox *mb;
+	struct mbox_error err;
+	int i;
+
+	for (i = 0; i < NMSG; i++)
+		p += sprintf(p, "From u%d@x Mon Jan  5 01:02:0%d 2015\nSubject: m%d\n\n%s\n", i,
+		    i, i, bodies[i]);
+	write_file(t->path, buf, (size_t)(p - buf));
+	if (mbox_open(t->path, t->jdir, MBOX_OPEN_RW, &mb, &err) < 0)
+		fail_msg("prepare: %s", err.msg);
+	mbox_free(&mb);
+}
+
+enum op { OP_EXPUNGE_FIRST, OP_EXPUNGE_SOME, OP_GROW, OP_APPEND };
+
+/* In the child: do the operation; exit 0 if it completed. */
+static void
+child(struct tdir *t, enum op op, long n)
+{
+	struct mbox *mb;
+	struct mbox_error err;
+	uint32_t *ex, first, cnt;
+	size_t k;
+	char num[32];
+	int i;
+
+	snprintf(num, sizeof(num), "%ld", n);
+	setenv("IMAPD_MBOX_CRASH_AFTER", num, 1);
+	if (mbox_open(t->path, t->jdir, MBOX_OPEN_RW, &mb, &err) < 0)
+		_exit(3);
+	switch (op) {
+	case OP_EXPUNGE_FIRST:
+		mbox_msg_set_flags(mb, 0, MBOX_DELETED, 0);
+		if (mbox_expunge(mb, NULL, 0, &ex, &k) < 0 || k != 1)
+			_exit(4);
+		break;
+	case OP_EXPUNGE_SOME:
+		mbox_msg_set_flags(mb, 1, MBOX_DELETED, 0);
+		mbox_msg_set_flags(mb, 4, MBOX_DELETED | MBOX_SEEN, 0);
+		if (mbox_expunge(mb, NULL, 0, &ex, &k) < 0 || k != 2)
+			_exit(4);
+		break;
+	case OP_GROW:
+		/* enough keywords that the header must grow: a tail rewrite */
+		for (i = 0; i < 30; i++) {
+			char name[32];
+
+			snprintf(name, sizeof(name), "a-rather-long-keyword-%d", i);
+			(void)mbox_keyword_lookup(mb, name, strlen(name), 1);
+		}
+		mbox_msg_set_flags(mb, 2, MBOX_FLAGGED, (1ULL << 30) - 1);
+		if (mbox_commit_flags(mb) < 0)
+			_exit(4);
+		break;
+	case OP_APPEND: {
+		struct mbox_append *ap;
+
+		if (mbox_append_begin(mb, &ap) < 0 ||
+		    mbox_append_msg_begin(ap, 1420419723, 0, 0, 0) < 0 ||
+		    mbox_append_write(ap, (const unsigned char *)"Subject: app\n\nappended\n",
+		    23) < 0 || mbox_append_msg_end(ap) < 0 ||
+		    mbox_append_commit(&ap, &first, &cnt) < 0)
+			_exit(4);
+		break;
+	}
+	}
+	mbox_free(&mb);
+	_exit(0);
+}
+
+/* After a crash (and maybe a late delivery): open, and check. */
+static void
+check(struct tdir *t, enum op op, int with_late, long n)
+{
+	struct mbox *mb;
+	struct mbox_error err;
+	uint32_t i, k, c;
+	int done, expect[NMSG + 2], ne = 0;
+	char cmd[400];
+
+	if (mbox_open(t->path, t->jdir, MBOX_OPEN_RW, &mb, &err) < 0)
+		fail_msg("point %ld: reopen: %s", n, err.msg);
+	c = mbox_count(mb);
+	switch (op) {
+	case OP_EXPUNGE_FIRST:
+		done = c == NMSG - 1 + (uint32_t)with_late;
+		for (i = done ? 1 : 0; i < NMSG; i++)
+			expect[ne++] = (int)i;
+		break;
+	case OP_EXPUNGE_SOME:
+		done = c == NMSG - 2 + (uint32_t)with_late;
+		for (i = 0; i < NMSG; i++)
+			if (!done || (i != 1 && i != 4))
+				expect[ne++] = (int)i;
+		break;
+	case OP_GROW:
+		done = (mbox_msg_flags(mb, 2) & MBOX_FLAGGED) != 0;
+		for (i = 0; i < NMSG; i++)
+			expect[ne++] = (int)i;
+		if (done && mbox_msg_keywords(mb, 2) != (1ULL << 30) - 1)
+			fail_msg("point %ld: keywords half written", n);
+		break;
+	default:
+		done = c == NMSG + 1 + (uint32_t)with_late;
+		for (i = 0; i < NMSG; i++)
+			expect[ne++] = (int)i;
+		break;
+	}
+	if (c != (uint32_t)ne + (uint32_t)with_late + (op == OP_APPEND && done))
+		fail_msg("point %ld: %u messages, expected %d", n, c, ne + with_late);
+	for (k = 0; k < (uint32_t)ne; k++) {
+		char *b = body_of(mb, k);
+
+		if (strcmp(b, bodies[expect[k]]) != 0)
+			fail_msg("point %ld: message %u body %s", n, k, b);
+		if (mbox_msg_uid(mb, k) != (uint32_t)expect[k] + 1)
+			fail_msg("point %ld: message %u uid %u", n, k, mbox_msg_uid(mb, k));
+		free(b);
+	}
+	if (op == OP_APPEND && done) {
+		char *b = body_of(mb, (uint32_t)ne);
+
+		assert_string_equal(b, "appended\n");
+		free(b);
+	}
+	if (with_late) {
+		char *b = body_of(mb, c - 1);
+
+		if (strcmp(b, "late mail\n") != 0)
+			fail_msg("point %ld: late mail lost: %s", n, b);
+		free(b);
+	}
+	mbox_free(&mb);
+	/* recovery leaves no journal behind */
+	snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A %s)\"", t->jdir);
+	if (system(cmd) != 0)
+		fail_msg("point %ld: journal left", n);
+}
+
+static void
+run(enum op op, int with_late)
+{
+	struct tdir t;
+	long n;
+	int completed = 0;
+
+	for (n = 1; n < MAX_POINTS && !completed; n++) {
+		pid_t pid;
+		int st;
+
+		tdir_make(&t);
+		prepare(&t);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0)
+			child(&t, op, n);
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+		assert_true(WIFEXITED(st));
+		if (WEXITSTATUS(st) == 0)
+			completed = 1;
+		else
+			assert_int_equal(WEXITSTATUS(st), 99);
+		if (with_late)
+			append_file(t.path, late);
+		check(&t, op, with_late, n);
+		tdir_clean(&t);
+	}
+	assert_true(completed);
+	/* there were several points to crash at */
+	assert_true(n > 5);
+}
+
+static void
+test_crash_expunge_first(void **state)
+{
+	(void)state;
+	run(OP_EXPUNGE_FIRST, 0);
+}
+
+static void
+test_crash_expunge_some(void **state)
+{
+	(void)state;
+	run(OP_EXPUNGE_SOME, 0);
+}
+
+static void
+test_crash_expunge_late_mail(void **state)
+{
+	(void)state;
+	run(OP_EXPUNGE_SOME, 1);
+}
+
+static void
+test_crash_grow(void **state)
+{
+	(void)state;
+	run(OP_GROW, 0);
+}
+
+static void
+test_crash_grow_late_mail(void **state)
+{
+	(void)state;
+	run(OP_GROW, 1);
+}
+
+static void
+test_crash_append(void **state)
+{
+	(void)state;
+	run(OP_APPEND, 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_crash_expunge_first),
+		cmocka_unit_test(test_crash_expunge_some),
+		cmocka_unit_test(test_crash_expunge_late_mail),
+		cmocka_unit_test(test_crash_grow),
+		cmocka_unit_test(test_crash_grow_late_mail),
+		cmocka_unit_test(test_crash_append),
+	};
+
+	unsetenv("IMAPD_MBOX_CRASH_AFTER");
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

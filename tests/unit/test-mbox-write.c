@@ -1,0 +1,594 @@
+/* test-mbox-write.c: persistence, flag writes, expunge, append, copy, sync. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "test-mbox-util.h"
+
+static const char plain[] =
+    "From a@x Mon Jan  5 01:02:03 2015\n"
+    "Subject: one\n"
+    "\n"
+    "one\n"
+    "\n"
+    "From b@x Tue Jan  6 01:02:03 2015\n"
+    "Subject: two\n"
+    "\n"
+    "two\n"
+    ">From quoted\n"
+    "\n"
+    "From c@x Wed Jan  7 01:02:03 2015\n"
+    "Subject: three\n"
+    "\n"
+    "three\n"
+    "\n";
+
+static struct mbox *
+open_rw(struct tdir *t)
+{
+	struct mbox *mb = NULL;
+	struct mbox_error err;
+
+	if (mbox_open(t->path, t->jdir, MBOX_OPEN_RW, &mb, &err) < 0) {
+		fprintf(stderr, "open: %s\n", err.msg);
+		return NULL;
+	}
+	return mb;
+}
+
+static void
+check_bodies(struct mbox *mb, const char *const *want, uint32_t n)
+{
+	uint32_t i;
+
+	assert_int_equal(mbox_count(mb), n);
+	for (i = 0; i < n; i++) {
+		char *b = body_of(mb, i);
+
+		assert_string_equal(b, want[i]);
+		free(b);
+	}
+}
+
+static void
+test_first_rw_open_persists(void **state)
+{
+	static const char *const bodies[] = { "one\n", "two\n>From quoted\n", "three\n" };
+	struct tdir t;
+	struct mbox *mb;
+	char *f, *h;
+	uint32_t v;
+	(void)state;
+
+	tdir_make(&t);
+	write_file(t.path, plain, strlen(plain));
+	mb = open_rw(&t);
+	assert_non_null(mb);
+	assert_int_equal(mbox_recent_count(mb), 3);
+	v = mbox_uidvalidity(mb);
+	check_bodies(mb, bodies, 3);
+	h = visible_header(mb, 0);
+	assert_string_equal(h, "Subject: one\n\n");
+	free(h);
+	mbox_free(&mb);
+	f = read_file(t.path, NULL);
+	assert_non_null(strstr(f, "X-IMAPbase: "));
+	assert_non_null(strstr(f, "X-UID: 3\n"));
+	assert_non_null(strstr(f, "Status: O \n"));
+	free(f);
+	/* the next session: same UIDs, nothing recent */
+	mb = open_rw(&t);
+	assert_non_null(mb);
+	assert_int_equal(mbox_uidvalidity(mb), v);
+	assert_int_equal(mbox_recent_count(mb), 0);
+	assert_int_equal(mbox_msg_uid(mb, 2), 3);
+	assert_int_equal(mbox_uidnext(mb), 4);
+	check_bodies(mb, bodies, 3);
+	mbox_free(&mb);
+	tdir_clean(&t);
+}
+
+static void
+test_flags_in_place(void **state)
+{
+	struct tdir t;
+	struct mbox *mb;
+	size_t n0, n1;
+	char *f;
+	int kw;
+	(void)state;
+
+	tdir_make(&t);
+	write_file(t.path, plain, strlen(plain));
+	mb = open_rw(&t);
+	assert_non_null(mb);
+	free(read_file(t.path, &n0));
+	kw = mbox_keyword_lookup(mb, "$Label1", 7, 1);
+	assert_true(kw >= 0);
+	mbox_msg_set_flags(mb, 1, MBOX_SEEN | MBOX_FLAGGED | MBOX_DELETED, 1ULL << kw);
+	assert_int_equal(mbox_commit_flags(mb), 0);
+	mbox_free(&mb);
+	f = read_file(t.path, &n1);
+	/* in place: same size (the keyword went into padding, the base has room too) */
+	assert_int_equal(n0, n1);
+	assert_non_null(strstr(f, "Status: RO\nX-Status:  DF \nX-Keywords: $Label1 "));
+	free(f);
+	mb = open_rw(&t);
+	assert_int_equal(mbox_msg_flags(mb, 1), MBOX_SEEN | MBOX_FLAGGED | MBOX_DELETED);
+	assert_int_equal(mbox_msg_keywords(mb, 1), 1ULL << mbox_keyword_lookup(mb, "$label1",
+	    7, 0));
+	assert_int_equal(mbox_msg_flags(mb, 0), 0);
+	mbox_free(&mb);
+	tdir_clean(&t);
+}
+
+/* UW writes X-Status only when there are flags, and no padding: a new flag needs the
+ * tail rewritten. */
+static const char uw_tight[] =
+    "From a@x Mon Jan  5 01:02:03 2015\n"
+    "X-IMAPbase: 1420419723 0000000002\n"
+    "Subject: one\n"
+    "Status: O\n"
+    "X-UID: 1\n"
+    "\n"
+    "one\n"
+    "\n"
+    "From b@x Mon Jan  5 01:02:03 2015\n"
+    "Subject: two\n"
+    "Status: O\n"
+    "X-UID: 2\n"
+    "\n"
+    "two\n"
+    "\n";
+
+static void
+test_flags_tail_rewrite(void **state)
+{
+	static const char *const bodies[] = { "one\n", "two\n" };
+	struct tdir t;
+	struct mbox *mb;
+	size_t n0 = strlen(uw_tight), n1;
+	char *f;
+	(void)state;
+
+	tdir_make(&t);
+	write_file(t.path, uw_tight, n0);
+	mb = open_rw(&t);
+	assert_non_null(mb);
+	assert_int_equal(mbox_uidvalidity(mb), 1420419723);
+	/* opening wrote nothing: everything was up to date */
+	f = read_file(t.path, &n1);
+	assert_string_equal(f, uw_tight);
+	free(f);
+	mbox_msg_set_flags(mb, 0, MBOX_ANSWERED, 0);
+	assert_int_equal(mbox_commit_flags(mb), 0);
+	check_bodies(mb, bodies, 2);
+	mbox_free(&mb);
+	f = read_file(t.path, &n1);
+	assert_true(n1 > n0);
+	assert_non_null(strstr(f, "X-Status: A   \n"));
+	/* nothing left in the journal directory */
+	free(f);
+	mb = open_rw(&t);
+	assert_int_equal(mbox_uidvalidity(mb), 1420419723);
+	assert_int_equal(mbox_msg_flags(mb, 0), MBOX_ANSWERED);
+	assert_int_equal(mbox_msg_uid(mb, 1), 2);
+	check_bodies(mb, bodies, 2);
+	/* and now there is room: the next change is in place */
+	free(read_file(t.path, &n0));
+	mbox_msg_set_flags(mb, 1, MBOX_DRAFT | MBOX_SEEN, 0);
+	assert_int_equal(mbox_commit_flags(mb), 0);
+	free(read_file(t.path, &n1));
+	assert_int_equal(n0, n1);
+	mbox_free(&mb);
+	{
+		char cmd[400];
+
+		snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A %s)\"", t.jdir);
+		assert_int_equal(system(cmd), 0);
+	}
+	tdir_clean(&t);
+}
+
+static void
+test_many_keywords_rewrite(void **state)
+{
+	struct tdir t;
+	struct mbox *mb;
+	uint64_t all = 0;
+	char name[16];
+	int i, k;
+	(void)state;
+
+	tdir_make(&t);
+	write_file(t.path, plain, strlen(plain));
+	mb = open_rw(&t);
+	for (i = 0; i < 20; i++) {
+		snprintf(name, sizeof(name), "keyword%02d", i);
+		k = mbox_keyword_lookup(mb, name, strlen(name), 1);
+		assert_true(k >= 0);
+		all |= 1ULL << k;
+	}
+	mbox_msg_set_flags(mb, 0, MBOX_SEEN, all);
+	assert_int_equal(mbox_commit_flags(mb), 0);
+	mbox_free(&mb);
+	mb = open_rw(&t);
+	assert_int_equal(mbox_keyword_count(mb), 20);
+	assert_int_equal(__builtin_popcountll(mbox_msg_keywords(mb, 0)), 20);
+	assert_int_equal(mbox_msg_keywords(mb, 1), 0);
+	assert_int_equal(mbox_msg_uid(mb, 2), 3);
+	/* the limit holds */
+	for (i = 20; i < MBOX_MAX_KEYWORDS + 5; i++) {
+		snprintf(name, sizeof(name), "keyword%02d", i);
+		k = mbox_keyword_lookup(mb, name, strlen(name), 1);
+		assert_true(i < MBOX_MAX_KEYWORDS ? k >= 0 : k == -1);
+	}
+	assert_int_equal(mbox_keyword_lookup(mb, "bad(name", 8, 1), -1);
+	assert_int_equal(mbox_keyword_lookup(mb, "\\Seen", 5, 1), -1);
+	mbox_free(&mb);
+	tdir_clean(&t);
+}
+
+static void
+test_expunge(void **state)
+{
+	static const char *const left[] = { "two\n>From quoted\n" };
+	struct tdir t;
+	struct mbox *mb;
+	uint32_t *ex;
+	size_t n;
+	uint32_t v;
+	(void)state;
+
+	tdir_make(&t);
+	write_file(t.path, plain, strlen(plain));
+	mb = open_rw(&t);
+	v = mbox_uidvalidity(mb);
+	/* nothing deleted: nothing happens */
+	assert_int_equal(mbox_expunge(mb, NULL, 0, &ex, &n), 0);
+	assert_int_equal(n, 0);
+	free(ex);
+	mbox_msg_set_flags(mb, 0, MBOX_DELETED, 0);
+	mbox_msg_set_flags(mb, 2, MBOX_DELETED, 0);
+	/* UID EXPUNGE of a set that leaves out UID 3 */
+	{
+		uint32_t only[] = { 1, 2 };
+
+		assert_int_equal(mbox_expunge(mb, only, 2, &ex, &n), 0);
+		assert_int_equal(n, 1);
+		assert_int_equal(ex[0], 1);
+		free(ex);
+	}
+	assert_int_equal(mbox_count(mb), 2);
+	assert_int_equal(mbox_expunge(mb, NULL, 0, &ex, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(ex[0], 3);
+	free(ex);
+	check_bodies(mb, left, 1);
+	assert_int_equal(mbox_msg_uid(mb, 0), 2);
+	mbox_free(&mb);
+	mb = open_rw(&t);
+	/* the base moved to the new first message: UIDs and UIDVALIDITY are kept */
+	assert_int_equal(mbox_uidvalidity(mb), v);
+	assert_int_equal(mbox_msg_uid(mb, 0), 2);
+	assert_int_equal(mbox_uidnext(mb), 4);
+	check_bodies(mb, left, 1);
+	mbox_free(&mb);
+	tdir_clean(&t);
+}
+
+static void
+append_one(struct mbox_append *ap, const char *msg, size_t chunk, unsigned flags)
+{
+	size_t n = strlen(msg), i;
+
+	assert_int_equal(mbox_append_msg_begin(ap, 1420419723, 60, flags, 0), 0);
+	for (i = 0; i < n; i += chunk) {
+		size_t k = n - i < chunk ? n - i : chunk;
+
+		assert_int_equal(mbox_append_write(ap, (const unsigned char *)msg + i, k), 0);
+	}
+	assert_int_equal(mbox_append_msg_end(ap), 0);
+}
+
+static void
+test_append(void **state)
+{
+	static const char msg[] =
+	    "Subject: hi\r\n"
+	    "X-UID: 1\r\n"
+	    "Status: RO\r\n"
+	    "X-IMAPbase: 1 1000\r\n"
+	    "x-keywords: forged\r\n"
+	    "Content-Length: 99\r\n"
+	    "\r\n"
+	    "From the start\r\n"
+	    "a line\r\n"
+	    "From mid\r\n"
+	    ">From already quoted\r\n"
+	    "Fro\r\n"
+	    "end without newline";
+	static const char want_body[] =
+	    ">From the start\n"
+	    "a line\n"
+	    ">From mid\n"
+	    ">From already quoted\n"
+	    "Fro\n"
+	    "end without newline\n";
+	static const size_t chunks[] = { 1, 2, 3, 5, 7, 4096 };
+	struct tdir t;
+	struct mbox *mb;
+	struct mbox_append *ap;
+	uint32_t first, n, i;
+	size_t c;
+	(void)state;
+
+	tdir_make(&t);
+	write_file(t.path, plain, strlen(plain));
+	mb = open_rw(&t);
+	for (c = 0; c < sizeof(chunks) / sizeof(chunks[0]); c++) {
+		assert_int_equal(mbox_append_begin(mb, &ap), 0);
+		append_one(ap, msg, chunks[c], MBOX_SEEN);
+		append_one(ap, "Subject: second\n\nbody\n", chunks[c], 0);
+		assert_int_equal(mbox_append_commit(&ap, &first, &n), 0);
+		assert_null(ap);
+		assert_int_equal(n, 2);
+		assert_int_equal(first, 4 + 2 * c);
+	}
+	assert_int_equal(mbox_count(mb), 3 + 2 * 6);
+	for (c = 0; c < 6; c++) {
+		uint32_t k = 3 + 2 * (uint32_t)c;
+		char *h = visible_header(mb, k), *b = body_of(mb, k);
+		int tz;
+
+		assert_string_equal(h, "Subject: hi\nX-Original-X-UID: 1\nX-Original-Status: RO\n"
+		    "X-Original-X-IMAPbase: 1 1000\nX-Original-x-keywords: forged\n"
+		    "X-Original-Content-Length: 99\n\n");
+		assert_string_equal(b, want_body);
+		assert_int_equal(mbox_msg_size(mb, k), crlf_size(h) + crlf_size(b));
+		assert_int_equal(mbox_msg_flags(mb, k), MBOX_SEEN | MBOX_RECENT);
+		assert_int_equal(mbox_msg_date(mb, k, &tz), 1420419723);
+		assert_int_equal(tz, 60);
+		assert_int_equal(mbox_msg_keywords(mb, k), 0);
+		free(h);
+		free(b);
+	}
+	/* abort leaves nothing */
+	{
+		size_t n0, n1;
+
+		free(read_file(t.path, &n0));
+		assert_int_equal(mbox_append_begin(mb, &ap), 0);
+		append_one(ap, "Subject: aborted\n\nx\n", 3, 0);
+		mbox_append_abort(&ap);
+		free(read_file(t.path, &n1));
+		assert_int_equal(n0, n1);
+	}
+	mbox_free(&mb);
+	mb = open_rw(&t);
+	assert_int_equal(mbox_count(mb), 15);
+	assert_int_equal(mbox_uidnext(mb), 16);
+	for (i = 0; i < 15; i++)
+		assert_int_equal(mbox_msg_uid(mb, i), i + 1);
+	assert_int_equal(mbox_msg_flags(mb, 3), MBOX_SEEN);
+	mbox_free(&mb);
+	tdir_clean(&t);
+}
+
+static void
+test_append_to_missing(void **state)
+{
+	struct tdir t;
+	struct mbox *mb = NULL;
+	struct mbox_error err;
+	struct mbox_append *ap;
+	uint32_t first, n;
+	(void)state;
+
+	tdir_make(&t);
+	assert_int_equal(mbox_open(t.path, t.jdir, MBOX_OPEN_RW | MBOX_OPEN_MISSING_OK, &mb,
+	    &err), 0);
+	assert_int_equal(mbox_append_begin(mb, &ap), 0);
+	append_one(ap, "Subject: first\n\nbody\n", 4096, 0);
+	assert_int_equal(mbox_append_commit(&ap, &first, &n), 0);
+	assert_int_equal(first, 1);
+	mbox_free(&mb);
+	mb = open_rw(&t);
+	assert_int_equal(mbox_count(mb), 1);
+	assert_int_equal(mbox_msg_uid(mb, 0), 1);
+	assert_int_equal(mbox_uidnext(mb), 2);
+	mbox_free(&mb);
+	tdir_clean(&t);
+}
+
+static void
+test_copy(void **state)
+{
+	struct tdir a, b;
+	struct mbox *src, *dst;
+	uint32_t idx[] = { 2, 0 }, first;
+	int k;
+	(void)state;
+
+	tdir_make(&a);
+	tdir_make(&b);
+	write_file(a.path, plain, strlen(plain));
+	write_file(b.path, uw_tight, strlen(uw_tight));
+	src = open_rw(&a);
+	dst = open_rw(&b);
+	k = mbox_keyword_lookup(src, "Important", 9, 1);
+	mbox_msg_set_flags(src, 2, MBOX_FLAGGED, 1ULL << k);
+	assert_int_equal(mbox_commit_flags(src), 0);
+	assert_int_equal(mbox_copy(dst, src, idx, 2, &first), 0);
+	assert_int_equal(first, 3);
+	assert_int_equal(mbox_count(dst), 4);
+	{
+		char *h = visible_header(dst, 2), *body = body_of(dst, 2);
+
+		assert_string_equal(h, "Subject: three\n\n");
+		assert_string_equal(body, "three\n");
+		free(h);
+		free(body);
+	}
+	assert_int_equal(mbox_msg_flags(dst, 2) & MBOX_FLAGS_STORED, MBOX_FLAGGED);
+	assert_int_equal(mbox_msg_keywords(dst, 2),
+	    1ULL << mbox_keyword_lookup(dst, "important", 9, 0));
+	assert_int_equal(mbox_msg_uid(dst, 3), 4);
+	mbox_free(&src);
+	mbox_free(&dst);
+	tdir_clean(&a);
+	tdir_clean(&b);
+}
+
+static void
+test_sync_external(void **state)
+{
+	struct tdir t;
+	struct mbox *mb, *other;
+	struct mbox_sync_result r;
+	char *f;
+	(void)state;
+
+	tdir_make(&t);
+	write_file(t.path, plain, strlen(plain));
+	mb = open_rw(&t);
+	assert_int_equal(mbox_sync(mb, &r), 0);
+	assert_int_equal(r.n_expunged + r.n_changed, 0);
+	assert_int_equal(r.new_count, 3);
+	mbox_sync_result_clear(&r);
+
+	/* an MDA appends */
+	append_file(t.path, "From new@x Thu Jan  8 01:02:03 2015\nSubject: new\n"
+	    "X-UID: 2\n\nnew mail\n\n");
+	assert_int_equal(mbox_sync(mb, &r), 0);
+	assert_int_equal(r.n_expunged, 0);
+	assert_int_equal(r.old_count, 3);
+	assert_int_equal(r.new_count, 4);
+	assert_int_equal(mbox_msg_uid(mb, 3), 4);	/* the forged X-UID is not taken */
+	assert_true(mbox_msg_flags(mb, 3) & MBOX_RECENT);
+	assert_int_equal(mbox_recent_count(mb), 4);
+	mbox_sync_result_clear(&r);
+	/* ... and its UID was written at once */
+	f = read_file(t.path, NULL);
+	assert_non_null(strstr(f, "X-UID: 4\n"));
+	free(f);
+
+	/* another session changes flags and expunges */
+	other = open_rw(&t);
+	assert_non_null(other);
+	assert_int_equal(mbox_recent_count(other), 0);
+	mbox_msg_set_flags(other, 0, MBOX_SEEN, 0);
+	mbox_msg_set_flags(other, 1, MBOX_DELETED, 0);
+	assert_int_equal(mbox_commit_flags(other), 0);
+	assert_int_equal(mbox_sync(mb, &r), 0);
+	assert_int_equal(r.n_changed, 2);
+	assert_int_equal(r.changed[0], 1);
+	assert_int_equal(mbox_msg_flags(mb, 0) & MBOX_SEEN, MBOX_SEEN);
+	mbox_sync_result_clear(&r);
+	{
+		uint32_t *ex;
+		size_t n;
+
+		assert_int_equal(mbox_expunge(other, NULL, 0, &ex, &n), 0);
+		assert_int_equal(n, 1);
+		free(ex);
+	}
+	assert_int_equal(mbox_sync(mb, &r), 0);
+	assert_int_equal(r.n_expunged, 1);
+	assert_int_equal(r.expunged[0], 2);
+	assert_int_equal(r.new_count, 3);
+	assert_int_equal(mbox_msg_uid(mb, 1), 3);
+	mbox_sync_result_clear(&r);
+
+	/* our own write while the other session also wrote: both work */
+	mbox_msg_set_flags(mb, 2, MBOX_FLAGGED, 0);
+	mbox_msg_set_flags(other, 0, MBOX_SEEN | MBOX_ANSWERED, 0);
+	assert_int_equal(mbox_commit_flags(other), 0);
+	assert_int_equal(mbox_commit_flags(mb), 0);
+	assert_int_equal(mbox_sync(other, &r), 0);
+	assert_int_equal(mbox_msg_flags(other, 2) & MBOX_FLAGS_STORED, MBOX_FLAGGED);
+	mbox_sync_result_clear(&r);
+	assert_int_equal(mbox_sync(mb, &r), 0);
+	assert_int_equal(mbox_msg_flags(mb, 0) & MBOX_FLAGS_STORED,
+	    MBOX_SEEN | MBOX_ANSWERED);
+	mbox_sync_result_clear(&r);
+	mbox_free(&other);
+
+	/* a local mail reader removes the first message (and the base with it) */
+	{
+		char *data = read_file(t.path, NULL);
+		char *second = strstr(data + 1, "\nFrom ");
+
+		assert_non_null(second);
+		write_file(t.path, second + 1, strlen(second + 1));
+		free(data);
+	}
+	{
+		uint32_t v = mbox_uidvalidity(mb);
+
+		assert_int_equal(mbox_sync(mb, &r), 0);
+		assert_false(r.uidvalidity_changed);
+		assert_int_equal(r.n_expunged, 1);
+		assert_int_equal(r.expunged[0], 1);
+		assert_int_equal(mbox_uidvalidity(mb), v);
+		assert_int_equal(mbox_count(mb), 2);
+		assert_int_equal(mbox_msg_uid(mb, 0), 3);
+		mbox_sync_result_clear(&r);
+		/* the base was written into the new first message */
+		mbox_free(&mb);
+		mb = open_rw(&t);
+		assert_int_equal(mbox_uidvalidity(mb), v);
+		assert_int_equal(mbox_msg_uid(mb, 0), 3);
+		assert_int_equal(mbox_uidnext(mb), 5);
+	}
+	mbox_free(&mb);
+	tdir_clean(&t);
+}
+
+static void
+test_readonly_never_writes(void **state)
+{
+	struct tdir t;
+	struct mbox *mb = NULL;
+	struct mbox_error err;
+	struct mbox_append *ap;
+	uint32_t *ex;
+	size_t n;
+	char *f;
+	(void)state;
+
+	tdir_make(&t);
+	write_file(t.path, plain, strlen(plain));
+	assert_int_equal(mbox_open(t.path, NULL, 0, &mb, &err), 0);
+	mbox_msg_set_flags(mb, 0, MBOX_SEEN, 0);
+	assert_int_equal(mbox_commit_flags(mb), -1);
+	assert_int_equal(mbox_error(mb)->code, EROFS);
+	assert_int_equal(mbox_expunge(mb, NULL, 0, &ex, &n), -1);
+	assert_int_equal(mbox_append_begin(mb, &ap), -1);
+	mbox_free(&mb);
+	f = read_file(t.path, NULL);
+	assert_string_equal(f, plain);
+	free(f);
+	tdir_clean(&t);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_first_rw_open_persists),
+		cmocka_unit_test(test_flags_in_place),
+		cmocka_unit_test(test_flags_tail_rewrite),
+		cmocka_unit_test(test_many_keywords_rewrite),
+		cmocka_unit_test(test_expunge),
+		cmocka_unit_test(test_append),
+		cmocka_unit_test(test_append_to_missing),
+		cmocka_unit_test(test_copy),
+		cmocka_unit_test(test_sync_external),
+		cmocka_unit_test(test_readonly_never_writes),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
