@@ -24,12 +24,13 @@
 #define MUTF7_NO_CONTROLS 0x1u
 
 /*
- * Buffer sizes (NUL included) that always suffice for `n` input bytes. Decoding never
- * lengthens the text. Encoding is worst for a control character alone between ASCII ones
- * (1 byte becomes "&AAE-"); in general n bytes need at most 3n + 2.
+ * Buffer sizes (NUL included) that always suffice for `n` input bytes. Encoding is worst
+ * for a control character alone between ASCII ones (1 byte becomes "&AAE-"); in general n
+ * bytes need at most 3n + 2. Decoding can lengthen a little: k base64 characters carry
+ * 6k/16 UTF-16 units of up to 3 UTF-8 bytes each, 1.125k bytes in all.
  */
 #define MUTF7_ENCODE_SIZE(n) (3 * (n) + 3)
-#define MUTF7_DECODE_SIZE(n) ((n) + 1)
+#define MUTF7_DECODE_SIZE(n) ((n) + (n) / 8 + 2)
 
 /*
  * Decode modified UTF-7 `in` (`len` bytes) into UTF-8 in `out` (`size` bytes, room for the

@@ -264,6 +264,17 @@ test_bounds(void **state)
 	assert_int_equal(len, 3);
 	assert_int_equal(mutf7_encode("\xc3\xa9x", 3, 0, NULL, 0, &len), 0);
 	assert_int_equal(len, 6);
+	/* decoding a long run of 3-byte characters lengthens the text; the bound holds */
+	char run[1 + 8 * 40 + 2];
+	char dec[MUTF7_DECODE_SIZE(sizeof(run) - 1)];
+	run[0] = '&';
+	for (size_t i = 0; i < 8 * 40; i++)
+		run[1 + i] = "+++2D++2"[i % 8];	/* U+FBEF U+B60F U+EFB6 repeated */
+	run[sizeof(run) - 2] = '-';
+	run[sizeof(run) - 1] = '\0';
+	assert_int_equal(mutf7_decode(run, sizeof(run) - 1, 0, dec, sizeof(dec), &len), 0);
+	assert_int_equal(len, 3 * 8 * 40 * 6 / 16);
+	assert_true(len > sizeof(run) - 1);
 	/* the documented worst case of encoding is reached and suffices */
 	char worst[] = "\x01" "a\x01" "a\x01";
 	char big[MUTF7_ENCODE_SIZE(sizeof(worst) - 1)];
