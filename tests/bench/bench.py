@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -286,6 +287,33 @@ def describe(e, timeout):
     return "server exited (%s)" % (e or "EOF")
 
 
+def combine(runs):
+    """One Result from repeated runs: the median of each figure over the runs that did the
+    step; failures only where no run did it."""
+    if len(runs) == 1:
+        return runs[0]
+    out = Result(runs[0].server)
+    out.exe, out.facts = runs[0].exe, dict(runs[0].facts)
+    out.cmd = getattr(runs[0], "cmd", "")
+    out.spread = {}
+    for step, _ in STEPS:
+        got = sorted(r.times[step] for r in runs if step in r.times)
+        if got:
+            out.times[step] = statistics.median(got)
+            out.spread[step] = (got[0], got[-1], len(got))
+        else:
+            out.fail[step] = runs[0].fail.get(step, "not run")
+    for key in set().union(*(r.mem.keys() for r in runs)):
+        got = sorted(r.mem[key] for r in runs if r.mem.get(key) is not None)
+        if got:
+            out.mem[key] = statistics.median(got)
+    for r in runs[1:]:
+        for k in ("ssubject", "sfrom", "sbody", "exists1", "exists2"):
+            if k in r.facts and k in out.facts and r.facts[k] != out.facts[k]:
+                out.facts[k + "_unstable"] = "differs between runs"
+    return out
+
+
 def check_dovecot_worked(res, area):
     """Evidence that Dovecot itself did the work: its index directory and its headers."""
     idx = os.path.join(area["mail_dir"], ".imap", "INBOX")
@@ -314,10 +342,11 @@ def fmt_mem(v, n=None):
     return s
 
 
-def table(n, nbytes, results):
+def table(n, nbytes, results, repeat=1):
     names = [r.server for r in results]
     lines = []
-    lines.append("### %d messages (%.0f MB)\n" % (n, nbytes / 1e6))
+    lines.append("### %d messages (%.0f MB)%s\n" % (
+        n, nbytes / 1e6, "" if repeat == 1 else ", median of %d runs" % repeat))
     hdr = "| step | " + " | ".join(names)
     if len(results) == 2:
         hdr += " | ratio %s ÷ %s |" % (names[0], names[1])
@@ -370,6 +399,8 @@ def agreement(results):
         for k, v in r.facts.items():
             if k.endswith("_vs_manifest"):
                 out.append("%s: %s %s" % (r.server, k[:-12], v))
+            elif k.endswith("_unstable"):
+                out.append("%s: %s %s" % (r.server, k[:-9], v))
     if len(done) < 2:
         return out
     a, b = done[0], done[1]
@@ -411,6 +442,8 @@ def main():
     ap.add_argument("--work", default="/var/tmp/imapd-bench",
                     help="where generated pristine mboxes are kept between runs")
     ap.add_argument("--step-timeout", type=float, default=300.0)
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run each server this many times (interleaved); report medians")
     ap.add_argument("--markdown", help="also write the tables here")
     ap.add_argument("--json", help="also write raw figures here")
     args = ap.parse_args()
@@ -440,10 +473,16 @@ def main():
         for n in [int(x) for x in args.messages.split(",")]:
             pristine, manifest = ensure_mbox(args.work, n, args.seed)
             log("== %d messages, %s" % (n, pristine))
-            results = []
-            for s in servers:
-                results.append(run_server(s, account, pristine, n, manifest, args, appends))
-            t = table(n, manifest["bytes"], results)
+            runs = {s: [] for s in servers}
+            for rep in range(args.repeat):
+                # Interleaved, so that noise from the rest of the machine falls on both.
+                for s in servers:
+                    if args.repeat > 1:
+                        log("  %s: run %d of %d" % (s, rep + 1, args.repeat))
+                    runs[s].append(run_server(s, account, pristine, n, manifest, args,
+                                              appends))
+            results = [combine(runs[s]) for s in servers]
+            t = table(n, manifest["bytes"], results, args.repeat)
             dis = agreement(results)
             if dis:
                 bad = True
@@ -456,6 +495,7 @@ def main():
             out_md.append(t)
             raw.append({"messages": n, "bytes": manifest["bytes"], "results": [
                 {"server": r.server, "times": r.times, "fail": r.fail, "memory": r.mem,
+                 "spread": getattr(r, "spread", {}),
                  "facts": {k: v for k, v in r.facts.items()
                            if not isinstance(v, list) or len(v) < 50}}
                 for r in results]})

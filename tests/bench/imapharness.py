@@ -86,8 +86,9 @@ class Account:
         if not self.alive:
             return
         self.alive = False
-        # Any process still running as the user is ours (the user was made for this run).
-        subprocess.run(["pkill", "-KILL", "-U", str(self.uid)], stderr=subprocess.DEVNULL)
+        # A process still running as the user was started by this run (the user was made
+        # for it); end each by its id so that userdel can go ahead.
+        kill_uid_processes(self.uid)
         for _ in range(50):
             r = subprocess.run(["userdel", self.user], stderr=subprocess.PIPE)
             if r.returncode == 0:
@@ -101,11 +102,27 @@ class Account:
         shutil.rmtree(self.top, ignore_errors=True)
 
 
+def kill_uid_processes(uid):
+    """SIGKILL, by pid, each process whose real uid is uid (a throwaway user's)."""
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/status" % d) as f:
+                for line in f:
+                    if line.startswith("Uid:"):
+                        if int(line.split()[1]) == uid:
+                            os.kill(int(d), signal.SIGKILL)
+                        break
+        except (OSError, ValueError):
+            pass
+
+
 def remove_stale_accounts():
     """Remove throwaway users that an interrupted earlier run left behind (marked in GECOS)."""
     for pw in pwd.getpwall():
         if pw.pw_gecos == MARKER and pw.pw_dir.startswith(tempfile.gettempdir() + "/imapd-bench-"):
-            subprocess.run(["pkill", "-KILL", "-U", str(pw.pw_uid)], stderr=subprocess.DEVNULL)
+            kill_uid_processes(pw.pw_uid)
             subprocess.run(["userdel", pw.pw_name], stderr=subprocess.DEVNULL)
             shutil.rmtree(os.path.dirname(pw.pw_dir), ignore_errors=True)
 
@@ -424,7 +441,9 @@ def parse_response(data):
                 pos += 1
             pos += 1
             stack[-1].append(bytes(out))
-        elif c == 0x7B:  # {
+        elif c == 0x7B or (c == 0x7E and data[pos + 1:pos + 2] == b"{"):  # { or ~{
+            if c == 0x7E:
+                pos += 1
             end = data.index(b"}", pos)
             cnt = int(data[pos + 1:end].rstrip(b"+"))
             start = end + 3
