@@ -471,6 +471,22 @@ textmatch_feed(struct textmatch *tm, const char *text, size_t len)
 }
 
 bool
+textmatch_finish(struct textmatch *tm)
+{
+	struct dbuf *s = &tm->scratch;
+
+	if (tm->found || tm->npart == 0)
+		return tm->found;
+	dbuf_reset(s);
+	dbuf_add(s, tm->carry, tm->ncarry);
+	(void)fold_some(tm->part, tm->npart, true, s);
+	tm->npart = 0;
+	if (memmem(s->data, s->len, tm->needle, tm->nlen) != NULL)
+		tm->found = true;
+	return tm->found;
+}
+
+bool
 utf8_contains_ci(const char *hay, size_t hlen, const char *needle, size_t nlen)
 {
 	struct dbuf h, n;

@@ -138,6 +138,9 @@ void textmatch_free(struct textmatch *tm);
 /* Returns true once the needle has been seen (it stays true until textmatch_reset). */
 bool textmatch_feed(struct textmatch *tm, const char *text, size_t len);
 
+/* End of the text: a sequence left unfinished counts as the raw bytes it is.  Returns found. */
+bool textmatch_finish(struct textmatch *tm);
+
 /* One-shot case-insensitive containment test of UTF-8 text. */
 bool utf8_contains_ci(const char *hay, size_t hlen, const char *needle, size_t nlen);
 

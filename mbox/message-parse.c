@@ -8,8 +8,12 @@
  */
 #include "mbox/message.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "mbox/message-int.h"
 
@@ -39,7 +43,6 @@ struct pctx {
 	const unsigned char *d;
 	size_t len;
 	struct mark cur;		/* the current line start */
-	unsigned int prev_eol;		/* 0: none, 1: bare LF, 2: CRLF ended the previous line */
 	const char *bnd[MSG_MAX_DEPTH];
 	size_t bndlen[MSG_MAX_DEPTH];
 	int nbnd;
@@ -533,50 +536,116 @@ advance(struct pctx *ctx)
 
 	if (q == NULL) {
 		ctx->cur.pos = ctx->len;
-		ctx->prev_eol = 0;
 		return;
 	}
 	i = (size_t)(q - ctx->d);
 	ctx->cur.nl++;
-	if (i == 0 || ctx->d[i - 1] != '\r') {
+	if (i == 0 || ctx->d[i - 1] != '\r')
 		ctx->cur.bare++;
-		ctx->prev_eol = 1;
-	} else {
-		ctx->prev_eol = i > ctx->cur.pos ? 2 : 1;
-	}
 	ctx->cur.pos = i + 1;
 }
 
-/* Is the line at ctx->cur.pos a boundary of an open multipart?  Returns its level or -1. */
+/*
+ * Count the LFs and bare LFs from the line start pos on.  With dashes, stop at the first line
+ * start after pos that begins with "--" (a boundary candidate) and return it; otherwise, or if
+ * there is none, return end.  This is where a parse spends its time on big bodies, hence the
+ * 16-bytes-at-a-time path.
+ */
+static size_t
+bulk_scan(const unsigned char *d, size_t pos, size_t end, bool dashes, struct mark *m)
+{
+	size_t i = pos;
+
+	if (i == 0 && i < end) {
+		/* the first byte has no predecessor to look at */
+		if (d[0] == '\n') {
+			m->nl++;
+			m->bare++;
+			if (dashes && end > 2 && d[1] == '-' && d[2] == '-')
+				return 1;
+		}
+		i = 1;
+	}
+#ifdef __SSE2__
+	{
+		const __m128i lf = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r');
+		const __m128i dash = _mm_set1_epi8('-');
+
+		while (i + 18 <= end) {
+			__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(d + i));
+			__m128i vp = _mm_loadu_si128((const __m128i *)(const void *)(d + i - 1));
+			unsigned int lfm = (unsigned int)_mm_movemask_epi8(_mm_cmpeq_epi8(v, lf));
+			unsigned int barem, crm;
+
+			if (lfm == 0) {
+				i += 16;
+				continue;
+			}
+			crm = (unsigned int)_mm_movemask_epi8(_mm_cmpeq_epi8(vp, cr));
+			barem = lfm & ~crm;
+			if (dashes) {
+				__m128i v1 = _mm_loadu_si128((const __m128i *)(const void *)(d + i + 1));
+				__m128i v2 = _mm_loadu_si128((const __m128i *)(const void *)(d + i + 2));
+				unsigned int dm = lfm &
+					(unsigned int)_mm_movemask_epi8(_mm_cmpeq_epi8(v1, dash)) &
+					(unsigned int)_mm_movemask_epi8(_mm_cmpeq_epi8(v2, dash));
+
+				if (dm != 0) {
+					unsigned int k = (unsigned int)__builtin_ctz(dm);
+					unsigned int upto = k == 31 ? ~0u : (2u << k) - 1;
+
+					m->nl += (size_t)__builtin_popcount(lfm & upto);
+					m->bare += (size_t)__builtin_popcount(barem & upto);
+					return i + k + 1;
+				}
+			}
+			m->nl += (size_t)__builtin_popcount(lfm);
+			m->bare += (size_t)__builtin_popcount(barem);
+			i += 16;
+		}
+	}
+#endif
+	for (; i < end; i++) {
+		if (d[i] != '\n')
+			continue;
+		m->nl++;
+		if (d[i - 1] != '\r')
+			m->bare++;
+		if (dashes && i + 2 < end && d[i + 1] == '-' && d[i + 2] == '-')
+			return i + 1;
+	}
+	return end;
+}
+
+/*
+ * Is the line at ctx->cur.pos a boundary of an open multipart?  Returns its level or -1.
+ * RFC 2046 5.1.1: the line need only begin with "--" and the boundary ("An exact match of the
+ * entire candidate line is not required").  When several open boundaries match, the longest
+ * wins, then the innermost, so nested multiparts with prefix-related boundaries still work.
+ */
 static int
 boundary_at(const struct pctx *ctx, bool *close_r)
 {
 	const unsigned char *d = ctx->d;
-	size_t p = ctx->cur.pos, avail = ctx->len - p;
-	int i;
+	size_t p = ctx->cur.pos, avail = ctx->len - p, best_len = 0;
+	int i, best = -1;
 
 	if (ctx->nbnd == 0 || avail < 3 || d[p] != '-' || d[p + 1] != '-')
 		return -1;
 	for (i = ctx->nbnd - 1; i >= 0; i--) {
-		size_t bl = ctx->bndlen[i], r;
-		bool close = false;
+		size_t bl = ctx->bndlen[i];
 
-		if (avail - 2 < bl || memcmp(d + p + 2, ctx->bnd[i], bl) != 0)
-			continue;
-		r = p + 2 + bl;
-		if (r + 1 < ctx->len && d[r] == '-' && d[r + 1] == '-') {
-			close = true;
-			r += 2;
-		}
-		/* RFC 2046 5.1.1: only linear white space may follow on the line */
-		while (r < ctx->len && (d[r] == ' ' || d[r] == '\t' || d[r] == '\r'))
-			r++;
-		if (r == ctx->len || d[r] == '\n') {
-			*close_r = close;
-			return i;
+		if (bl > best_len && avail - 2 >= bl && memcmp(d + p + 2, ctx->bnd[i], bl) == 0) {
+			best = i;
+			best_len = bl;
 		}
 	}
-	return -1;
+	if (best >= 0) {
+		size_t r = p + 2 + best_len;
+
+		*close_r = r + 1 < ctx->len && d[r] == '-' && d[r + 1] == '-';
+	}
+	return best;
 }
 
 /* The end of an entity that stops at the current line: before the previous line end. */
@@ -585,11 +654,14 @@ end_mark(const struct pctx *ctx, const struct mark *start, const struct stop *st
 {
 	struct mark m = ctx->cur;
 
-	if (st->level < 0 || m.pos <= start->pos || ctx->prev_eol == 0)
+	if (st->level < 0 || m.pos <= start->pos)
 		return m;
-	m.pos -= ctx->prev_eol;
+	/* the line start follows an LF; a CR before that LF is in the same line */
+	m.pos--;
 	m.nl--;
-	if (ctx->prev_eol == 1)
+	if (m.pos > 0 && ctx->d[m.pos - 1] == '\r')
+		m.pos--;
+	else
 		m.bare--;
 	if (m.pos < start->pos)
 		return *start;
@@ -603,24 +675,15 @@ scan_to_boundary(struct pctx *ctx)
 	struct stop st = { -1, false };
 
 	if (ctx->stop || ctx->nbnd == 0) {
-		/* nothing can end this body but the end of input: count in bulk */
-		const unsigned char *d = ctx->d, *p = d + ctx->cur.pos, *e = d + ctx->len, *q;
-
-		while (p < e && (q = memchr(p, '\n', (size_t)(e - p))) != NULL) {
-			ctx->cur.nl++;
-			if (q == d || q[-1] != '\r')
-				ctx->cur.bare++;
-			p = q + 1;
-		}
-		ctx->cur.pos = ctx->len;
-		ctx->prev_eol = 0;
+		/* nothing can end this body but the end of input */
+		ctx->cur.pos = bulk_scan(ctx->d, ctx->cur.pos, ctx->len, false, &ctx->cur);
 		return st;
 	}
 	while (ctx->cur.pos < ctx->len) {
 		st.level = boundary_at(ctx, &st.close);
 		if (st.level >= 0)
 			return st;
-		advance(ctx);
+		ctx->cur.pos = bulk_scan(ctx->d, ctx->cur.pos, ctx->len, true, &ctx->cur);
 	}
 	st.level = -1;
 	return st;
@@ -684,6 +747,27 @@ set_body(struct msg_part *part, const struct mark *bs, const struct mark *be)
 static struct stop parse_entity(struct pctx *ctx, struct msg_part *part, bool is_message,
 				bool digest);
 
+/*
+ * Set the body of an entity that stopped at st.  When the body is empty and the line end
+ * before the boundary is the one of the empty line after the header, that empty line belongs to
+ * the boundary (RFC 2046 5.1.1), so the header shrinks to end before it.
+ */
+static void
+finish_entity(struct pctx *ctx, struct msg_part *part, const struct mark *hs, struct mark *bs,
+	      const struct stop *st)
+{
+	struct mark be = end_mark(ctx, hs, st);
+
+	if (be.pos < bs->pos) {
+		part->header_len = be.pos - hs->pos;
+		part->header_size = part->header_len + (be.bare - hs->bare);
+		part->header_lines = be.nl - hs->nl;
+		part->flags |= MSG_PART_HEADER_NO_BLANK;
+		*bs = be;
+	}
+	set_body(part, bs, &be);
+}
+
 static struct stop
 parse_multipart(struct pctx *ctx, struct msg_part *part, const char *boundary)
 {
@@ -735,7 +819,7 @@ parse_multipart(struct pctx *ctx, struct msg_part *part, const char *boundary)
 static struct stop
 parse_entity(struct pctx *ctx, struct msg_part *part, bool is_message, bool digest)
 {
-	struct mark hs = ctx->cur, bs, be;
+	struct mark hs = ctx->cur, bs;
 	struct stop st = { -1, false };
 	bool hdr_done = false;
 
@@ -783,8 +867,13 @@ parse_entity(struct pctx *ctx, struct msg_part *part, bool is_message, bool dige
 		    ctx->nbnd < MSG_MAX_DEPTH && !ctx->stop) {
 			part->kind = MSG_PART_MULTIPART;
 			st = parse_multipart(ctx, part, b);
-			be = end_mark(ctx, &bs, &st);
-			set_body(part, &bs, &be);
+			finish_entity(ctx, part, &hs, &bs, &st);
+			if (part->children->flags & MSG_PART_SYNTHETIC) {
+				/* the made-up part sits, empty, at the end of the body */
+				struct msg_part *c = (struct msg_part *)(uintptr_t)part->children;
+
+				c->header_off = c->body_off = part->body_off + part->body_len;
+			}
 			return st;
 		}
 		/* unusable multipart: an opaque leaf, typed so that renderers stay grammatical */
@@ -804,16 +893,14 @@ parse_entity(struct pctx *ctx, struct msg_part *part, bool is_message, bool dige
 			part->children = child;
 			part->nchildren = 1;
 			st = parse_entity(ctx, child, true, false);
-			be = end_mark(ctx, &bs, &st);
-			set_body(part, &bs, &be);
+			finish_entity(ctx, part, &hs, &bs, &st);
 			return st;
 		}
 		part->flags |= MSG_PART_TRUNCATED;
 	}
 	part->kind = MSG_PART_LEAF;
 	st = scan_to_boundary(ctx);
-	be = end_mark(ctx, &bs, &st);
-	set_body(part, &bs, &be);
+	finish_entity(ctx, part, &hs, &bs, &st);
 	return st;
 }
 

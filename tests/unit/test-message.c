@@ -389,16 +389,39 @@ static void
 test_boundary_like_lines(void **state)
 {
 	const char *s = "Content-Type: multipart/mixed; boundary=\"b\"\n\n"
-			"--b\n\n--bb\n--b x\n-- b\n--b-\n--b  \t\n\ntwo\n--b--  \n";
+			"--b\n\n-- b\n -b\nx--b\n--B\n--b trailing words\n\ntwo\n--bb\n\nthree\n"
+			"--b--  \nepilogue\n--b\n";
 	struct msg *m = parse(s);
 	const struct msg_part *r = msg_root(m);
 
 	(void)state;
-	/* "--b  \t" is a delimiter (trailing LWSP allowed); the others are content */
-	assert_int_equal(r->nchildren, 2);
-	expect_section(m, "1", MSG_SECT_FULL, "--bb\n--b x\n-- b\n--b-");
+	/* RFC 2046 5.1.1: a line that begins with "--b" is a delimiter, whatever follows */
+	assert_int_equal(r->nchildren, 3);
+	expect_section(m, "1", MSG_SECT_FULL, "-- b\n -b\nx--b\n--B");
 	expect_section(m, "2", MSG_SECT_FULL, "two");
+	expect_section(m, "3", MSG_SECT_FULL, "three");
 	assert_false(r->flags & MSG_PART_NO_FINAL_BOUNDARY);
+	/* after the close delimiter everything is epilogue */
+	assert_int_equal(r->body_off + r->body_len, strlen(s));
+	msg_free(&m);
+}
+
+static void
+test_prefix_boundaries(void **state)
+{
+	/* inner boundary "a-1" has the outer "a" as a prefix: the longest match wins */
+	const char *s = "Content-Type: multipart/mixed; boundary=a\n\n"
+			"--a\nContent-Type: multipart/alternative; boundary=a-1\n\n"
+			"--a-1\n\nx\n--a-1\n\ny\n--a-1--\n--a\n\nz\n--a--\n";
+	struct msg *m = parse(s);
+	const struct msg_part *r = msg_root(m);
+
+	(void)state;
+	assert_int_equal(r->nchildren, 2);
+	assert_int_equal(r->children->nchildren, 2);
+	expect_section(m, "1.1", MSG_SECT_FULL, "x");
+	expect_section(m, "1.2", MSG_SECT_FULL, "y");
+	expect_section(m, "2", MSG_SECT_FULL, "z");
 	msg_free(&m);
 }
 
@@ -459,6 +482,29 @@ test_header_ends_at_boundary(void **state)
 	assert_int_equal(c->body_size, 0);
 	expect_section(m, "1", MSG_SECT_MIME, "Content-Type: text/html");
 	expect_section(m, "2", MSG_SECT_FULL, "ok");
+	msg_free(&m);
+}
+
+static void
+test_empty_body_before_boundary(void **state)
+{
+	/* the empty line after the header is also the line end before the boundary */
+	const char *s = "Content-Type: multipart/mixed; boundary=b\n\n"
+			"--b\nContent-Type: text/plain\n\n--b\nContent-Type: message/rfc822\n\n"
+			"Subject: x\n\n--b--\n";
+	struct msg *m = parse(s);
+	const struct msg_part *p1 = msg_root(m)->children, *p2 = p1->next;
+
+	(void)state;
+	assert_int_equal(p1->body_size, 0);
+	assert_int_equal(p1->header_size, strlen("Content-Type: text/plain\r\n"));
+	expect_section(m, "1", MSG_SECT_MIME, "Content-Type: text/plain\n");
+	expect_section(m, "1", MSG_SECT_FULL, "");
+	/* the encapsulated message lies inside its part, header and all */
+	assert_int_equal(p2->body_size, strlen("Subject: x\r\n"));
+	assert_int_equal(p2->children->header_size + p2->children->body_size, p2->body_size);
+	expect_section(m, "2", MSG_SECT_HEADER, "Subject: x\n");
+	expect_section(m, "2", MSG_SECT_TEXT, "");
 	msg_free(&m);
 }
 
@@ -754,9 +800,11 @@ main(void)
 		cmocka_unit_test(test_crlf_equivalence),
 		cmocka_unit_test(test_missing_final_boundary),
 		cmocka_unit_test(test_boundary_like_lines),
+		cmocka_unit_test(test_prefix_boundaries),
 		cmocka_unit_test(test_no_parts),
 		cmocka_unit_test(test_digest_default),
 		cmocka_unit_test(test_header_ends_at_boundary),
+		cmocka_unit_test(test_empty_body_before_boundary),
 		cmocka_unit_test(test_hidden_fields),
 		cmocka_unit_test(test_partial),
 		cmocka_unit_test(test_writer_no_copy),
