@@ -66,5 +66,15 @@ void	cmd_login(struct command *cmd);
 void	cmd_authenticate(struct command *cmd);
 /* cmd-tls.c */
 void	cmd_starttls(struct command *cmd);
+/* cmd-mailbox.c */
+void	cmd_list(struct command *cmd);
+void	cmd_lsub(struct command *cmd);
+void	cmd_create(struct command *cmd);
+void	cmd_delete(struct command *cmd);
+void	cmd_rename(struct command *cmd);
+void	cmd_subscribe(struct command *cmd);
+void	cmd_unsubscribe(struct command *cmd);
+void	cmd_namespace(struct command *cmd);
+void	cmd_status(struct command *cmd);
 
 #endif

@@ -10,12 +10,21 @@
 static const struct command_def commands[] = {
 	{ "AUTHENTICATE",	cmd_authenticate,	STATE_NOT_AUTH,		0 },
 	{ "CAPABILITY",		cmd_capability,		STATE_ANY,		0 },
+	{ "CREATE",		cmd_create,		STATE_LOGGED_IN,	0 },
+	{ "DELETE",		cmd_delete,		STATE_LOGGED_IN,	0 },
 	{ "ENABLE",		cmd_enable,		STATE_LOGGED_IN,	0 },
 	{ "ID",			cmd_id,			STATE_ANY,		0 },
+	{ "LIST",		cmd_list,		STATE_LOGGED_IN,	0 },
 	{ "LOGIN",		cmd_login,		STATE_NOT_AUTH,		0 },
 	{ "LOGOUT",		cmd_logout,		STATE_ANY,		0 },
+	{ "LSUB",		cmd_lsub,		STATE_LOGGED_IN,	0 },
+	{ "NAMESPACE",		cmd_namespace,		STATE_LOGGED_IN,	0 },
 	{ "NOOP",		cmd_noop,		STATE_ANY,		0 },
+	{ "RENAME",		cmd_rename,		STATE_LOGGED_IN,	0 },
 	{ "STARTTLS",		cmd_starttls,		STATE_NOT_AUTH,		0 },
+	{ "STATUS",		cmd_status,		STATE_LOGGED_IN,	0 },
+	{ "SUBSCRIBE",		cmd_subscribe,		STATE_LOGGED_IN,	0 },
+	{ "UNSUBSCRIBE",	cmd_unsubscribe,	STATE_LOGGED_IN,	0 },
 };
 
 const struct command_def *

@@ -306,7 +306,7 @@ folder_list(const struct folder_root *root, const char *ref, size_t reflen, cons
 	w->pat = p;
 	if (patlen == 0)
 		goto done;
-	if (folder_pattern_match(p, "INBOX", 5, true)) {
+	if (folder_pattern_match_inbox(p)) {
 		unsigned int attrs = FOLDER_ATTR_NOINFERIORS | FOLDER_ATTR_UNMARKED;
 		if (stat(folder_root_inbox(root), &sb) == 0)
 			attrs = FOLDER_ATTR_NOINFERIORS | marked(&sb);

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <string.h>
 
 #define PWORDS ((FOLDER_PATTERN_MAX + 1 + 63) / 64)
@@ -259,4 +260,12 @@ folder_pstate_dead(const struct folder_pstate *st)
 		if (st->d[w] != 0)
 			return false;
 	return true;
+}
+
+bool
+folder_pattern_match_inbox(const struct folder_pattern *pat)
+{
+	bool fold = pat->textlen >= 5 && strncasecmp(pat->text, "INBOX", 5) == 0;
+
+	return folder_pattern_match(pat, "INBOX", 5, fold);
 }

@@ -141,6 +141,15 @@ folder_pattern_match(const struct folder_pattern *pat, const char *name, size_t 
     bool fold);
 
 /*
+ * Does the pattern match INBOX? RFC 3501 5.1 makes the name INBOX case-insensitive, so a
+ * pattern that starts with "INBOX" in any case ("inbox", "Inbox*") compares that prefix
+ * without case; any other pattern must match the name "INBOX" as written ("I*" does,
+ * "*i*" does not).
+ */
+bool
+folder_pattern_match_inbox(const struct folder_pattern *pat);
+
+/*
  * Incremental matching, for walking a tree: a state holds how much of the pattern the text
  * fed so far can have matched. folder_pattern_state_new() returns the start state (NULL only
  * if allocation fails); _feed() advances over more text; _accepts() says whether the text fed

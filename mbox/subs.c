@@ -493,7 +493,8 @@ subs_lsub(const struct folder_root *root, const char *ref, size_t reflen, const 
 		size_t nlen = strlen(n);
 		bool inbox = strcmp(n, "INBOX") == 0;
 
-		if (folder_pattern_match(p, n, nlen, inbox)) {
+		if (inbox ? folder_pattern_match_inbox(p) : folder_pattern_match(p, n, nlen,
+		    false)) {
 			if (folder_list_add(l, n, nlen, 0) != 0)
 				goto nomem;
 			continue;

@@ -321,6 +321,23 @@ test_match_fold(void **state)
 	assert_int_equal(folder_pattern_new("", 0, "x%", 2, &p, NULL), FOLDER_OK);
 	assert_false(folder_pattern_match(p, "INBOX", 5, true));
 	folder_pattern_free(&p);
+	/* the INBOX rule: a leading "inbox" in any case, else the name as written */
+	static const struct {
+		const char *pat;
+		bool want;
+	} cases[] = {
+		{ "inbox", true }, { "INBOX", true }, { "InBoX*", true }, { "inbox%", true },
+		{ "I*", true }, { "*", true }, { "%", true }, { "*X", true },
+		{ "in*", false }, { "*i*", false }, { "inbo", false }, { "inboxes", false },
+		{ "inbox/%", false },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(folder_pattern_new("", 0, cases[i].pat, strlen(cases[i].pat),
+		    &p, NULL), FOLDER_OK);
+		if (folder_pattern_match_inbox(p) != cases[i].want)
+			fail_msg("pattern \"%s\" against INBOX", cases[i].pat);
+		folder_pattern_free(&p);
+	}
 }
 
 static void

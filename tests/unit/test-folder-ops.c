@@ -529,8 +529,11 @@ test_list_tree(void **state)
 	expect_list(f, "", "", "");
 	/* INBOX matches without regard to case */
 	expect_list(f, "", "inbox", "INBOX:I");
-	expect_list(f, "", "InBo%", "INBOX:I");
+	expect_list(f, "", "inBOX*", "INBOX:I");
 	expect_list(f, "", "I*", "INBOX:I");
+	/* only a leading "INBOX" ignores case: these are plain patterns */
+	expect_list(f, "", "InBo%", "");
+	expect_list(f, "", "*n*x", "");
 	/* attempts to reach outside show nothing */
 	expect_list(f, "", "out-dir/*", "");
 	expect_list(f, "", "out-up/*", "");

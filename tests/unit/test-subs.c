@@ -395,6 +395,8 @@ test_lsub(void **state)
 	expect_lsub(f, "", "*", "INBOX Sent a a/b/c gone");
 	expect_lsub(f, "", "%", "INBOX Sent a gone");
 	expect_lsub(f, "", "inbox", "INBOX");
+	expect_lsub(f, "", "Inbox%", "INBOX");
+	expect_lsub(f, "", "in*", "");
 	expect_lsub(f, "", "a/*", "a/b/c");
 	expect_lsub(f, "", "", "");
 	/* RFC 3501 6.3.9: "%" stops at a level that is not itself subscribed: \Noselect */

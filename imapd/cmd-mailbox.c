@@ -1,0 +1,543 @@
+/*
+ * Mailbox commands: LIST, LSUB, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, NAMESPACE,
+ * STATUS (RFC 3501 6.3, RFC 2342). Names, paths and subscriptions are mbox/folder.h and
+ * mbox/subs.h; this file only speaks the protocol: arguments, untagged data, and the
+ * RFC 5530 response code for each kind of failure.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "imapd/command.h"
+#include "imapd/log.h"
+#include "imapd/resp.h"
+#include "mbox/folder.h"
+#include "mbox/mbox.h"
+#include "mbox/subs.h"
+
+/* The RFC 5530 response code for a folder failure. */
+static const char *
+folder_code(enum folder_status st)
+{
+	switch (st) {
+	case FOLDER_EBADNAME:
+	case FOLDER_ECANNOT:
+	case FOLDER_EHASCHILDREN:	/* HASCHILDREN is IMAP4rev2 only (RFC 9051) */
+		return "CANNOT";
+	case FOLDER_ETOOLONG:
+	case FOLDER_ELIMIT:
+		return "LIMIT";
+	case FOLDER_EEXIST:
+		return "ALREADYEXISTS";
+	case FOLDER_ENOENT:
+		return "NONEXISTENT";
+	case FOLDER_EPERM:
+		return "NOPERM";
+	case FOLDER_EINUSE:
+		return "INUSE";
+	case FOLDER_EQUOTA:
+		return "OVERQUOTA";
+	case FOLDER_OK:
+	case FOLDER_EIO:
+	case FOLDER_RENAME_INBOX:
+		break;
+	}
+	return "UNAVAILABLE";
+}
+
+static void
+folder_no(struct command *cmd, const char *what, enum folder_status st,
+    const struct folder_error *err)
+{
+	const char *msg = err->status == st && err->msg[0] != '\0' ? err->msg :
+	    folder_strerror(st);
+
+	if (st == FOLDER_EIO)
+		log_warnx("%s: %s", what, msg);
+	resp_no(cmd, "[%s] %s failed: %s", folder_code(st), what, msg);
+}
+
+/* The user's folders, as the session's configuration places them. NULL: answered. */
+static struct folder_root *
+root_open(struct command *cmd)
+{
+	struct session *s = cmd->s;
+	struct folder_config fc = { s->mail_dir, s->spool_path, s->home, NULL };
+	struct folder_root *root = NULL;
+	struct folder_error err = { 0 };
+	enum folder_status st = folder_root_new(&fc, &root, &err);
+
+	if (st != FOLDER_OK) {
+		log_warnx("mail paths: %s", err.msg);
+		resp_no(cmd, "[SERVERBUG] Mail directory misconfigured");
+		return NULL;
+	}
+	return root;
+}
+
+/* An astring argument as text without NUL; NULL if it is not one. */
+static const char *
+astring_arg(const struct imap_arg *a, size_t *len_r)
+{
+	const char *str;
+
+	if (a == NULL || !arg_is_astring(a) || (str = arg_cstring(a)) == NULL)
+		return NULL;
+	*len_r = a->len;
+	return str;
+}
+
+static void
+put_attrs(struct session *s, unsigned int attrs)
+{
+	static const struct {
+		unsigned int bit;
+		const char *name;
+	} names[] = {
+		{ FOLDER_ATTR_NOSELECT, "\\Noselect" },
+		{ FOLDER_ATTR_NOINFERIORS, "\\NoInferiors" },
+		{ FOLDER_ATTR_NONEXISTENT, "\\NonExistent" },
+		{ FOLDER_ATTR_HASCHILDREN, "\\HasChildren" },
+		{ FOLDER_ATTR_HASNOCHILDREN, "\\HasNoChildren" },
+		{ FOLDER_ATTR_MARKED, "\\Marked" },
+		{ FOLDER_ATTR_UNMARKED, "\\Unmarked" },
+		{ FOLDER_ATTR_SUBSCRIBED, "\\Subscribed" },
+		{ FOLDER_ATTR_ALL, "\\All" },
+		{ FOLDER_ATTR_ARCHIVE, "\\Archive" },
+		{ FOLDER_ATTR_DRAFTS, "\\Drafts" },
+		{ FOLDER_ATTR_FLAGGED, "\\Flagged" },
+		{ FOLDER_ATTR_JUNK, "\\Junk" },
+		{ FOLDER_ATTR_SENT, "\\Sent" },
+		{ FOLDER_ATTR_TRASH, "\\Trash" },
+	};
+	bool first = true;
+
+	resp_raw(s, "(", 1);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!(attrs & names[i].bit))
+			continue;
+		if (!first)
+			resp_raw(s, " ", 1);
+		resp_raw(s, names[i].name, strlen(names[i].name));
+		first = false;
+	}
+	resp_raw(s, ")", 1);
+}
+
+static void
+put_list(struct session *s, const char *verb, const struct folder_list *l)
+{
+	for (size_t i = 0; i < l->count; i++) {
+		resp_printf(s, "* %s ", verb);
+		put_attrs(s, l->v[i].attrs);
+		resp_printf(s, " \"%c\" ", FOLDER_DELIM);
+		resp_string(s, l->v[i].name, l->v[i].len);
+		resp_crlf(s);
+	}
+}
+
+/* LIST and LSUB: reference and pattern (RFC 3501 6.3.8, 6.3.9). */
+static void
+list_common(struct command *cmd, bool lsub)
+{
+	const char *verb = lsub ? "LSUB" : "LIST";
+	const struct imap_arg *a = cmd->args;
+	const char *ref, *pat;
+	size_t reflen, patlen;
+	struct folder_root *root;
+	struct folder_list *l = NULL;
+	struct folder_error err = { 0 };
+	enum folder_status st;
+
+	if (arg_count(a) != 2 || (ref = astring_arg(a, &reflen)) == NULL ||
+	    (pat = astring_arg(a->next, &patlen)) == NULL) {
+		resp_bad(cmd, "%s takes a reference and a mailbox pattern", verb);
+		return;
+	}
+	if (patlen == 0 && !lsub) {
+		/* The delimiter and the root: our names are not rooted, so the root is "". */
+		resp_untagged(cmd->s, "LIST (\\Noselect) \"%c\" \"\"", FOLDER_DELIM);
+		resp_ok(cmd, "LIST completed");
+		return;
+	}
+	if ((root = root_open(cmd)) == NULL)
+		return;
+	if (lsub)
+		st = subs_lsub(root, ref, reflen, pat, patlen, &l, &err);
+	else
+		st = folder_list(root, ref, reflen, pat, patlen, &l, &err);
+	folder_root_free(&root);
+	if (st != FOLDER_OK) {
+		folder_no(cmd, verb, st, &err);
+		return;
+	}
+	put_list(cmd->s, verb, l);
+	if (l->truncated)
+		resp_ok(cmd, "%s completed, but there were too many folders to list them all",
+		    verb);
+	else
+		resp_ok(cmd, "%s completed", verb);
+	folder_list_free(&l);
+}
+
+void
+cmd_list(struct command *cmd)
+{
+	list_common(cmd, false);
+}
+
+void
+cmd_lsub(struct command *cmd)
+{
+	list_common(cmd, true);
+}
+
+/* RFC 2342: one personal namespace, no prefix, delimiter '/'. */
+void
+cmd_namespace(struct command *cmd)
+{
+	if (cmd->args != NULL) {
+		resp_bad(cmd, "NAMESPACE takes no arguments");
+		return;
+	}
+	resp_untagged(cmd->s, "NAMESPACE ((\"\" \"%c\")) NIL NIL", FOLDER_DELIM);
+	resp_ok(cmd, "NAMESPACE completed");
+}
+
+/* Commands whose arguments are one or two mailbox names. */
+static bool
+name_args(struct command *cmd, size_t n, const char **name_r, size_t *len_r,
+    const char **name2_r, size_t *len2_r)
+{
+	const struct imap_arg *a = cmd->args;
+
+	if (arg_count(a) != n || (*name_r = astring_arg(a, len_r)) == NULL ||
+	    (n == 2 && (*name2_r = astring_arg(a->next, len2_r)) == NULL)) {
+		resp_bad(cmd, "%s takes %s", cmd->name, n == 1 ? "a mailbox name" :
+		    "two mailbox names");
+		return false;
+	}
+	return true;
+}
+
+/* RFC 3501 6.3.3 */
+void
+cmd_create(struct command *cmd)
+{
+	const char *name;
+	size_t len;
+	struct folder_root *root;
+	struct folder_error err = { 0 };
+	enum folder_status st;
+
+	if (!name_args(cmd, 1, &name, &len, NULL, NULL) || (root = root_open(cmd)) == NULL)
+		return;
+	st = folder_create(root, name, len, &err);
+	folder_root_free(&root);
+	if (st != FOLDER_OK)
+		folder_no(cmd, "CREATE", st, &err);
+	else
+		resp_ok(cmd, "CREATE completed");
+}
+
+/* RFC 3501 6.3.4 */
+void
+cmd_delete(struct command *cmd)
+{
+	const char *name;
+	size_t len;
+	struct folder_root *root;
+	struct folder_error err = { 0 };
+	enum folder_status st;
+
+	if (!name_args(cmd, 1, &name, &len, NULL, NULL) || (root = root_open(cmd)) == NULL)
+		return;
+	st = folder_delete(root, name, len, &err);
+	folder_root_free(&root);
+	if (st != FOLDER_OK)
+		folder_no(cmd, "DELETE", st, &err);
+	else
+		resp_ok(cmd, "DELETE completed");
+}
+
+/*
+ * imapd's own directory (journals), as the store wants it: cfg->state_dir, relative to the
+ * home unless absolute, made 0700 when missing. Returns 0 or -1.
+ */
+static int
+state_dir(const struct session *s, char *buf, size_t size)
+{
+	int n;
+
+	if (s->cfg->state_dir[0] == '/')
+		n = snprintf(buf, size, "%s", s->cfg->state_dir);
+	else
+		n = snprintf(buf, size, "%s/%s", s->home, s->cfg->state_dir);
+	if (n < 0 || (size_t)n >= size)
+		return -1;
+	if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+/*
+ * RENAME INBOX (RFC 3501 6.3.5): every message moves to the new mailbox and INBOX stays,
+ * empty. Copy first, then expunge exactly the copied UIDs from INBOX, so that a crash in
+ * between leaves the mail twice rather than lost, and mail that arrives meanwhile stays in
+ * INBOX.
+ */
+static void
+rename_inbox(struct command *cmd, struct folder_root *root, const char *name, size_t len)
+{
+	struct folder_error err = { 0 };
+	struct mbox_error merr = { 0 };
+	struct folder_ref ref;
+	struct mbox *src = NULL, *dst = NULL;
+	uint32_t *idx = NULL, *uids = NULL, *gone = NULL;
+	size_t ngone = 0;
+	char journal[FOLDER_PATH_MAX];
+	enum folder_status st;
+	const char *fail = NULL;
+
+	if (state_dir(cmd->s, journal, sizeof(journal)) != 0) {
+		log_warn("state directory");
+		resp_no(cmd, "[UNAVAILABLE] RENAME failed: cannot use imapd's state directory");
+		return;
+	}
+	st = folder_create(root, name, len, &err);
+	if (st == FOLDER_OK)
+		st = folder_resolve(root, name, len, 0, &ref, &err);
+	if (st != FOLDER_OK) {
+		folder_no(cmd, "RENAME", st, &err);
+		return;
+	}
+	if (mbox_open(folder_root_inbox(root), journal, MBOX_OPEN_RW | MBOX_OPEN_MISSING_OK,
+	    &src, &merr) != 0 ||
+	    mbox_open(ref.path, journal, MBOX_OPEN_RW, &dst, &merr) != 0) {
+		fail = merr.msg;
+		goto undo;
+	}
+	uint32_t n = mbox_count(src);
+	if (n > 0) {
+		idx = calloc(n, sizeof(*idx));
+		uids = calloc(n, sizeof(*uids));
+		if (idx == NULL || uids == NULL)
+			fatalx("out of memory");
+		for (uint32_t i = 0; i < n; i++) {
+			idx[i] = i;
+			uids[i] = mbox_msg_uid(src, i);
+		}
+		uint32_t first;
+		if (mbox_copy(dst, src, idx, n, &first) != 0) {
+			fail = mbox_error(dst)->msg;
+			goto undo;
+		}
+		for (uint32_t i = 0; i < n; i++)
+			mbox_msg_set_flags(src, i, mbox_msg_flags(src, i) | MBOX_DELETED,
+			    mbox_msg_keywords(src, i));
+		if (mbox_expunge(src, uids, n, &gone, &ngone) != 0) {
+			/* The copy is complete: report, but keep it (nothing is lost). */
+			log_warnx("RENAME INBOX: emptying INBOX: %s", mbox_error(src)->msg);
+			resp_no(cmd, "[UNAVAILABLE] RENAME copied the messages but could not "
+			    "empty INBOX: %s", mbox_error(src)->msg);
+			goto out;
+		}
+	}
+	resp_ok(cmd, "RENAME completed");
+	goto out;
+undo:
+	mbox_free(&dst);
+	folder_delete(root, name, len, NULL);
+	log_warnx("RENAME INBOX: %s", fail != NULL ? fail : "failed");
+	resp_no(cmd, "[UNAVAILABLE] RENAME failed: %s", fail != NULL ? fail : "store error");
+out:
+	free(idx);
+	free(uids);
+	free(gone);
+	mbox_free(&src);
+	mbox_free(&dst);
+}
+
+/* RFC 3501 6.3.5 */
+void
+cmd_rename(struct command *cmd)
+{
+	const char *from, *to;
+	size_t flen, tlen;
+	struct folder_root *root;
+	struct folder_error err = { 0 };
+	enum folder_status st;
+
+	if (!name_args(cmd, 2, &from, &flen, &to, &tlen) || (root = root_open(cmd)) == NULL)
+		return;
+	st = folder_rename(root, from, flen, to, tlen, &err);
+	if (st == FOLDER_RENAME_INBOX)
+		rename_inbox(cmd, root, to, tlen);
+	else if (st != FOLDER_OK)
+		folder_no(cmd, "RENAME", st, &err);
+	else
+		resp_ok(cmd, "RENAME completed");
+	folder_root_free(&root);
+}
+
+static void
+subscribe_common(struct command *cmd, bool on)
+{
+	const char *name;
+	size_t len;
+	struct folder_root *root;
+	struct folder_error err = { 0 };
+	enum folder_status st;
+
+	if (!name_args(cmd, 1, &name, &len, NULL, NULL) || (root = root_open(cmd)) == NULL)
+		return;
+	if (on)
+		st = subs_subscribe(root, name, len, &err);
+	else
+		st = subs_unsubscribe(root, name, len, &err);
+	folder_root_free(&root);
+	if (st != FOLDER_OK)
+		folder_no(cmd, on ? "SUBSCRIBE" : "UNSUBSCRIBE", st, &err);
+	else
+		resp_ok(cmd, "%s completed", on ? "SUBSCRIBE" : "UNSUBSCRIBE");
+}
+
+/* RFC 3501 6.3.6: a name may be subscribed whether or not the mailbox exists. */
+void
+cmd_subscribe(struct command *cmd)
+{
+	subscribe_common(cmd, true);
+}
+
+/* RFC 3501 6.3.7: a name that is not subscribed gets NO [NONEXISTENT]. */
+void
+cmd_unsubscribe(struct command *cmd)
+{
+	subscribe_common(cmd, false);
+}
+
+/* STATUS data items, RFC 3501 6.3.10 and SIZE from RFC 8438. */
+enum status_item {
+	ST_MESSAGES = 0x01,
+	ST_RECENT = 0x02,
+	ST_UIDNEXT = 0x04,
+	ST_UIDVALIDITY = 0x08,
+	ST_UNSEEN = 0x10,
+	ST_SIZE = 0x20,
+};
+
+static const struct {
+	const char *name;
+	unsigned int bit;
+} status_items[] = {
+	{ "MESSAGES", ST_MESSAGES },
+	{ "RECENT", ST_RECENT },
+	{ "UIDNEXT", ST_UIDNEXT },
+	{ "UIDVALIDITY", ST_UIDVALIDITY },
+	{ "UNSEEN", ST_UNSEEN },
+	{ "SIZE", ST_SIZE },
+};
+
+#define STATUS_ITEMS_MAX 16
+
+/* RFC 3501 6.3.10: read-only, so that STATUS never ends anyone's \Recent. */
+void
+cmd_status(struct command *cmd)
+{
+	const struct imap_arg *a = cmd->args, *it;
+	unsigned int order[STATUS_ITEMS_MAX];
+	size_t nitems = 0, len;
+	const char *name;
+	struct folder_root *root;
+	struct folder_ref ref;
+	struct folder_error err = { 0 };
+	struct mbox_error merr = { 0 };
+	struct mbox *mb = NULL;
+	enum folder_status st;
+
+	if (arg_count(a) != 2 || (name = astring_arg(a, &len)) == NULL ||
+	    a->next->type != ARG_LIST || a->next->list == NULL) {
+		resp_bad(cmd, "STATUS takes a mailbox name and a list of items");
+		return;
+	}
+	for (it = a->next->list; it != NULL; it = it->next) {
+		size_t k;
+
+		for (k = 0; k < sizeof(status_items) / sizeof(status_items[0]); k++)
+			if (it->type == ARG_ATOM && arg_is_atom(it, status_items[k].name))
+				break;
+		if (k == sizeof(status_items) / sizeof(status_items[0]) ||
+		    nitems == STATUS_ITEMS_MAX) {
+			resp_bad(cmd, "Unknown or too many STATUS items");
+			return;
+		}
+		order[nitems++] = status_items[k].bit;
+	}
+	if ((root = root_open(cmd)) == NULL)
+		return;
+	st = folder_resolve(root, name, len, 0, &ref, &err);
+	folder_root_free(&root);
+	if (st != FOLDER_OK) {
+		folder_no(cmd, "STATUS", st, &err);
+		return;
+	}
+	if (ref.type == FOLDER_T_NONE) {
+		resp_no(cmd, "[NONEXISTENT] STATUS failed: mailbox does not exist");
+		return;
+	}
+	if (ref.type == FOLDER_T_DIR) {
+		resp_no(cmd, "[CANNOT] STATUS failed: not a selectable mailbox");
+		return;
+	}
+	if (mbox_open(ref.path, NULL, ref.n.inbox ? MBOX_OPEN_MISSING_OK : 0, &mb, &merr) != 0) {
+		if (merr.code == MBOX_ENOTMBOX)
+			resp_no(cmd, "[CANNOT] STATUS failed: not an mbox file");
+		else if (merr.code == ENOENT)
+			resp_no(cmd, "[NONEXISTENT] STATUS failed: mailbox does not exist");
+		else {
+			log_warnx("STATUS: %s", merr.msg);
+			resp_no(cmd, "[UNAVAILABLE] STATUS failed: %s", merr.msg);
+		}
+		return;
+	}
+	uint32_t n = mbox_count(mb), unseen = 0;
+	uint64_t size = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		if (!(mbox_msg_flags(mb, i) & MBOX_SEEN))
+			unseen++;
+		size += mbox_msg_size(mb, i);
+	}
+	resp_printf(cmd->s, "* STATUS ");
+	resp_string(cmd->s, name, len);
+	resp_raw(cmd->s, " (", 2);
+	for (size_t i = 0; i < nitems; i++) {
+		const char *sp = i > 0 ? " " : "";
+		switch (order[i]) {
+		case ST_MESSAGES:
+			resp_printf(cmd->s, "%sMESSAGES %u", sp, n);
+			break;
+		case ST_RECENT:
+			resp_printf(cmd->s, "%sRECENT %u", sp, mbox_recent_count(mb));
+			break;
+		case ST_UIDNEXT:
+			resp_printf(cmd->s, "%sUIDNEXT %u", sp, mbox_uidnext(mb));
+			break;
+		case ST_UIDVALIDITY:
+			resp_printf(cmd->s, "%sUIDVALIDITY %u", sp, mbox_uidvalidity(mb));
+			break;
+		case ST_UNSEEN:
+			resp_printf(cmd->s, "%sUNSEEN %u", sp, unseen);
+			break;
+		case ST_SIZE:
+			resp_printf(cmd->s, "%sSIZE %llu", sp, (unsigned long long)size);
+			break;
+		}
+	}
+	resp_raw(cmd->s, ")", 1);
+	resp_crlf(cmd->s);
+	mbox_free(&mb);
+	resp_ok(cmd, "STATUS completed");
+}

@@ -1,0 +1,354 @@
+"""Mailbox commands end to end through the real binary: LIST, LSUB, CREATE, DELETE, RENAME
+(hierarchies and INBOX), SUBSCRIBE/UNSUBSCRIBE (surviving a restart), NAMESPACE, STATUS,
+and every way of reaching outside the mail directory, each refused."""
+import os
+import re
+import stat
+
+import pytest
+
+from conftest import Raw
+
+
+class Session:
+    """A logged-in raw client: cmd() sends one command and returns its lines."""
+
+    def __init__(self, srv, user):
+        self.srv = srv
+        self.raw = Raw(srv.sock)
+        self.n = 0
+        greeting = self.raw.line()
+        if not greeting.startswith("* PREAUTH"):
+            assert greeting.startswith("* OK"), greeting
+            ok = self.cmd(f"LOGIN {user.name} {user.password}")
+            assert ok[-1].startswith("OK"), ok
+
+    def cmd(self, text):
+        """Returns the untagged lines plus the tagged status (without the tag)."""
+        self.n += 1
+        tag = f"t{self.n}"
+        if isinstance(text, bytes):
+            self.raw.send(tag.encode() + b" " + text + b"\r\n")
+        else:
+            self.raw.send(f"{tag} {text}\r\n")
+        lines = self.raw.until_tagged(tag)
+        lines[-1] = lines[-1][len(tag) + 1:]
+        return lines
+
+    def ok(self, text):
+        r = self.cmd(text)
+        assert r[-1].startswith("OK"), (text, r)
+        return r[:-1]
+
+    def no(self, text, code=None):
+        r = self.cmd(text)
+        assert r[-1].startswith("NO"), (text, r)
+        if code is not None:
+            assert r[-1].startswith(f"NO [{code}]"), (text, r)
+        return r
+
+    def send_literal(self, prefix, data, suffix=b""):
+        """A command with one synchronising literal; returns its lines like cmd()."""
+        self.n += 1
+        tag = f"t{self.n}".encode()
+        self.raw.send(tag + b" " + prefix + b" {" + str(len(data)).encode() + b"}\r\n")
+        cont = self.raw.line()
+        assert cont.startswith("+"), cont
+        self.raw.send(data + suffix + b"\r\n")
+        lines = self.raw.until_tagged(tag.decode())
+        lines[-1] = lines[-1][len(tag) + 1:]
+        return lines
+
+    def list(self, ref="", pat="*", verb="LIST"):
+        """{name: set(attrs)} from LIST/LSUB."""
+        out = {}
+        for ln in self.ok(f'{verb} "{ref}" "{pat}"'):
+            m = re.match(r'\* ' + verb + r' \(([^)]*)\) "/" (?:"((?:[^"\\]|\\.)*)"|(\S+))$', ln)
+            assert m, ln
+            name = m.group(2) if m.group(2) is not None else m.group(3)
+            out[name.replace('\\"', '"').replace("\\\\", "\\")] = set(m.group(1).split())
+        return out
+
+    def logout(self):
+        self.cmd("LOGOUT")
+        assert self.srv.wait() == 0
+
+
+@pytest.fixture
+def sess(preauth_server, user, mailstore):
+    """Most tests run as an ssh-tunnel (--preauth) session: the same binary and code as
+    after LOGIN, already running as the user."""
+    srv = preauth_server()
+    s = Session(srv, user)
+    s.store = mailstore
+    s.user = user
+    yield s
+    try:
+        s.srv.sock.close()
+    except OSError:
+        pass
+    s.srv.wait()
+
+
+MSG = ("From alice@example.org Sat Jan  1 00:00:00 2000\n"
+       "From: alice@example.org\nSubject: {n}\n{extra}\nbody {n}\n\n")
+
+
+def mbox(n, extra=lambda i: ""):
+    return "".join(MSG.format(n=i, extra=extra(i)) for i in range(n))
+
+
+def owned_by_user(path, user, mode):
+    st = os.lstat(path)
+    assert st.st_uid == user.uid and st.st_gid == user.gid, path
+    assert stat.S_IMODE(st.st_mode) == mode, (path, oct(st.st_mode))
+
+
+def test_after_login(login_server, user, mailstore):
+    """The commands through a root-started server after LOGIN and the privilege drop."""
+    s = Session(login_server(), user)
+    s.ok('CREATE "Work/2024"')
+    owned_by_user(os.path.join(mailstore.mail_dir, "Work"), user, 0o700)
+    owned_by_user(os.path.join(mailstore.mail_dir, "Work/2024"), user, 0o600)
+    assert set(s.list()) == {"INBOX", "Work", "Work/2024"}
+    s.ok('SUBSCRIBE "Work/2024"')
+    owned_by_user(os.path.join(mailstore.mail_dir, ".subscriptions"), user, 0o600)
+    assert s.ok('LSUB "" "*"') == ['* LSUB () "/" "Work/2024"']
+    s.ok('DELETE "Work/2024"')
+    s.logout()
+
+
+def test_namespace_and_list_root(sess):
+    assert sess.ok("NAMESPACE") == ['* NAMESPACE (("" "/")) NIL NIL']
+    assert sess.ok('LIST "" ""') == ['* LIST (\\Noselect) "/" ""']
+    assert sess.ok('LIST "a/b" ""') == ['* LIST (\\Noselect) "/" ""']
+    assert sess.cmd("NAMESPACE x")[-1].startswith("BAD")
+    assert sess.cmd("LIST onlyone")[-1].startswith("BAD")
+    assert sess.cmd("LIST")[-1].startswith("BAD")
+
+
+def test_list_attributes(sess):
+    st = sess.store
+    st.write_mailbox("Sent", mbox(1))
+    st.write_mailbox("Drafts", "")
+    write_nested(sess, "Lists/debian", mbox(2))
+    st.write_mailbox(".hidden", "")
+    st.write_mailbox("x.lock", "")
+    os.makedirs(os.path.join(st.mail_dir, "Empty"))
+    os.chown(os.path.join(st.mail_dir, "Empty"), sess.user.uid, sess.user.gid)
+    got = sess.list()
+    assert set(got) == {"INBOX", "Sent", "Drafts", "Lists", "Lists/debian", "Empty"}
+    assert "\\NoInferiors" in got["INBOX"]
+    assert got["Sent"] >= {"\\NoInferiors", "\\Sent"}
+    assert got["Drafts"] >= {"\\NoInferiors", "\\Drafts"}
+    assert got["Lists"] >= {"\\Noselect", "\\HasChildren"}
+    assert got["Empty"] >= {"\\Noselect", "\\HasNoChildren"}
+    assert "\\HasNoChildren" not in got["Sent"]   # implied by \NoInferiors (RFC 3348)
+    assert set(sess.list(pat="%")) == {"INBOX", "Sent", "Drafts", "Lists", "Empty"}
+    assert set(sess.list(pat="Lists/%")) == {"Lists/debian"}
+    assert set(sess.list(ref="Lists/", pat="%")) == {"Lists/debian"}
+    assert set(sess.list(pat="inbox")) == {"INBOX"}
+    assert set(sess.list(pat="*i*")) == {"Lists", "Lists/debian"}
+    assert sess.list(pat="nothing") == {}
+
+
+def test_create_delete_hierarchy(sess):
+    st, user = sess.store, sess.user
+    sess.ok('CREATE "a/b/c"')
+    owned_by_user(os.path.join(st.mail_dir, "a"), user, 0o700)
+    owned_by_user(os.path.join(st.mail_dir, "a/b"), user, 0o700)
+    owned_by_user(os.path.join(st.mail_dir, "a/b/c"), user, 0o600)
+    sess.no('CREATE "a/b/c"', "ALREADYEXISTS")
+    sess.no("CREATE INBOX", "ALREADYEXISTS")
+    sess.no("CREATE inbox", "ALREADYEXISTS")
+    sess.no('CREATE "a/b/c/d"', "CANNOT")       # a mailbox has no children
+    sess.ok('CREATE "dir/"')                     # trailing '/': a directory
+    owned_by_user(os.path.join(st.mail_dir, "dir"), user, 0o700)
+    got = sess.list()
+    assert got["dir"] >= {"\\Noselect", "\\HasNoChildren"}
+    assert got["a"] >= {"\\Noselect", "\\HasChildren"}
+    assert got["a/b/c"] >= {"\\NoInferiors"}
+    sess.no('DELETE "a"', "CANNOT")              # has children (RFC 3501 6.3.4)
+    sess.no("DELETE INBOX", "CANNOT")
+    sess.no('DELETE "nope"', "NONEXISTENT")
+    sess.ok('DELETE "a/b/c"')
+    sess.ok('DELETE "a/b"')
+    sess.ok('DELETE "a"')
+    sess.ok('DELETE "dir"')
+    assert set(sess.list()) == {"INBOX"}
+    assert os.listdir(st.mail_dir) == [] or set(os.listdir(st.mail_dir)) <= {".subscriptions"}
+
+
+def write_nested(sess, name, data):
+    """~/mail/NAME with every directory on the way owned by the user."""
+    st, user = sess.store, sess.user
+    path = st.mail_dir
+    for comp in name.split("/")[:-1]:
+        path = os.path.join(path, comp)
+        os.makedirs(path, exist_ok=True)
+        os.chown(path, user.uid, user.gid)
+    path = os.path.join(st.mail_dir, name)
+    with open(path, "w") as f:
+        f.write(data)
+    os.chown(path, user.uid, user.gid)
+    os.chmod(path, 0o600)
+
+
+def test_rename_hierarchy(sess):
+    st = sess.store
+    write_nested(sess, "old/x", mbox(1))
+    write_nested(sess, "old/sub/y", mbox(2))
+    sess.ok('RENAME "old" "new/place"')
+    assert set(sess.list()) == {"INBOX", "new", "new/place", "new/place/x", "new/place/sub",
+                                "new/place/sub/y"}
+    assert st.read(os.path.join(st.mail_dir, "new/place/sub/y")) == mbox(2).encode()
+    sess.ok('CREATE "t"')
+    sess.no('RENAME "t" "new/place/x"', "ALREADYEXISTS")
+    sess.no('RENAME "t" "INBOX"', "ALREADYEXISTS")
+    sess.no('RENAME "gone" "z"', "NONEXISTENT")
+    sess.no('RENAME "new" "new/inside"', "CANNOT")
+    sess.ok('RENAME "t" "u"')
+    assert "u" in sess.list() and "t" not in sess.list()
+
+
+def test_rename_inbox(sess):
+    st = sess.store
+    st.write_inbox(mbox(3))
+    sess.ok("RENAME INBOX Archive/2024")
+    assert sess.ok('STATUS "Archive/2024" (MESSAGES)') == \
+        ['* STATUS "Archive/2024" (MESSAGES 3)']
+    assert sess.ok("STATUS INBOX (MESSAGES)") == ['* STATUS "INBOX" (MESSAGES 0)']
+    assert os.path.exists(st.inbox)                 # INBOX stays, empty of messages
+    data = st.read(os.path.join(st.mail_dir, "Archive/2024")).decode()
+    for i in range(3):
+        assert f"Subject: {i}\n" in data and f"body {i}\n" in data
+    assert "Subject: 0" not in st.read(st.inbox).decode()
+    sess.no("RENAME INBOX Archive/2024", "ALREADYEXISTS")
+    # an empty INBOX renames to an empty mailbox
+    sess.ok("RENAME INBOX Empty")
+    assert sess.ok("STATUS Empty (MESSAGES)") == ['* STATUS "Empty" (MESSAGES 0)']
+
+
+def test_subscriptions_survive_restart(preauth_server, user, mailstore):
+    s = Session(preauth_server(), user)
+    s.ok('SUBSCRIBE "Sent"')
+    s.ok('SUBSCRIBE "a/b/c"')
+    s.ok("SUBSCRIBE inbox")
+    s.ok('SUBSCRIBE "never/created"')
+    s.no('UNSUBSCRIBE "not-subscribed"', "NONEXISTENT")
+    s.no('SUBSCRIBE "../etc"', "CANNOT")
+    s.logout()
+    with open(os.path.join(mailstore.mail_dir, ".subscriptions")) as f:
+        assert f.read() == "INBOX\nSent\na/b/c\nnever/created\n"
+    s = Session(preauth_server(), user)
+    assert s.list(verb="LSUB") == {"INBOX": set(), "Sent": set(), "a/b/c": set(),
+                                   "never/created": set()}
+    assert s.list(pat="%", verb="LSUB") == {"INBOX": set(), "Sent": set(),
+                                            "a": {"\\Noselect"}, "never": {"\\Noselect"}}
+    s.ok('UNSUBSCRIBE "Sent"')
+    assert "Sent" not in s.list(verb="LSUB")
+    s.logout()
+
+
+def test_uw_mailboxlist_import(preauth_server, user, mailstore):
+    path = os.path.join(user.home, ".mailboxlist")
+    with open(path, "w") as f:
+        f.write("mail/Sent\nmail/lists/debian\nINBOX\nNotes/x\n/etc/passwd\n")
+    os.chown(path, user.uid, user.gid)
+    try:
+        s = Session(preauth_server(), user)
+        assert set(s.list(verb="LSUB")) == {"INBOX", "Sent", "lists/debian"}
+        s.logout()
+    finally:
+        os.unlink(path)
+
+
+def test_status(sess):
+    st = sess.store
+    st.write_mailbox("box", mbox(3, extra=lambda i: "Status: RO\n" if i == 0 else ""))
+    r = sess.ok('STATUS "box" (MESSAGES UNSEEN UIDNEXT UIDVALIDITY RECENT SIZE)')
+    m = re.match(r'\* STATUS "box" \(MESSAGES 3 UNSEEN 2 UIDNEXT (\d+) UIDVALIDITY (\d+) '
+                 r'RECENT (\d+) SIZE (\d+)\)$', r[0])
+    assert m, r
+    assert int(m.group(1)) >= 4 and int(m.group(2)) > 0 and int(m.group(3)) <= 2
+    # SIZE counts every message as clients see it: LF as CRLF, store headers hidden
+    one = "From: alice@example.org\r\nSubject: {n}\r\n\r\nbody {n}\r\n"
+    assert int(m.group(4)) == sum(len(one.format(n=i)) for i in range(3))
+    # STATUS is read-only: the file is unchanged
+    assert st.read(os.path.join(st.mail_dir, "box")) == \
+        mbox(3, extra=lambda i: "Status: RO\n" if i == 0 else "").encode()
+    sess.no('STATUS "nope" (MESSAGES)', "NONEXISTENT")
+    sess.ok('CREATE "d/"')
+    sess.no('STATUS "d" (MESSAGES)', "CANNOT")
+    sess.ok('CREATE "fresh"')
+    assert sess.ok('STATUS "fresh" (MESSAGES UNSEEN)') == \
+        ['* STATUS "fresh" (MESSAGES 0 UNSEEN 0)']
+    assert sess.cmd('STATUS "box" (BOGUS)')[-1].startswith("BAD")
+    assert sess.cmd('STATUS "box" ()')[-1].startswith("BAD")
+    assert sess.cmd('STATUS "box"')[-1].startswith("BAD")
+
+
+def test_modified_utf7_names(sess):
+    st = sess.store
+    sess.ok('CREATE "Entw&APw-rfe"')
+    assert os.path.isfile(os.path.join(st.mail_dir, "Entw&APw-rfe"))
+    assert "Entw&APw-rfe" in sess.list()
+    sess.ok('CREATE "a&-b"')
+    assert os.path.isfile(os.path.join(st.mail_dir, "a&-b"))
+    for bad in ('"&AGE-"', '"x&"', '"&AOk-&AOk-"', '"&2D0-"', '"&AAo-"'):
+        sess.no(f"CREATE {bad}", "CANNOT")
+    # raw 8-bit names (a literal) are not modified UTF-7
+    r = sess.send_literal(b"CREATE", "caf\u00e9".encode())
+    assert r[-1].startswith("NO [CANNOT]"), r
+
+
+def test_escapes_refused(sess, user):
+    st = sess.store
+    st.write_inbox(mbox(1))
+    outside = os.path.join(user.base, "outside")
+    os.makedirs(outside, exist_ok=True)
+    os.chmod(outside, 0o777)
+    with open(os.path.join(outside, "secret"), "w") as f:
+        f.write(mbox(1))
+    os.chmod(os.path.join(outside, "secret"), 0o666)
+    os.symlink(outside, os.path.join(st.mail_dir, "out"))
+    os.symlink(os.path.join(outside, "secret"), os.path.join(st.mail_dir, "secretlink"))
+    os.symlink("..", os.path.join(st.mail_dir, "up"))
+    os.symlink(st.inbox, os.path.join(st.mail_dir, "spool"))
+    for name in ["../x", "/tmp/x", "~root/x", "~/x", "a/../../x", "a//b", "./x", "a/./b",
+                 "..", ".", "#news/x", ".hidden", "x.lock", "a/.", "INBOX/child"]:
+        for cmd in ("CREATE", "DELETE", "STATUS", "SUBSCRIBE"):
+            args = f'"{name}"' + (" (MESSAGES)" if cmd == "STATUS" else "")
+            r = sess.cmd(f"{cmd} {args}")
+            assert r[-1].startswith("NO ["), (cmd, name, r)
+        r = sess.cmd(f'RENAME "{name}" "y"')
+        assert r[-1].startswith("NO ["), (name, r)
+        r = sess.cmd(f'RENAME "y" "{name}"')
+        assert r[-1].startswith("NO ["), (name, r)
+    # control characters, sent as literals so that the parser lets them through
+    for raw in (b"a\rb", b"a\nb", b"a\x00b", b"a\tb", b"a\x7f"):
+        r = sess.send_literal(b"CREATE", raw)
+        assert r[-1].startswith("NO") or r[-1].startswith("BAD"), (raw, r)
+    # links leading outside: not listed, not usable, not followed
+    assert set(sess.list()) == {"INBOX"}
+    assert sess.list(ref="out/", pat="*") == {}
+    assert sess.list(ref="../", pat="*") == {}
+    assert sess.list(ref="/", pat="*") == {}
+    assert sess.list(ref="~root/", pat="*") == {}
+    sess.no('STATUS "secretlink" (MESSAGES)', "NOPERM")
+    sess.no('STATUS "out/secret" (MESSAGES)', "NOPERM")
+    sess.no('STATUS "up/spool/x" (MESSAGES)')
+    sess.no('CREATE "out/new"', "NOPERM")
+    sess.no('DELETE "out/secret"', "NOPERM")
+    sess.no('RENAME "out/secret" "stolen"', "NOPERM")
+    sess.no('DELETE "secretlink"', "NOPERM")
+    sess.no('DELETE "spool"', "NOPERM")
+    assert sorted(os.listdir(outside)) == ["secret"]
+    assert os.path.islink(os.path.join(st.mail_dir, "secretlink"))
+    assert not os.path.exists(os.path.join(user.base, "x"))
+    assert not os.path.exists("/tmp/x")
+    assert os.path.exists(st.inbox)
+    # a dangling link is only a link: removing it touches nothing outside
+    os.symlink(os.path.join(outside, "missing"), os.path.join(st.mail_dir, "dangling"))
+    sess.ok('DELETE "dangling"')
+    assert not os.path.lexists(os.path.join(st.mail_dir, "dangling"))
