@@ -98,6 +98,7 @@ struct walk {
 	char real[FOLDER_PATH_MAX];	/* the mail directory's real path */
 	char name[FOLDER_NAME_MAX + 2];	/* relative name being built */
 	size_t visited;
+	size_t bytes;		/* name bytes in the result so far */
 	struct {
 		dev_t dev;
 		ino_t ino;
@@ -237,6 +238,11 @@ walk_dir(struct walk *w, const char *dir, size_t nlen, const struct folder_pstat
 		if (folder_pstate_accepts(cst)) {
 			unsigned int attrs = t == FOLDER_T_MAILBOX ?
 			    FOLDER_ATTR_NOINFERIORS | marked(&sb) : FOLDER_ATTR_NOSELECT;
+			w->bytes += nlen + clen + 1;
+			if (w->bytes > FOLDER_LIST_MAX_BYTES) {
+				w->truncated = true;
+				break;
+			}
 			if (folder_list_add(w->list, w->name, nlen + clen, attrs) != 0) {
 				w->failed = true;
 				break;

@@ -47,6 +47,8 @@
 #define FOLDER_PATTERN_MAX	(2 * FOLDER_NAME_MAX + 1)
 #define FOLDER_PATH_MAX		4096
 #define FOLDER_LIST_MAX_ENTRIES	100000
+/* ...and once its result holds this many bytes of names (symlinks can multiply names). */
+#define FOLDER_LIST_MAX_BYTES	(8 * 1024 * 1024)
 #define FOLDER_ERRMSG_MAX	96
 
 #define FOLDER_DELIM '/'
@@ -100,7 +102,8 @@ struct folder_name {
 
 /*
  * Check `name` (`len` bytes, not NUL-terminated, as received) against the rules above and
- * fill *fn_r. Touches no file. Returns FOLDER_OK, FOLDER_EBADNAME or FOLDER_ETOOLONG.
+ * fill *fn_r. Touches no file. Returns FOLDER_OK, FOLDER_EBADNAME, FOLDER_ETOOLONG, or
+ * FOLDER_ECANNOT for a child of INBOX.
  */
 enum folder_status
 folder_name_parse(const char *name, size_t len, unsigned int flags, struct folder_name *fn_r,
@@ -322,10 +325,11 @@ struct folder_list {
  * \Unmarked (modified after last read, the way mail readers have always guessed it);
  * directories \Noselect and \HasChildren or \HasNoChildren (RFC 3348); special-use
  * attributes from the map. An empty pattern gives an empty list (the caller answers
- * `LIST "" ""` itself). The walk is bounded by FOLDER_DEPTH_MAX and FOLDER_LIST_MAX_ENTRIES
- * and does not enter a directory twice on one path (symlink loops); when a bound stops it,
- * the list so far is returned with truncated set. Returns FOLDER_OK, FOLDER_ETOOLONG or
- * FOLDER_EIO (the mail directory missing is not an error). Free with folder_list_free().
+ * `LIST "" ""` itself). The walk is bounded by FOLDER_DEPTH_MAX, FOLDER_LIST_MAX_ENTRIES
+ * and FOLDER_LIST_MAX_BYTES and does not enter a directory twice on one path (symlink
+ * loops); when a bound stops it, the list so far is returned with truncated set.
+ * Returns FOLDER_OK, FOLDER_ETOOLONG or FOLDER_EIO (the mail directory missing is not an
+ * error). Free with folder_list_free().
  */
 enum folder_status
 folder_list(const struct folder_root *root, const char *ref, size_t reflen, const char *pat,

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "mbox/folder.h"
@@ -615,6 +616,38 @@ test_list_deep(void **state)
 }
 
 static void
+test_list_link_explosion(void **state)
+{
+	struct fx *f = *state;
+	char rel[64], target[64];
+	struct timespec t0, t1;
+
+	/* each level links twice to the next: 2^30 names if nothing stopped the walk */
+	mkdirf(f, "mail");
+	for (int i = 0; i < 30; i++) {
+		snprintf(rel, sizeof(rel), "mail/d%02d", i);
+		mkdirf(f, rel);
+		snprintf(target, sizeof(target), "../d%02d", i + 1);
+		snprintf(rel, sizeof(rel), "mail/d%02d/a", i);
+		mklink(f, target, rel);
+		snprintf(rel, sizeof(rel), "mail/d%02d/b", i);
+		mklink(f, target, rel);
+	}
+	mkdirf(f, "mail/d30");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	struct folder_list *l = list(f, "", "*");
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true(l->truncated);
+	assert_true(l->count <= FOLDER_LIST_MAX_ENTRIES + 1);
+	size_t bytes = 0;
+	for (size_t i = 0; i < l->count; i++)
+		bytes += l->v[i].len + 1;
+	assert_true(bytes <= FOLDER_LIST_MAX_BYTES + FOLDER_NAME_MAX);
+	assert_true(t1.tv_sec - t0.tv_sec < 20);
+	folder_list_free(&l);
+}
+
+static void
 test_list_special_custom(void **state)
 {
 	struct fx *f = *state;
@@ -653,6 +686,7 @@ main(void)
 		T(test_list_no_maildir),
 		T(test_list_marked),
 		T(test_list_deep),
+		T(test_list_link_explosion),
 		T(test_list_special_custom),
 	};
 
