@@ -217,7 +217,19 @@ render_part(struct dbuf *b, const struct msg_part *part, bool ext)
 	dbuf_add(b, " ", 1);
 	nstr(b, part->subtype);
 	dbuf_add(b, " ", 1);
-	render_params(b, part->params, part->nparams);
+	if (msg_name_eq(part->type, strlen(part->type), "text") &&
+	    msg_param_get(part->params, part->nparams, "charset") == NULL) {
+		/* RFC 2045 5.2: text without a charset is US-ASCII; say so, as Dovecot does */
+		if (part->nparams == 0) {
+			add(b, "(\"charset\" \"us-ascii\")");
+		} else {
+			render_params(b, part->params, part->nparams);
+			b->len--;	/* reopen the list */
+			add(b, " \"charset\" \"us-ascii\")");
+		}
+	} else {
+		render_params(b, part->params, part->nparams);
+	}
 	dbuf_add(b, " ", 1);
 	nstr(b, part->id);
 	dbuf_add(b, " ", 1);

@@ -313,16 +313,19 @@ read_angle(struct parser *ps, const char *name)
 	}
 	t = read_words(ps);
 	if (t.kind == T_SPECIAL && t.c == '>' && ps->local_len == 0) {
-		/* "<>": the null address */
-		emit(ps, name, route, "", "");
+		/* "<>": the null address, shown as other servers show it */
+		emit(ps, name, route, ADDR_MISSING_MAILBOX, ADDR_MISSING_DOMAIN);
 		return lex(&ps->lx);
 	}
 	mailbox = local_part(ps);
 	if (t.kind == T_SPECIAL && t.c == '@')
 		t = read_domain(ps, &host);
-	emit(ps, name, route, mailbox, host);
-	if (t.kind == T_SPECIAL && t.c == '>')
-		t = lex(&ps->lx);
+	if (t.kind == T_SPECIAL && t.c == '>') {
+		emit(ps, name, route, mailbox, host);
+		return lex(&ps->lx);
+	}
+	/* no ">": keep the local part, flag the rest */
+	emit(ps, name, route, mailbox, ADDR_SYNTAX_ERROR);
 	return t;
 }
 

@@ -4,8 +4,9 @@
  * host, with group start and end markers.
  *
  * Malformed input gives a best-effort answer and never fails: an address without a domain gets
- * host ADDR_MISSING_DOMAIN, one without a local part gets mailbox ADDR_MISSING_MAILBOX, and an
- * unterminated group is closed at the end.  Encoded words (RFC 2047) are left encoded.
+ * host ADDR_MISSING_DOMAIN, one without a local part gets mailbox ADDR_MISSING_MAILBOX ("<>"
+ * gets both), an angle address without its ">" gets host ADDR_SYNTAX_ERROR, and an
+ * unterminated group is closed at the end (the names other servers use).  Encoded words (RFC 2047) are left encoded.
  */
 #ifndef MBOX_ADDRESS_H
 #define MBOX_ADDRESS_H
@@ -19,6 +20,7 @@
 
 #define ADDR_MISSING_DOMAIN	"MISSING_DOMAIN"
 #define ADDR_MISSING_MAILBOX	"MISSING_MAILBOX"
+#define ADDR_SYNTAX_ERROR	"SYNTAX_ERROR"
 
 /*
  * One entry.  A group start has mailbox = the group name and host = NULL; a group end has

@@ -467,6 +467,66 @@ field_kind(const char *name, size_t len)
 	return F_NONE;
 }
 
+static bool
+is_address_field(enum fld k)
+{
+	return k == F_FROM || k == F_SENDER || k == F_REPLY_TO || k == F_TO || k == F_CC ||
+	       k == F_BCC;
+}
+
+/*
+ * Repeated address fields (two From: lines) are joined with ", " into one list.  Done in a
+ * second pass, only when it happens, so that the cost stays linear in the header size.
+ */
+static void
+join_address_fields(struct pctx *ctx, struct msg_part *part, struct msg_envelope *env)
+{
+	static const enum fld kinds[] = { F_FROM, F_SENDER, F_REPLY_TO, F_TO, F_CC, F_BCC };
+	const char **slots[] = { &env->from, &env->sender, &env->reply_to, &env->to, &env->cc,
+				 &env->bcc };
+	size_t total[6] = { 0 }, used[6] = { 0 }, i;
+	unsigned int count[6] = { 0 };
+	char *buf[6] = { NULL };
+	struct msg_hdr_iter it;
+	struct msg_field f;
+	bool top = part->depth == 0;
+
+	for (int pass = 0; pass < 2; pass++) {
+		msg_hdr_iter_init(&it, ctx->d + part->header_off, part->header_len);
+		while (msg_hdr_next(&it, &f)) {
+			enum fld k = field_kind(f.name, f.name_len);
+
+			if (top && ctx->msg->hide != NULL &&
+			    ctx->msg->hide(f.name, f.name_len, ctx->msg->hide_ctx))
+				continue;
+			for (i = 0; i < 6 && kinds[i] != k; i++)
+				;
+			if (i == 6)
+				continue;
+			if (pass == 0) {
+				total[i] += f.value_len + 2;
+				count[i]++;
+				continue;
+			}
+			if (count[i] < 2)
+				continue;
+			if (used[i] > 0) {
+				buf[i][used[i]++] = ',';
+				buf[i][used[i]++] = ' ';
+			}
+			used[i] += msg_unfold(f.value, f.value_len, buf[i] + used[i]);
+		}
+		for (i = 0; pass == 0 && i < 6; i++) {
+			if (count[i] >= 2)
+				buf[i] = msg_alloc(ctx->msg, total[i] + 1);
+		}
+	}
+	for (i = 0; i < 6; i++) {
+		if (buf[i] != NULL)
+			*slots[i] = buf[i];
+	}
+}
+
 /* Read the fields of a part's header: MIME fields always, envelope fields for messages. */
 static void
 parse_fields(struct pctx *ctx, struct msg_part *part, bool is_message, bool top)
@@ -475,7 +535,7 @@ parse_fields(struct pctx *ctx, struct msg_part *part, bool is_message, bool top)
 	struct msg_hdr_iter it;
 	struct msg_field f;
 	struct msg_envelope *env = NULL;
-	bool seen[F_COUNT] = { false };
+	bool seen[F_COUNT] = { false }, dup_addr = false;
 	size_t hidden = 0, hidden_lines = 0;
 
 	if (is_message) {
@@ -496,9 +556,19 @@ parse_fields(struct pctx *ctx, struct msg_part *part, bool is_message, bool top)
 			continue;
 		}
 		k = field_kind(f.name, f.name_len);
-		if (k == F_NONE || seen[k] || (k >= F_DATE && env == NULL))
+		if (k == F_NONE || (k >= F_DATE && env == NULL))
 			continue;
+		if (seen[k]) {
+			/* MIME fields: the first counts.  Envelope fields: the last, and address
+			 * fields add up, as Dovecot shows them (RFC 5322 3.6 allows one each) */
+			if (is_address_field(k))
+				dup_addr = true;
+			else if (k >= F_DATE)
+				goto take;
+			continue;
+		}
 		seen[k] = true;
+take:
 		switch (k) {
 		case F_CTYPE: parse_content_type(msg, part, &f); break;
 		case F_CTE: part->encoding = first_token(msg, &f); break;
@@ -523,6 +593,8 @@ parse_fields(struct pctx *ctx, struct msg_part *part, bool is_message, bool top)
 	}
 	part->header_size -= hidden;
 	part->header_lines -= hidden_lines;
+	if (dup_addr)
+		join_address_fields(ctx, part, env);
 }
 
 /* ---- the scanner ---- */

@@ -111,8 +111,8 @@ test_malformed(void **state)
 	expect("foo", "NIL|NIL|foo|MISSING_DOMAIN");
 	expect("@example.com", "NIL|NIL|MISSING_MAILBOX|example.com");
 	expect("user@", "NIL|NIL|user|MISSING_DOMAIN");
-	expect("Name <user@host", "Name|NIL|user|host");
-	expect("<>", "NIL|NIL||");
+	expect("Name <user@host", "Name|NIL|user|SYNTAX_ERROR");
+	expect("<>", "NIL|NIL|MISSING_MAILBOX|MISSING_DOMAIN");
 	expect("a@b@c, d@e", "NIL|NIL|a|b ; NIL|NIL|d|e");
 	expect(">>><<<", "");
 	expect("\"unterminated", "NIL|NIL|unterminated|MISSING_DOMAIN");

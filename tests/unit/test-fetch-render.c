@@ -72,6 +72,10 @@ test_body_simple(void **state)
 	expect("Subject: x\n\nline1\nline2\n", 2,
 	       "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 14 2 "
 	       "NIL NIL NIL NIL)");
+	/* text without a charset gets the RFC 2045 default added */
+	expect("Content-Type: text/plain; format=flowed\n\nx\n", 1,
+	       "(\"text\" \"plain\" (\"format\" \"flowed\" \"charset\" \"us-ascii\") NIL NIL "
+	       "\"7bit\" 3 1)");
 	expect("Content-Type: application/pdf; name=\"a b.pdf\"\n"
 	       "Content-Transfer-Encoding: base64\nContent-ID: <i@x>\n"
 	       "Content-Description: a file\nContent-MD5: Q2hlY2sgSW50ZWdyaXR5IQ==\n"
@@ -97,7 +101,7 @@ test_body_nested(void **state)
 	(void)state;
 	expect(nested, 1,
 	       "(((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 5 0)"
-	       "(\"text\" \"html\" NIL NIL NIL \"7bit\" 8 0) \"alternative\")"
+	       "(\"text\" \"html\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 8 0) \"alternative\")"
 	       "(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 33 "
 	       "(NIL \"in\" ((NIL NIL \"b\" \"c\")) ((NIL NIL \"b\" \"c\")) "
 	       "((NIL NIL \"b\" \"c\")) NIL NIL NIL NIL NIL) "
@@ -105,7 +109,7 @@ test_body_nested(void **state)
 	       "\"mixed\")");
 	expect(nested, 2,
 	       "(((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 5 0 NIL NIL NIL NIL)"
-	       "(\"text\" \"html\" NIL NIL NIL \"7bit\" 8 0 NIL NIL \"fr\" NIL) \"alternative\" "
+	       "(\"text\" \"html\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 8 0 NIL NIL \"fr\" NIL) \"alternative\" "
 	       "(\"boundary\" \"i\") NIL NIL NIL)"
 	       "(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 33 "
 	       "(NIL \"in\" ((NIL NIL \"b\" \"c\")) ((NIL NIL \"b\" \"c\")) "

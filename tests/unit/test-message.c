@@ -769,7 +769,7 @@ test_encoded_rfc822_is_leaf(void **state)
 }
 
 static void
-test_envelope_first_wins(void **state)
+test_envelope_fields(void **state)
 {
 	struct msg *m = parse("Subject: first\nSubject: second\nMessage-ID:\n <a@b>\n"
 			      "In-Reply-To: <x@y>\nReply-To: r@s\nSender: \nCc: c@d\n"
@@ -777,7 +777,8 @@ test_envelope_first_wins(void **state)
 	const struct msg_envelope *e = msg_root(m)->envelope;
 
 	(void)state;
-	assert_string_equal(e->subject, "first");
+	/* repeated single fields: the last counts (as Dovecot shows them) */
+	assert_string_equal(e->subject, "second");
 	assert_string_equal(e->message_id, "<a@b>");
 	assert_string_equal(e->in_reply_to, "<x@y>");
 	assert_string_equal(e->reply_to, "r@s");
@@ -786,6 +787,21 @@ test_envelope_first_wins(void **state)
 	assert_string_equal(e->bcc, "e@f");
 	assert_string_equal(e->to, "g@h");
 	assert_string_equal(e->date, "Mon, 1 Jan 2024 00:00:00 +0000");
+	msg_free(&m);
+}
+
+static void
+test_envelope_repeated_addresses(void **state)
+{
+	struct msg *m = parse("From: a@b\nStatus: RO\nTo: x@y\nFrom: C <c@d>,\n e@f\n"
+			      "Content-Type: text/plain\nContent-Type: text/html\n\n");
+	const struct msg_envelope *e = msg_root(m)->envelope;
+
+	(void)state;
+	assert_string_equal(e->from, "a@b, C <c@d>, e@f");
+	assert_string_equal(e->to, "x@y");
+	/* MIME fields: the first counts */
+	assert_string_equal(msg_root(m)->subtype, "plain");
 	msg_free(&m);
 }
 
@@ -814,7 +830,8 @@ main(void)
 		cmocka_unit_test(test_many_fields),
 		cmocka_unit_test(test_content_type_syntax),
 		cmocka_unit_test(test_encoded_rfc822_is_leaf),
-		cmocka_unit_test(test_envelope_first_wins),
+		cmocka_unit_test(test_envelope_fields),
+		cmocka_unit_test(test_envelope_repeated_addresses),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
