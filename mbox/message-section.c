@@ -157,7 +157,7 @@ nth_child(const struct msg_part *p, unsigned int k)
 /*
  * Part numbers: in a message whose body is not multipart, part 1 is that body; in a multipart,
  * part n is the nth body part; a message/rfc822 part's numbers continue inside the
- * encapsulated message by the same rules (RFC 3501 6.4.5).
+ * encapsulated message by the same rules (RFC 3501 6.4.5); a leaf is its own part 1.
  */
 static const struct msg_part *
 resolve_path(const struct msg *msg, const unsigned int *path, size_t n)
@@ -177,8 +177,10 @@ resolve_path(const struct msg *msg, const unsigned int *path, size_t n)
 		}
 		if (p->kind == MSG_PART_MULTIPART)
 			p = nth_child(p, k);
-		else if (!in_message || k != 1)
+		else if (k != 1 || (!in_message && p->envelope != NULL))
 			return NULL;
+		/* else: a message's single part is its part 1 (RFC 3501 6.4.5), and, as Dovecot
+		 * allows, a leaf body part is its own part 1 (BODY[2.1] of a leaf part 2) */
 		if (p == NULL)
 			return NULL;
 		in_message = false;

@@ -299,6 +299,8 @@ test_nested(void **state)
 	expect_section(m, "2.1", MSG_SECT_MIME,
 		       "Subject: inner message\nFrom: b@example.com\n\n");
 	expect_section(m, "3", MSG_SECT_FULL, "AAEC");
+	expect_section(m, "3.1", MSG_SECT_FULL, "AAEC");
+	assert_null(fetch(m, "3.2", MSG_SECT_FULL, NULL, 0, 0, ALL));
 	assert_null(fetch(m, "4", MSG_SECT_FULL, NULL, 0, 0, ALL));
 	assert_null(fetch(m, "1.3", MSG_SECT_FULL, NULL, 0, 0, ALL));
 	assert_null(fetch(m, "3", MSG_SECT_HEADER, NULL, 0, 0, ALL));
