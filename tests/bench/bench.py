@@ -169,7 +169,11 @@ def session_steps(res, n, manifest, timeout, appends):
                 res.times.pop("append", None)
                 return
         res.times["append"] = time.monotonic() - t0
-        st, _, u, _ = c.command("STATUS INBOX (MESSAGES)", timeout=timeout)
+        try:
+            st, _, u, _ = c.command("STATUS INBOX (MESSAGES)", timeout=timeout)
+        except (H.StepTimeout, H.ServerGone) as e:
+            res.facts["status_after_append"] = "STATUS failed: %s" % describe(e, timeout)
+            return
         for r in u:
             p = H.parse_response(r)
             if len(p) >= 4 and isinstance(p[-1], list) and len(p[-1]) >= 2:
