@@ -90,6 +90,104 @@ astring_arg(const struct imap_arg *a, size_t *len_r)
 	return str;
 }
 
+/* STATUS data items, RFC 3501 6.3.10 and SIZE from RFC 8438. */
+enum status_item {
+	ST_MESSAGES = 0x01,
+	ST_RECENT = 0x02,
+	ST_UIDNEXT = 0x04,
+	ST_UIDVALIDITY = 0x08,
+	ST_UNSEEN = 0x10,
+	ST_SIZE = 0x20,
+};
+
+static const struct {
+	const char *name;
+	unsigned int bit;
+} status_items[] = {
+	{ "MESSAGES", ST_MESSAGES },
+	{ "RECENT", ST_RECENT },
+	{ "UIDNEXT", ST_UIDNEXT },
+	{ "UIDVALIDITY", ST_UIDVALIDITY },
+	{ "UNSEEN", ST_UNSEEN },
+	{ "SIZE", ST_SIZE },
+};
+
+#define STATUS_ITEMS_MAX 16
+
+/* A parenthesised, non-empty list of known STATUS items, in the order given. */
+static bool
+status_items_parse(const struct imap_arg *list, unsigned int *order, size_t *n_r)
+{
+	const struct imap_arg *it;
+	size_t n = 0;
+
+	if (list == NULL || list->type != ARG_LIST || list->list == NULL)
+		return false;
+	for (it = list->list; it != NULL; it = it->next) {
+		size_t k;
+
+		for (k = 0; k < sizeof(status_items) / sizeof(status_items[0]); k++)
+			if (it->type == ARG_ATOM && arg_is_atom(it, status_items[k].name))
+				break;
+		if (k == sizeof(status_items) / sizeof(status_items[0]) || n == STATUS_ITEMS_MAX)
+			return false;
+		order[n++] = status_items[k].bit;
+	}
+	*n_r = n;
+	return true;
+}
+
+/*
+ * Open the mailbox at ref read-only and write "* STATUS name (...)". Returns 0, or -1 with
+ * *merr filled and nothing written.
+ */
+static int
+status_put(struct session *s, const char *name, size_t len, const struct folder_ref *ref,
+    const unsigned int *order, size_t nitems, struct mbox_error *merr)
+{
+	struct mbox *mb = NULL;
+
+	if (mbox_open(ref->path, NULL, ref->n.inbox ? MBOX_OPEN_MISSING_OK : 0, &mb, merr) != 0)
+		return -1;
+	uint32_t n = mbox_count(mb), unseen = 0;
+	uint64_t size = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		if (!(mbox_msg_flags(mb, i) & MBOX_SEEN))
+			unseen++;
+		size += mbox_msg_size(mb, i);
+	}
+	resp_printf(s, "* STATUS ");
+	resp_string(s, name, len);
+	resp_raw(s, " (", 2);
+	for (size_t i = 0; i < nitems; i++) {
+		const char *sp = i > 0 ? " " : "";
+		switch (order[i]) {
+		case ST_MESSAGES:
+			resp_printf(s, "%sMESSAGES %u", sp, n);
+			break;
+		case ST_RECENT:
+			resp_printf(s, "%sRECENT %u", sp, mbox_recent_count(mb));
+			break;
+		case ST_UIDNEXT:
+			resp_printf(s, "%sUIDNEXT %u", sp, mbox_uidnext(mb));
+			break;
+		case ST_UIDVALIDITY:
+			resp_printf(s, "%sUIDVALIDITY %u", sp, mbox_uidvalidity(mb));
+			break;
+		case ST_UNSEEN:
+			resp_printf(s, "%sUNSEEN %u", sp, unseen);
+			break;
+		case ST_SIZE:
+			resp_printf(s, "%sSIZE %llu", sp, (unsigned long long)size);
+			break;
+		}
+	}
+	resp_raw(s, ")", 1);
+	resp_crlf(s);
+	mbox_free(&mb);
+	return 0;
+}
+
 static void
 put_attrs(struct session *s, unsigned int attrs)
 {
@@ -183,10 +281,350 @@ list_common(struct command *cmd, bool lsub)
 	folder_list_free(&l);
 }
 
+/*
+ * Extended LIST (RFC 5258) with the STATUS return option (RFC 5819) and the SPECIAL-USE
+ * options (RFC 6154).
+ */
+#define SEL_SUBSCRIBED	0x01u
+#define SEL_RECURSIVE	0x02u
+#define SEL_SPECIAL	0x04u
+#define SEL_REMOTE	0x08u	/* accepted; there are no remote mailboxes */
+#define RET_SUBSCRIBED	0x01u
+#define RET_CHILDREN	0x02u
+#define RET_SPECIAL	0x04u
+#define RET_STATUS	0x08u
+/* Entry bits of our own, above the FOLDER_ATTR_* ones. */
+#define XATTR_CHILDINFO	0x40000000u	/* listed for a descendant that meets the criteria */
+#define XATTR_MEETS	0x80000000u	/* meets the selection criteria itself */
+#define XLIST_PATTERNS_MAX 64
+
+struct xlist {
+	unsigned int sel, ret;
+	unsigned int order[STATUS_ITEMS_MAX];
+	size_t nitems;
+	struct folder_pattern *pats[XLIST_PATTERNS_MAX];
+	size_t npats;
+};
+
+static bool
+xlist_options(const struct imap_arg *list, bool select, struct xlist *x)
+{
+	const struct imap_arg *o;
+
+	for (o = list->list; o != NULL; o = o->next) {
+		if (o->type != ARG_ATOM)
+			return false;
+		if (select && arg_is_atom(o, "SUBSCRIBED"))
+			x->sel |= SEL_SUBSCRIBED;
+		else if (select && arg_is_atom(o, "RECURSIVEMATCH"))
+			x->sel |= SEL_RECURSIVE;
+		else if (select && arg_is_atom(o, "SPECIAL-USE"))
+			x->sel |= SEL_SPECIAL;
+		else if (select && arg_is_atom(o, "REMOTE"))
+			x->sel |= SEL_REMOTE;
+		else if (!select && arg_is_atom(o, "SUBSCRIBED"))
+			x->ret |= RET_SUBSCRIBED;
+		else if (!select && arg_is_atom(o, "CHILDREN"))
+			x->ret |= RET_CHILDREN;
+		else if (!select && arg_is_atom(o, "SPECIAL-USE"))
+			x->ret |= RET_SPECIAL;
+		else if (!select && arg_is_atom(o, "STATUS") && !(x->ret & RET_STATUS) &&
+		    status_items_parse(o->next, x->order, &x->nitems)) {
+			x->ret |= RET_STATUS;
+			o = o->next;
+		} else
+			return false;
+	}
+	/* RECURSIVEMATCH needs a base option (RFC 5258 6: list-select-opts). */
+	if ((x->sel & SEL_RECURSIVE) && !(x->sel & (SEL_SUBSCRIBED | SEL_SPECIAL)))
+		return false;
+	return true;
+}
+
+static bool
+xlist_match(const struct xlist *x, const char *name, size_t len)
+{
+	bool inbox = len == 5 && memcmp(name, "INBOX", 5) == 0;
+
+	for (size_t i = 0; i < x->npats; i++)
+		if (inbox ? folder_pattern_match_inbox(x->pats[i]) :
+		    folder_pattern_match(x->pats[i], name, len, false))
+			return true;
+	return false;
+}
+
+/* Sort by name (INBOX first) and merge entries of the same name, or-ing their bits. */
+static void
+list_merge(struct folder_list *l)
+{
+	size_t j = 0;
+
+	folder_list_sort(l);
+	for (size_t i = 1; i < l->count; i++) {
+		if (strcmp(l->v[i].name, l->v[j].name) == 0) {
+			l->v[j].attrs |= l->v[i].attrs;
+			free(l->v[i].name);
+		} else
+			l->v[++j] = l->v[i];
+	}
+	if (l->count > 0)
+		l->count = j + 1;
+}
+
+static int
+entry_key_cmp(const void *key, const void *elem)
+{
+	const char *k = key;
+	const struct folder_entry *e = elem;
+	bool ki = strcmp(k, "INBOX") == 0, ei = strcmp(e->name, "INBOX") == 0;
+
+	if (ki != ei)
+		return ki ? -1 : 1;
+	return strcmp(k, e->name);
+}
+
+/* Entry of a list sorted by list_merge(), or NULL. */
+static struct folder_entry *
+list_lookup(const struct folder_list *l, const char *name)
+{
+	return bsearch(name, l->v, l->count, sizeof(l->v[0]), entry_key_cmp);
+}
+
+/* Does the candidate meet every selection option? */
+static bool
+xlist_meets(const struct xlist *x, const struct subs *subs, const char *name, unsigned int attrs)
+{
+	if ((x->sel & SEL_SUBSCRIBED) && !subs_has(subs, name, strlen(name)))
+		return false;
+	if ((x->sel & SEL_SPECIAL) && ((attrs & FOLDER_ATTR_NONEXISTENT) ||
+	    !(attrs & FOLDER_ATTR_SPECIAL_USE)))
+		return false;
+	return true;
+}
+
+/*
+ * Add a candidate (a name and what is known of it) to the result: itself when it matches a
+ * pattern, else, with RECURSIVEMATCH, each matching level above it (RFC 5258 3.5).
+ */
+static int
+xlist_candidate(const struct xlist *x, const struct folder_list *known, struct folder_list *out,
+    const char *name, unsigned int attrs)
+{
+	size_t len = strlen(name);
+
+	if (xlist_match(x, name, len))
+		return folder_list_add(out, name, len, attrs | XATTR_MEETS);
+	if (!(x->sel & SEL_RECURSIVE))
+		return 0;
+	for (const char *q = name; (q = memchr(q, FOLDER_DELIM, len - (size_t)(q - name)));
+	    q++) {
+		size_t k = (size_t)(q - name);
+		char parent[FOLDER_NAME_MAX + 1];
+
+		if (k > FOLDER_NAME_MAX || !xlist_match(x, name, k))
+			continue;
+		memcpy(parent, name, k);
+		parent[k] = '\0';
+		const struct folder_entry *e = list_lookup(known, parent);
+		if (folder_list_add(out, parent, k, (e != NULL ? e->attrs :
+		    FOLDER_ATTR_NONEXISTENT) | XATTR_CHILDINFO) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void
+put_xlist(struct command *cmd, const struct xlist *x, const struct folder_list *l,
+    const struct folder_root *root)
+{
+	struct session *s = cmd->s;
+
+	for (size_t i = 0; i < l->count; i++) {
+		const struct folder_entry *e = &l->v[i];
+		unsigned int attrs = e->attrs & ~(XATTR_CHILDINFO | XATTR_MEETS);
+
+		if (attrs & FOLDER_ATTR_NONEXISTENT)
+			attrs &= ~(FOLDER_ATTR_NOSELECT | FOLDER_ATTR_HASNOCHILDREN);
+		resp_printf(s, "* LIST ");
+		put_attrs(s, attrs);
+		resp_printf(s, " \"%c\" ", FOLDER_DELIM);
+		resp_string(s, e->name, e->len);
+		if (e->attrs & XATTR_CHILDINFO) {
+			resp_printf(s, " (\"CHILDINFO\" (%s%s%s))",
+			    x->sel & SEL_SUBSCRIBED ? "\"SUBSCRIBED\"" : "",
+			    (x->sel & SEL_SUBSCRIBED) && (x->sel & SEL_SPECIAL) ? " " : "",
+			    x->sel & SEL_SPECIAL ? "\"SPECIAL-USE\"" : "");
+		}
+		resp_crlf(s);
+		/* RFC 5819: STATUS only for selectable mailboxes that were selected. */
+		if ((x->ret & RET_STATUS) && (e->attrs & XATTR_MEETS) &&
+		    !(attrs & (FOLDER_ATTR_NOSELECT | FOLDER_ATTR_NONEXISTENT))) {
+			struct folder_ref ref;
+			struct mbox_error merr;
+
+			if (folder_resolve(root, e->name, e->len, 0, &ref, NULL) == FOLDER_OK &&
+			    ref.type == FOLDER_T_MAILBOX)
+				(void)status_put(s, e->name, e->len, &ref, x->order, x->nitems,
+				    &merr);
+		}
+	}
+}
+
+static void
+list_extended(struct command *cmd, const struct imap_arg *sel, const struct imap_arg *refarg,
+    const struct imap_arg *patarg, const struct imap_arg *ret)
+{
+	struct xlist x;
+	const char *ref;
+	size_t reflen;
+	struct folder_root *root = NULL;
+	struct folder_list *known = NULL, *all = NULL, *out = NULL;
+	struct subs *subs = NULL;
+	struct folder_error err = { 0 };
+	enum folder_status st = FOLDER_OK;
+	bool truncated = false;
+
+	memset(&x, 0, sizeof(x));
+	if ((sel != NULL && !xlist_options(sel, true, &x)) ||
+	    (ret != NULL && !xlist_options(ret, false, &x)) ||
+	    (ref = astring_arg(refarg, &reflen)) == NULL) {
+		resp_bad(cmd, "Invalid extended LIST options or arguments");
+		return;
+	}
+	const struct imap_arg *p = patarg->type == ARG_LIST ? patarg->list : patarg;
+	if (p == NULL) {
+		resp_bad(cmd, "LIST needs a mailbox pattern");
+		return;
+	}
+	if ((root = root_open(cmd)) == NULL)
+		return;
+	known = folder_list_new();
+	out = folder_list_new();
+	if (known == NULL || out == NULL)
+		fatalx("out of memory");
+	/* Every pattern's matches (RFC 5258 3: an empty pattern is ignored). */
+	for (; p != NULL && st == FOLDER_OK; p = patarg->type == ARG_LIST ? p->next : NULL) {
+		const char *pat;
+		size_t patlen;
+		struct folder_list *l = NULL;
+
+		if ((pat = astring_arg(p, &patlen)) == NULL || x.npats == XLIST_PATTERNS_MAX) {
+			folder_root_free(&root);
+			folder_list_free(&known);
+			folder_list_free(&out);
+			while (x.npats > 0)
+				folder_pattern_free(&x.pats[--x.npats]);
+			resp_bad(cmd, "Invalid or too many mailbox patterns");
+			return;
+		}
+		if (patlen == 0)
+			continue;
+		st = folder_pattern_new(ref, reflen, pat, patlen, &x.pats[x.npats], &err);
+		if (st != FOLDER_OK)
+			break;
+		x.npats++;
+		st = folder_list(root, ref, reflen, pat, patlen, &l, &err);
+		if (st != FOLDER_OK)
+			break;
+		truncated |= l->truncated;
+		for (size_t i = 0; i < l->count; i++)
+			if (folder_list_add(known, l->v[i].name, l->v[i].len, l->v[i].attrs) != 0)
+				fatalx("out of memory");
+		folder_list_free(&l);
+	}
+	list_merge(known);
+	if (st == FOLDER_OK && (x.sel & SEL_SUBSCRIBED || x.ret & RET_SUBSCRIBED))
+		st = subs_load(root, &subs, &err);
+	if (st == FOLDER_OK && (x.sel & SEL_SUBSCRIBED)) {
+		/* Candidates: the subscribed names, existing or not. */
+		for (size_t i = 0; i < subs->count; i++) {
+			const char *n = subs->names[i];
+			const struct folder_entry *e = list_lookup(known, n);
+			unsigned int attrs;
+			struct folder_ref r;
+
+			if (e != NULL)
+				attrs = e->attrs;
+			else if (folder_resolve(root, n, strlen(n), 0, &r, NULL) == FOLDER_OK &&
+			    r.type != FOLDER_T_NONE)
+				attrs = r.type == FOLDER_T_DIR ? FOLDER_ATTR_NOSELECT :
+				    FOLDER_ATTR_NOINFERIORS | folder_special_use(root, n, strlen(n));
+			else
+				attrs = FOLDER_ATTR_NONEXISTENT;
+			if (xlist_meets(&x, subs, n, attrs) &&
+			    xlist_candidate(&x, known, out, n, attrs) != 0)
+				fatalx("out of memory");
+		}
+	} else if (st == FOLDER_OK) {
+		/* Candidates: the existing mailboxes; all of them when descendants count. */
+		const struct folder_list *cand = known;
+		if (x.sel & SEL_RECURSIVE) {
+			st = folder_list(root, "", 0, "*", 1, &all, &err);
+			if (st == FOLDER_OK) {
+				truncated |= all->truncated;
+				cand = all;
+			}
+		}
+		for (size_t i = 0; st == FOLDER_OK && i < cand->count; i++)
+			if (xlist_meets(&x, subs, cand->v[i].name, cand->v[i].attrs) &&
+			    xlist_candidate(&x, known, out, cand->v[i].name,
+			    cand->v[i].attrs) != 0)
+				fatalx("out of memory");
+	}
+	if (st != FOLDER_OK) {
+		folder_no(cmd, "LIST", st, &err);
+		goto out;
+	}
+	list_merge(out);
+	if (x.sel & SEL_SUBSCRIBED || x.ret & RET_SUBSCRIBED)
+		for (size_t i = 0; i < out->count; i++)
+			if (subs_has(subs, out->v[i].name, out->v[i].len))
+				out->v[i].attrs |= FOLDER_ATTR_SUBSCRIBED;
+	put_xlist(cmd, &x, out, root);
+	if (truncated)
+		resp_ok(cmd, "LIST completed, but there were too many folders to list them all");
+	else
+		resp_ok(cmd, "LIST completed");
+out:
+	while (x.npats > 0)
+		folder_pattern_free(&x.pats[--x.npats]);
+	subs_free(&subs);
+	folder_list_free(&known);
+	folder_list_free(&all);
+	folder_list_free(&out);
+	folder_root_free(&root);
+}
+
+/*
+ * LIST, in the RFC 3501 form or, when it has selection options, a list of patterns or
+ * return options, in the RFC 5258 form.
+ */
 void
 cmd_list(struct command *cmd)
 {
-	list_common(cmd, false);
+	const struct imap_arg *a = cmd->args, *sel = NULL, *ret = NULL;
+	size_t n = arg_count(a);
+
+	if (a != NULL && a->type == ARG_LIST) {
+		sel = a;
+		a = a->next;
+		n--;
+	}
+	if (n == 4 && arg_is_atom(a->next->next, "RETURN") &&
+	    a->next->next->next->type == ARG_LIST) {
+		ret = a->next->next->next;
+		n = 2;
+	}
+	if (sel == NULL && ret == NULL && (a == NULL || a->next == NULL ||
+	    a->next->type != ARG_LIST)) {
+		list_common(cmd, false);
+		return;
+	}
+	if (n != 2) {
+		resp_bad(cmd, "LIST takes a reference and a mailbox pattern");
+		return;
+	}
+	list_extended(cmd, sel, a, a->next, ret);
 }
 
 void
@@ -419,35 +857,11 @@ cmd_unsubscribe(struct command *cmd)
 	subscribe_common(cmd, false);
 }
 
-/* STATUS data items, RFC 3501 6.3.10 and SIZE from RFC 8438. */
-enum status_item {
-	ST_MESSAGES = 0x01,
-	ST_RECENT = 0x02,
-	ST_UIDNEXT = 0x04,
-	ST_UIDVALIDITY = 0x08,
-	ST_UNSEEN = 0x10,
-	ST_SIZE = 0x20,
-};
-
-static const struct {
-	const char *name;
-	unsigned int bit;
-} status_items[] = {
-	{ "MESSAGES", ST_MESSAGES },
-	{ "RECENT", ST_RECENT },
-	{ "UIDNEXT", ST_UIDNEXT },
-	{ "UIDVALIDITY", ST_UIDVALIDITY },
-	{ "UNSEEN", ST_UNSEEN },
-	{ "SIZE", ST_SIZE },
-};
-
-#define STATUS_ITEMS_MAX 16
-
 /* RFC 3501 6.3.10: read-only, so that STATUS never ends anyone's \Recent. */
 void
 cmd_status(struct command *cmd)
 {
-	const struct imap_arg *a = cmd->args, *it;
+	const struct imap_arg *a = cmd->args;
 	unsigned int order[STATUS_ITEMS_MAX];
 	size_t nitems = 0, len;
 	const char *name;
@@ -455,26 +869,12 @@ cmd_status(struct command *cmd)
 	struct folder_ref ref;
 	struct folder_error err = { 0 };
 	struct mbox_error merr = { 0 };
-	struct mbox *mb = NULL;
 	enum folder_status st;
 
 	if (arg_count(a) != 2 || (name = astring_arg(a, &len)) == NULL ||
-	    a->next->type != ARG_LIST || a->next->list == NULL) {
-		resp_bad(cmd, "STATUS takes a mailbox name and a list of items");
+	    !status_items_parse(a->next, order, &nitems)) {
+		resp_bad(cmd, "STATUS takes a mailbox name and a list of known items");
 		return;
-	}
-	for (it = a->next->list; it != NULL; it = it->next) {
-		size_t k;
-
-		for (k = 0; k < sizeof(status_items) / sizeof(status_items[0]); k++)
-			if (it->type == ARG_ATOM && arg_is_atom(it, status_items[k].name))
-				break;
-		if (k == sizeof(status_items) / sizeof(status_items[0]) ||
-		    nitems == STATUS_ITEMS_MAX) {
-			resp_bad(cmd, "Unknown or too many STATUS items");
-			return;
-		}
-		order[nitems++] = status_items[k].bit;
 	}
 	if ((root = root_open(cmd)) == NULL)
 		return;
@@ -492,7 +892,7 @@ cmd_status(struct command *cmd)
 		resp_no(cmd, "[CANNOT] STATUS failed: not a selectable mailbox");
 		return;
 	}
-	if (mbox_open(ref.path, NULL, ref.n.inbox ? MBOX_OPEN_MISSING_OK : 0, &mb, &merr) != 0) {
+	if (status_put(cmd->s, name, len, &ref, order, nitems, &merr) != 0) {
 		if (merr.code == MBOX_ENOTMBOX)
 			resp_no(cmd, "[CANNOT] STATUS failed: not an mbox file");
 		else if (merr.code == ENOENT)
@@ -503,41 +903,5 @@ cmd_status(struct command *cmd)
 		}
 		return;
 	}
-	uint32_t n = mbox_count(mb), unseen = 0;
-	uint64_t size = 0;
-	for (uint32_t i = 0; i < n; i++) {
-		if (!(mbox_msg_flags(mb, i) & MBOX_SEEN))
-			unseen++;
-		size += mbox_msg_size(mb, i);
-	}
-	resp_printf(cmd->s, "* STATUS ");
-	resp_string(cmd->s, name, len);
-	resp_raw(cmd->s, " (", 2);
-	for (size_t i = 0; i < nitems; i++) {
-		const char *sp = i > 0 ? " " : "";
-		switch (order[i]) {
-		case ST_MESSAGES:
-			resp_printf(cmd->s, "%sMESSAGES %u", sp, n);
-			break;
-		case ST_RECENT:
-			resp_printf(cmd->s, "%sRECENT %u", sp, mbox_recent_count(mb));
-			break;
-		case ST_UIDNEXT:
-			resp_printf(cmd->s, "%sUIDNEXT %u", sp, mbox_uidnext(mb));
-			break;
-		case ST_UIDVALIDITY:
-			resp_printf(cmd->s, "%sUIDVALIDITY %u", sp, mbox_uidvalidity(mb));
-			break;
-		case ST_UNSEEN:
-			resp_printf(cmd->s, "%sUNSEEN %u", sp, unseen);
-			break;
-		case ST_SIZE:
-			resp_printf(cmd->s, "%sSIZE %llu", sp, (unsigned long long)size);
-			break;
-		}
-	}
-	resp_raw(cmd->s, ")", 1);
-	resp_crlf(cmd->s);
-	mbox_free(&mb);
 	resp_ok(cmd, "STATUS completed");
 }

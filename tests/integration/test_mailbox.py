@@ -352,3 +352,63 @@ def test_escapes_refused(sess, user):
     os.symlink(os.path.join(outside, "missing"), os.path.join(st.mail_dir, "dangling"))
     sess.ok('DELETE "dangling"')
     assert not os.path.lexists(os.path.join(st.mail_dir, "dangling"))
+
+
+def test_list_extended(sess):
+    """RFC 5258 LIST-EXTENDED, RFC 5819 LIST-STATUS, RFC 6154 SPECIAL-USE options."""
+    def xok(sess, text):
+        # \Marked/\Unmarked depend on file times; checked in test_list_attributes
+        return [re.sub(r" ?\\(Un)?[Mm]arked", "", ln).replace("( ", "(")
+                for ln in sess.ok(text)]
+    st = sess.store
+    st.write_mailbox("Sent", mbox(2))
+    st.write_mailbox("Drafts", mbox(1, extra=lambda i: "Status: RO\n"))
+    write_nested(sess, "Lists/debian", mbox(3))
+    write_nested(sess, "Old/Trash", "")
+    xok(sess, 'SUBSCRIBE "Sent"')
+    xok(sess, 'SUBSCRIBE "Lists/debian"')
+    xok(sess, 'SUBSCRIBE "gone"')
+    # several patterns, one response per name
+    assert xok(sess, 'LIST "" ("Sent" "S*" "Lists/*")') == [
+        '* LIST (\\NoInferiors) "/" "Lists/debian"',
+        '* LIST (\\NoInferiors \\Sent) "/" "Sent"']
+    # an empty pattern is not the root request here
+    assert xok(sess, 'LIST () "" ""') == []
+    # SUBSCRIBED: exactly the subscribed names, existing or not
+    assert xok(sess, 'LIST (SUBSCRIBED) "" "*"') == [
+        '* LIST (\\NoInferiors \\Subscribed) "/" "Lists/debian"',
+        '* LIST (\\NoInferiors \\Subscribed \\Sent) "/" "Sent"',
+        '* LIST (\\NonExistent \\Subscribed) "/" "gone"']
+    # RECURSIVEMATCH: a level above a subscribed name the pattern does not reach
+    assert xok(sess, 'LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"') == [
+        '* LIST (\\Noselect \\HasChildren) "/" "Lists" ("CHILDINFO" ("SUBSCRIBED"))',
+        '* LIST (\\NoInferiors \\Subscribed \\Sent) "/" "Sent"',
+        '* LIST (\\NonExistent \\Subscribed) "/" "gone"']
+    # RETURN (SUBSCRIBED) marks, without selecting
+    got = xok(sess, 'LIST "" "%" RETURN (SUBSCRIBED CHILDREN)')
+    assert '* LIST (\\NoInferiors \\Subscribed \\Sent) "/" "Sent"' in got
+    assert '* LIST (\\NoInferiors \\Drafts) "/" "Drafts"' in got
+    assert '* LIST (\\Noselect \\HasChildren) "/" "Old"' in got
+    # SPECIAL-USE selection (the default map names top-level folders), and with
+    # RECURSIVEMATCH, which adds nothing when no special folder lies deeper
+    special = ['* LIST (\\NoInferiors \\Drafts) "/" "Drafts"',
+               '* LIST (\\NoInferiors \\Sent) "/" "Sent"']
+    assert xok(sess, 'LIST (SPECIAL-USE) "" "*"') == special
+    assert xok(sess, 'LIST (SPECIAL-USE RECURSIVEMATCH) "" "%"') == special
+    assert xok(sess, 'LIST (SPECIAL-USE SUBSCRIBED) "" "*"') == [
+        '* LIST (\\NoInferiors \\Subscribed \\Sent) "/" "Sent"']
+    # LIST-STATUS: a STATUS after each selectable mailbox, none for \Noselect
+    got = xok(sess, 'LIST "" "*" RETURN (STATUS (MESSAGES UNSEEN))')
+    i = got.index('* LIST (\\NoInferiors \\Sent) "/" "Sent"')
+    assert got[i + 1] == '* STATUS "Sent" (MESSAGES 2 UNSEEN 2)'
+    i = got.index('* LIST (\\NoInferiors \\Drafts) "/" "Drafts"')
+    assert got[i + 1] == '* STATUS "Drafts" (MESSAGES 1 UNSEEN 0)'
+    i = got.index('* LIST (\\Noselect \\HasChildren) "/" "Lists"')
+    assert got[i + 1].startswith("* LIST")
+    assert sum(1 for ln in got if ln.startswith("* STATUS")) == 5   # + INBOX, debian, Trash
+    # bad options
+    for bad in ('LIST (RECURSIVEMATCH) "" "*"', 'LIST (BOGUS) "" "*"',
+                'LIST "" "*" RETURN (BOGUS)', 'LIST "" "*" RETURN (STATUS (BOGUS))',
+                'LIST "" "*" RETURN (STATUS ())', 'LIST (SUBSCRIBED) ""',
+                'LIST "" ()'):
+        assert sess.cmd(bad)[-1].startswith("BAD"), bad
