@@ -297,6 +297,11 @@ list_common(struct command *cmd, bool lsub)
 #define XATTR_CHILDINFO	0x40000000u	/* listed for a descendant that meets the criteria */
 #define XATTR_MEETS	0x80000000u	/* meets the selection criteria itself */
 #define XLIST_PATTERNS_MAX 64
+/*
+ * LIST-STATUS opens and reads every listed mailbox; past this many the STATUS replies are
+ * dropped, as RFC 5819 section 2 allows, so one command cannot read a whole mail store.
+ */
+#define XLIST_STATUS_MAX 1000
 
 struct xlist {
 	unsigned int sel, ret;
@@ -438,6 +443,7 @@ put_xlist(struct command *cmd, const struct xlist *x, const struct folder_list *
     const struct folder_root *root)
 {
 	struct session *s = cmd->s;
+	size_t nstatus = 0;
 
 	for (size_t i = 0; i < l->count; i++) {
 		const struct folder_entry *e = &l->v[i];
@@ -458,7 +464,8 @@ put_xlist(struct command *cmd, const struct xlist *x, const struct folder_list *
 		resp_crlf(s);
 		/* RFC 5819: STATUS only for selectable mailboxes that were selected. */
 		if ((x->ret & RET_STATUS) && (e->attrs & XATTR_MEETS) &&
-		    !(attrs & (FOLDER_ATTR_NOSELECT | FOLDER_ATTR_NONEXISTENT))) {
+		    !(attrs & (FOLDER_ATTR_NOSELECT | FOLDER_ATTR_NONEXISTENT)) &&
+		    nstatus++ < XLIST_STATUS_MAX) {
 			struct folder_ref ref;
 			struct mbox_error merr;
 
