@@ -173,9 +173,14 @@ release_hold(struct mbox_append *ap, int line_end)
 		/* continuation of the field before: renamed with it if hidden */
 	} else if (ap->in_header) {
 		const unsigned char *colon = memchr(h, ':', n);
+		/* without a colon yet (the hold is full of "NAME   "): judge the name so far */
+		size_t nl = colon != NULL ? (size_t)(colon - h) : n;
 
+		/* the name as the parser sees it: white space before the colon ignored */
+		while (nl > 0 && (h[nl - 1] == ' ' || h[nl - 1] == '\t'))
+			nl--;
 		ap->hidden_field = 0;
-		if (colon != NULL && mbox_meta_kind(h, (size_t)(colon - h)) != 0) {
+		if (mbox_meta_kind(h, nl) != 0) {
 			/* nobody may forge the store's metadata: keep it under another name */
 			if (emit(ap, "X-Original-", 11) < 0)
 				return -1;
@@ -212,6 +217,12 @@ put_byte(struct mbox_append *ap, unsigned char c)
 	}
 	if (ap->holding) {
 		ap->hold[ap->hold_n++] = c;
+		if (c == '\n' && ap->in_header && ap->hold_n == 2 && ap->hold[0] == '\r') {
+			/* CR alone on a line reads as the empty line too: end of header */
+			ap->holding = 0;
+			ap->line_start = 1;
+			return header_end(ap);
+		}
 		if (c == '\n')
 			return release_hold(ap, 1) < 0 ? -1 : (ap->line_start = 1, 0);
 		/* enough to decide: not "From " and (in header) a colon seen or too long */
@@ -261,9 +272,14 @@ mbox_append_msg_end(struct mbox_append *ap)
 
 	if (ap->failed || !ap->in_msg)
 		return ap_err(ap, EINVAL, "append");
-	if (ap->pending_cr && put_byte(ap, '\r') < 0)
-		return -1;
+	/* A CR at the very end is dropped: with the LF the message must end in it would
+	 * read as CRLF, and in the header as the empty line. */
 	ap->pending_cr = 0;
+	if (ap->holding && ap->in_header && ap->hold_n == 1 && ap->hold[0] == '\r') {
+		ap->holding = 0;
+		ap->hold_n = 0;
+		header_end(ap);
+	}
 	if (ap->holding && ap->hold_n > 0 && release_hold(ap, 1) < 0)
 		return -1;
 	ap->holding = 0;
@@ -356,6 +372,7 @@ mbox_append_commit(struct mbox_append **app, uint32_t *uid_first_r, uint32_t *n_
 	struct mbox_lock lk = MBOX_LOCK_INIT;
 	struct wbuf b = { 0 };
 	uint64_t start = 0, pos;
+	size_t pad = 0;
 	uint32_t first_uid = 0, i;
 	int ret = -1, locked = 0;
 
@@ -397,6 +414,7 @@ mbox_append_commit(struct mbox_append **app, uint32_t *uid_first_r, uint32_t *n_
 		if (wbuf_add(&b, "\n", 1) < 0)
 			goto nomem;
 	}
+	pad = b.n;
 	first_uid = mb->next_uid;
 	if (first_uid == 0 || first_uid > UINT32_MAX - ap->n) {
 		mbox_set_error(&mb->err, EOVERFLOW, "%s: UIDs exhausted", mb->path);
@@ -435,11 +453,33 @@ mbox_append_commit(struct mbox_append **app, uint32_t *uid_first_r, uint32_t *n_
 		mbox_set_error(&mb->err, errno, "fsync %s: %s", mb->path, strerror(errno));
 		goto fail_write;
 	}
-	/* base: the new last UID (in place; the padding leaves room) */
 	{
-		uint32_t keep_n = mb->m.n;
+		uint32_t keep_n = mb->m.n, l;
 
-		if (mbox_remap(mb) < 0 || mbox_scan(mb, start, &mb->m, NULL) < 0 ||
+		/* A file not ending in LF got "\n\n": its last message gained that LF (as a
+		 * fresh parse of the file will also see it). */
+		for (l = keep_n; pad == 2 && l > 0; l--) {
+			struct mbox_msg *m = &mb->m.v[l - 1];
+
+			if (m->state & MSG_GONE)
+				continue;
+			if (m->end != start)
+				break;
+			if (!(m->end > 0 && mb->map[m->end - 1] == '\r')) {
+				if (m->state & MSG_NO_BLANK)
+					m->hdr_vsize++;
+				else
+					m->body_bare_lf++;
+			}
+			if (m->state & MSG_NO_BLANK) {
+				m->hdr_vsize++;
+				m->body_off++;
+			}
+			m->end++;
+			break;
+		}
+
+		if (mbox_remap(mb) < 0 || mbox_scan(mb, start + pad, &mb->m, NULL) < 0 ||
 		    mb->m.n != keep_n + ap->n) {
 			if (mb->err.code == 0)
 				mbox_set_error(&mb->err, EIO, "%s: appended mail does not read back",

@@ -284,8 +284,12 @@ gen_pseudo(struct tailgen *g, struct wbuf *b)
 		return -1;
 	pos = from_len;
 	hend = mb->base.pseudo_end;
-	while (mbox_hdr_next(map, &pos, hend, &l)) {
-		if (l.empty) {
+	if (map[from_len - 1] != '\n' && wbuf_str(b, "\n") < 0)
+		return -1;
+	for (;;) {
+		int more = mbox_hdr_next(map, &pos, hend, &l);
+
+		if (!more || l.empty) {
 			struct wbuf v = { 0 };
 			int r = base_value(mb, &v);
 
@@ -294,16 +298,26 @@ gen_pseudo(struct tailgen *g, struct wbuf *b)
 			free(v.p);
 			if (r < 0)
 				return -1;
+			if (!more)	/* no empty line ended the header: add it */
+				return wbuf_str(b, "\n\n");
 			/* the rest of the pseudo message as it was */
-			return wbuf_add(b, map + l.off, (size_t)(hend - l.off));
+			if (wbuf_add(b, map + l.off, (size_t)(hend - l.off)) < 0)
+				return -1;
+			/* it must end in an empty line before the next From_ line */
+			if (hend >= 2 && (map[hend - 1] != '\n' || map[hend - 2] != '\n'))
+				return wbuf_str(b, map[hend - 1] == '\n' ? "\n" : "\n\n");
+			return 0;
 		}
 		if (l.name_len > 0 && (mbox_meta_kind(map + l.off, l.name_len) == META_XIMAP ||
 		    mbox_meta_kind(map + l.off, l.name_len) == META_XIMAPBASE))
 			continue;
+		if (l.len == 1 && map[l.off] == '\r')
+			continue;
 		if (wbuf_add(b, map + l.off, (size_t)l.len) < 0)
 			return -1;
+		if (map[l.off + l.len - 1] != '\n' && wbuf_str(b, "\n") < 0)
+			return -1;
 	}
-	return -1;	/* a pseudo message always has a header end */
 }
 
 static int
@@ -316,10 +330,19 @@ gen_msg(struct tailgen *g, struct wbuf *b, const struct mbox_msg *m, int first)
 
 	if (wbuf_add(b, map + m->from_off, m->from_len) < 0)
 		return -1;
+	/* a From_ line at the very end of the file may lack its LF */
+	if (map[m->from_off + m->from_len - 1] != '\n' && wbuf_str(b, "\n") < 0)
+		return -1;
 	while (mbox_hdr_next(map, &pos, m->body_off, &l) && !l.empty) {
 		if (l.name_len > 0 && mbox_meta_kind(map + l.off, l.name_len) != 0)
 			continue;
+		/* a lone CR at the end of the file would become an empty line */
+		if (l.len == 1 && map[l.off] == '\r')
+			continue;
 		if (wbuf_add(b, map + l.off, (size_t)l.len) < 0)
+			return -1;
+		/* the last line of a file without a final LF */
+		if (map[l.off + l.len - 1] != '\n' && wbuf_str(b, "\n") < 0)
 			return -1;
 	}
 	if (mbox_meta_block(mb, b, m, first) < 0 || wbuf_str(b, "\n") < 0)

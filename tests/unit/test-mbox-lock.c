@@ -1,0 +1,217 @@
+/* test-mbox-lock.c: fcntl + dotlock between processes, timeouts, stale dotlocks. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <lockfile.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "mbox/mbox-lock.h"
+#include "test-mbox-util.h"
+
+/* Child: take the lock, signal through the pipe, hold it for ms, release, exit. */
+static pid_t
+holder(const char *path, int excl, int ms, int *ready_fd)
+{
+	int p[2];
+	pid_t pid;
+
+	assert_int_equal(pipe(p), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct mbox_lock lk = MBOX_LOCK_INIT;
+		struct mbox_error err;
+		int fd = open(path, O_RDWR);
+
+		close(p[0]);
+		if (fd < 0 || mbox_lock_acquire(&lk, fd, path, excl, 1000, &err) < 0)
+			_exit(2);
+		if (write(p[1], "x", 1) != 1)
+			_exit(3);
+		usleep((useconds_t)ms * 1000);
+		mbox_lock_release(&lk, &err);
+		_exit(0);
+	}
+	close(p[1]);
+	*ready_fd = p[0];
+	return pid;
+}
+
+static void
+wait_ready(int fd)
+{
+	char c;
+
+	assert_int_equal(read(fd, &c, 1), 1);
+	close(fd);
+}
+
+static void
+test_lock_excludes(void **state)
+{
+	struct tdir t;
+	struct mbox_lock lk = MBOX_LOCK_INIT;
+	struct mbox_error err;
+	char dot[400];
+	int fd, rfd, st;
+	pid_t pid;
+	(void)state;
+
+	tdir_make(&t);
+	write_file(t.path, "", 0);
+	snprintf(dot, sizeof(dot), "%s.lock", t.path);
+	fd = open(t.path, O_RDWR);
+	assert_true(fd >= 0);
+	pid = holder(t.path, 1, 600, &rfd);
+	wait_ready(rfd);
+	/* the holder has both locks: the dotlock exists, we time out */
+	assert_int_equal(access(dot, F_OK), 0);
+	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, 1, 150, &err), -1);
+	assert_int_equal(err.code, ETIMEDOUT);
+	/* a reader is kept out as well (the dotlock is exclusive) */
+	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, 0, 150, &err), -1);
+	/* when it lets go, we get it (waiting less than the timeout) */
+	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, 1, 5000, &err), 0);
+	assert_int_equal(access(dot, F_OK), 0);
+	assert_int_equal(mbox_lock_release(&lk, &err), 0);
+	assert_int_equal(access(dot, F_OK), -1);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(fd);
+	tdir_clean(&t);
+}
+
+static void
+test_fcntl_only_holder(void **state)
+{
+	struct tdir t;
+	struct mbox_lock lk = MBOX_LOCK_INIT;
+	struct mbox_error err;
+	int fd, p[2], st;
+	char c;
+	pid_t pid;
+	(void)state;
+
+	/* an MDA that only takes the fcntl lock (postfix with mailbox_delivery_lock=fcntl) */
+	tdir_make(&t);
+	write_file(t.path, "", 0);
+	assert_int_equal(pipe(p), 0);
+	pid = fork();
+	if (pid == 0) {
+		struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+		int cfd = open(t.path, O_RDWR);
+
+		if (cfd < 0 || fcntl(cfd, F_SETLK, &fl) < 0 || write(p[1], "x", 1) != 1)
+			_exit(2);
+		usleep(300000);
+		_exit(0);
+	}
+	close(p[1]);
+	assert_int_equal(read(p[0], &c, 1), 1);
+	fd = open(t.path, O_RDWR);
+	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, 0, 100, &err), -1);
+	assert_int_equal(err.code, ETIMEDOUT);
+	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, 0, 5000, &err), 0);
+	assert_int_equal(mbox_lock_release(&lk, &err), 0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	close(fd);
+	close(p[0]);
+	tdir_clean(&t);
+}
+
+static void
+test_stale_dotlock(void **state)
+{
+	struct tdir t;
+	struct mbox_lock lk = MBOX_LOCK_INIT;
+	struct mbox_error err;
+	char dot[400], pidbuf[32];
+	int fd, st;
+	pid_t pid;
+	(void)state;
+
+	tdir_make(&t);
+	write_file(t.path, "", 0);
+	snprintf(dot, sizeof(dot), "%s.lock", t.path);
+	/* a dotlock naming a process that no longer exists is stale */
+	pid = fork();
+	if (pid == 0)
+		_exit(0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	snprintf(pidbuf, sizeof(pidbuf), "%d\n", (int)pid);
+	write_file(dot, pidbuf, strlen(pidbuf));
+	fd = open(t.path, O_RDWR);
+	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, 1, 2000, &err), 0);
+	assert_int_equal(mbox_lock_release(&lk, &err), 0);
+	/* one naming a live process is respected */
+	snprintf(pidbuf, sizeof(pidbuf), "%d\n", (int)getppid());
+	write_file(dot, pidbuf, strlen(pidbuf));
+	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, 1, 200, &err), -1);
+	assert_int_equal(err.code, ETIMEDOUT);
+	/* and the fcntl lock was given back on failure: another process can take it */
+	unlink(dot);
+	close(fd);
+	tdir_clean(&t);
+}
+
+static void
+test_store_waits_for_mda(void **state)
+{
+	struct tdir t;
+	struct mbox *mb;
+	struct mbox_error err;
+	struct mbox_sync_result r;
+	int rfd, st, fd;
+	pid_t pid;
+	(void)state;
+
+	/* an MDA holds the locks while it delivers; our sync waits and then sees the mail */
+	tdir_make(&t);
+	write_file(t.path, "From a Mon Jan  5 01:02:03 2015\n\none\n\n", 38);
+	assert_int_equal(mbox_open(t.path, t.jdir, MBOX_OPEN_RW, &mb, &err), 0);
+	pid = fork();
+	if (pid == 0) {
+		struct mbox_lock lk = MBOX_LOCK_INIT;
+
+		fd = open(t.path, O_RDWR | O_APPEND);
+		if (fd < 0 || mbox_lock_acquire(&lk, fd, t.path, 1, 1000, &err) < 0)
+			_exit(2);
+		if (write(fd, "From b Mon Jan  5 01:02:03 2015\n\ntw", 35) != 35)
+			_exit(3);
+		usleep(300000);
+		if (write(fd, "o\n\n", 3) != 3)
+			_exit(3);
+		mbox_lock_release(&lk, &err);
+		_exit(0);
+	}
+	(void)rfd;
+	usleep(100000);
+	assert_int_equal(mbox_sync(mb, &r), 0);
+	assert_int_equal(mbox_count(mb), 2);
+	{
+		char *b = body_of(mb, 1);
+
+		assert_string_equal(b, "two\n");
+		free(b);
+	}
+	mbox_sync_result_clear(&r);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	mbox_free(&mb);
+	tdir_clean(&t);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_lock_excludes),
+		cmocka_unit_test(test_fcntl_only_holder),
+		cmocka_unit_test(test_stale_dotlock),
+		cmocka_unit_test(test_store_waits_for_mda),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
