@@ -1048,6 +1048,12 @@ msg_size(const struct msg *msg)
 	return msg->root->header_size + msg->root->body_size;
 }
 
+bool
+msg_field_hidden(const struct msg *msg, const char *name, size_t len)
+{
+	return msg->hide != NULL && msg->hide(name, len, msg->hide_ctx);
+}
+
 unsigned int
 msg_part_count(const struct msg *msg)
 {

@@ -154,6 +154,8 @@ size_t msg_data_len(const struct msg *msg);
 const struct msg_part *msg_root(const struct msg *msg);
 /* RFC822.SIZE: visible header (hidden fields excluded) plus visible body. */
 size_t msg_size(const struct msg *msg);
+/* Is a top-level field of this name hidden by the predicate given to msg_parse? */
+bool msg_field_hidden(const struct msg *msg, const char *name, size_t len);
 /* Number of parts in the tree, and whether a limit cut the parse short. */
 unsigned int msg_part_count(const struct msg *msg);
 bool msg_truncated(const struct msg *msg);

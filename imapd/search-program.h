@@ -1,0 +1,73 @@
+#ifndef IMAPD_SEARCH_PROGRAM_H
+#define IMAPD_SEARCH_PROGRAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "imapd/parser.h"
+#include "mbox/message.h"
+
+/*
+ * SEARCH criteria (RFC 3501 6.4.4): parsed once from the command's arguments into a tree,
+ * then evaluated message by message through struct search_msg, so the program knows nothing
+ * of the store.  Text keys match case-insensitively (mbox/decode.h's folding) against headers
+ * with RFC 2047 words decoded and against the decoded text of text parts.
+ */
+
+/* Nesting of NOT/OR/parentheses accepted; the parser's own depth limit is lower anyway. */
+#define SEARCH_MAX_DEPTH	64
+/* Keys in one program. */
+#define SEARCH_MAX_KEYS		1000
+/* Ranges in one sequence set. */
+#define SEARCH_MAX_RANGES	10000
+
+struct search_program;
+
+/* What the evaluator needs of one message; the callbacks get ctx. */
+struct search_msg {
+	uint32_t seq, uid;
+	unsigned int flags;		/* MBOX_SEEN ... MBOX_RECENT (mbox/mbox.h) */
+	time_t internal_date;
+	int internal_tz;		/* minutes east of UTC */
+	uint64_t size;			/* RFC822.SIZE */
+	/* true if the message has the keyword (case-insensitive) */
+	bool (*has_keyword)(void *ctx, const char *keyword);
+	/* the parsed message, parsed on first use; NULL if it cannot be read */
+	const struct msg *(*get_msg)(void *ctx);
+	void *ctx;
+};
+
+/* The mailbox around the messages, for "*" in sets. */
+struct search_box {
+	uint32_t count;			/* messages */
+	uint32_t max_uid;		/* UID of the last message, 0 if empty */
+};
+
+enum search_error {
+	SEARCH_OK = 0,
+	SEARCH_ESYNTAX,			/* answer BAD */
+	SEARCH_EBADCHARSET		/* answer NO [BADCHARSET (US-ASCII UTF-8)] */
+};
+
+/*
+ * Parse the arguments of SEARCH (after the optional CHARSET, which this handles too).  On
+ * success *prog_r is set; otherwise an error and, for syntax errors, a short message in
+ * *why_r (static text).
+ */
+enum search_error search_parse(const struct imap_arg *args, struct search_program **prog_r,
+			       const char **why_r);
+void search_free(struct search_program **progp);
+
+/* Does the message match? */
+bool search_match(const struct search_program *prog, const struct search_box *box,
+		  const struct search_msg *m);
+
+/* Parse an RFC 3501 date ("1-Feb-1994", day 1 or 2 digits) to days since 1970-01-01. */
+int search_parse_date(const char *s, size_t len, long long *day_r);
+
+/* The calendar day (days since 1970-01-01) of a time in its own zone. */
+long long search_day(time_t t, int tz_min);
+
+#endif
