@@ -118,20 +118,29 @@ read_bounded(const char *path, char **buf_r, size_t *len_r, bool *truncated_r)
 	*len_r = 0;
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -1;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		int e = S_ISREG(st.st_mode) ? errno : EINVAL;
+	if (fstat(fd, &st) != 0) {
+		int e = errno;
 		close(fd);
 		errno = e;
 		return -1;
 	}
-	buf = malloc(SUBS_FILE_MAX + 1);
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
+	/* Files are replaced by rename(), never rewritten: the size of the open one holds. */
+	size_t cap = st.st_size > SUBS_FILE_MAX ? SUBS_FILE_MAX : (size_t)st.st_size;
+	if (st.st_size > SUBS_FILE_MAX)
+		*truncated_r = true;
+	buf = malloc(cap + 1);
 	if (buf == NULL) {
 		close(fd);
 		errno = ENOMEM;
 		return -1;
 	}
-	while (len < SUBS_FILE_MAX) {
-		ssize_t n = read(fd, buf + len, SUBS_FILE_MAX - len);
+	while (len < cap) {
+		ssize_t n = read(fd, buf + len, cap - len);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -144,11 +153,6 @@ read_bounded(const char *path, char **buf_r, size_t *len_r, bool *truncated_r)
 		if (n == 0)
 			break;
 		len += (size_t)n;
-	}
-	if (len == SUBS_FILE_MAX) {
-		char c;
-		if (read(fd, &c, 1) == 1)
-			*truncated_r = true;
 	}
 	close(fd);
 	buf[len] = '\0';
