@@ -18,6 +18,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char top[64];
 
+/* Remove what the runs left (libFuzzer ends with exit()). */
+static void
+cleanup(void)
+{
+	static const char *const files[] = {
+		"mail/.subscriptions", "mail/.subscriptions.lock", ".mailboxlist", "mail", "",
+	};
+	char p[160];
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(p, sizeof(p), "%s/%s", top, files[i]);
+		if (unlink(p) != 0)
+			rmdir(p);
+	}
+}
+
 static void
 put(const char *path, const uint8_t *data, size_t size)
 {
@@ -39,6 +55,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		snprintf(top, sizeof(top), "/tmp/fuzz-folder-subs-XXXXXX");
 		if (mkdtemp(top) == NULL)
 			abort();
+		atexit(cleanup);
 	}
 	snprintf(maildir, sizeof(maildir), "%s/mail", top);
 	snprintf(subs_path, sizeof(subs_path), "%s/.subscriptions", maildir);
