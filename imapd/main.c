@@ -22,18 +22,20 @@
 #include "imapd/limits.h"
 #include "imapd/log.h"
 #include "imapd/session.h"
+#include "imapd/tls.h"
 #include "imapd/version.h"
 
 static void
 usage(FILE *f)
 {
 	fprintf(f,
-		"usage: imapd [-d] [-c FILE] [-o KEY=VALUE] [--preauth] [--pam-service NAME]\n"
-		"             [--spool-dir DIR] [--mail-dir DIR]\n"
+		"usage: imapd [-d] [-c FILE] [-o KEY=VALUE] [--preauth] [--tls]\n"
+		"             [--pam-service NAME] [--spool-dir DIR] [--mail-dir DIR]\n"
 		"  -c, --config FILE      settings file (default " IMAPD_CONFIG_PATH ")\n"
 		"  -o KEY=VALUE           set one setting (see imapd.conf(5))\n"
 		"  -d, --debug            log to stderr, with debug lines\n"
 		"      --preauth          serve the user running imapd, greeting PREAUTH\n"
+		"      --tls              TLS from the first byte (port 993; implicit_tls)\n"
 		"      --pam-service NAME PAM service (default imap)\n"
 		"      --spool-dir DIR    INBOX is DIR/USER (default /var/mail)\n"
 		"      --mail-dir DIR     mailboxes, relative to the home (default mail)\n"
@@ -80,6 +82,7 @@ main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "debug", no_argument, NULL, 'd' },
 		{ "preauth", no_argument, NULL, 'P' },
+		{ "tls", no_argument, NULL, 'T' },
 		{ "pam-service", required_argument, NULL, 's' },
 		{ "spool-dir", required_argument, NULL, 'S' },
 		{ "mail-dir", required_argument, NULL, 'M' },
@@ -110,6 +113,10 @@ main(int argc, char **argv)
 			break;
 		case 'P':
 			preauth = 1;
+			break;
+		case 'T':
+			key = "implicit_tls";
+			optarg = (char *)"yes";
 			break;
 		case 's':
 			key = "pam_service";
@@ -191,6 +198,34 @@ main(int argc, char **argv)
 	log_set_peer(sess.peer);
 	sess.state = STATE_NOT_AUTH;
 
+	/*
+	 * The certificate and key are read now, as root, so that the key file can stay
+	 * readable by root only. An ssh-tunnel (--preauth) session is already encrypted
+	 * and runs as the user, who could not read the key anyway.
+	 */
+	if (preauth && cfg.implicit_tls)
+		fatalx("--preauth and implicit TLS do not go together");
+	if (!preauth && (cfg.tls_cert[0] != '\0' || cfg.implicit_tls)) {
+		sess.tls_server = tls_server_new(cfg.tls_cert, cfg.tls_key, err, sizeof(err));
+		if (sess.tls_server == NULL && cfg.implicit_tls)
+			fatalx("implicit TLS unavailable, refusing the connection: %s", err);
+		if (sess.tls_server == NULL)
+			log_warnx("STARTTLS not offered: %s", err);
+	}
+	if (cfg.implicit_tls) {
+		/* RFC 8314 3.3: the handshake comes first, the greeting goes out through it. */
+		if (tls_start(sess.tls_server, sess.io, cfg.timeout_preauth * 1000, err,
+			      sizeof(err)) == -1) {
+			log_notice("TLS handshake failed: %s", err);
+			tls_server_free(&sess.tls_server);
+			parser_free(&sess.parser);
+			io_free(&sess.io);
+			return 1;
+		}
+		sess.tls = true;
+		log_info("TLS: %s", err);
+	}
+
 	if (preauth) {
 		struct passwd *pw;
 
@@ -207,6 +242,7 @@ main(int argc, char **argv)
 		log_info("connection");
 
 	rc = session_run(&sess);
+	tls_server_free(&sess.tls_server);
 	parser_free(&sess.parser);
 	io_free(&sess.io);
 	return rc;

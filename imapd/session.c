@@ -8,6 +8,7 @@
 #include "imapd/limits.h"
 #include "imapd/log.h"
 #include "imapd/resp.h"
+#include "imapd/tls.h"
 
 /* Capabilities: only what is implemented in full (never advertise a stub). */
 #define CAPS_BASE	"IMAP4rev1 LITERAL+ ID"
@@ -31,8 +32,11 @@ session_capabilities(const struct session *s)
 {
 	static char buf[512];
 
+	/* RFC 3501 6.2.1: STARTTLS only while it can be used; after TLS the list changes
+	 * (no STARTTLS, and LOGINDISABLED gives way to AUTH=PLAIN). */
 	if (s->state == STATE_NOT_AUTH) {
-		snprintf(buf, sizeof(buf), "%s%s", CAPS_BASE,
+		snprintf(buf, sizeof(buf), "%s%s%s", CAPS_BASE,
+			 s->tls_server != NULL && !s->tls ? " STARTTLS" : "",
 			 session_plaintext_ok(s) ? " SASL-IR AUTH=PLAIN" : " LOGINDISABLED");
 	} else
 		snprintf(buf, sizeof(buf), "%s%s", CAPS_BASE, CAPS_AUTH);
@@ -96,6 +100,8 @@ session_logged_in(struct session *s, const char *user, uid_t uid, gid_t gid, con
 	if (s->user == NULL || s->home == NULL || s->spool_path == NULL || s->mail_dir == NULL)
 		fatalx("out of memory");
 	log_set_user(user);
+	/* STARTTLS is over once logged in: the private key need not stay in memory. */
+	tls_server_free(&s->tls_server);
 	session_set_state(s, STATE_AUTH);
 	return 0;
 }

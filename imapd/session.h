@@ -26,6 +26,7 @@ enum session_state {
 /* The selected mailbox; defined by the mailbox commands (imapd/selected.h). */
 struct selected;
 struct command;
+struct tls_server;
 
 struct session {
 	struct io		*io;
@@ -44,6 +45,9 @@ struct session {
 	char			*mail_dir;	/* absolute path of the mail directory */
 
 	bool			tls;		/* the transport is TLS now */
+	/* Certificate and key for STARTTLS, loaded as root; NULL when TLS is unavailable.
+	 * Owned by the session; freed at login, when STARTTLS can no longer be used. */
+	struct tls_server	*tls_server;
 	bool			preauth;	/* started as the user (--preauth) */
 
 	unsigned		bad_count;	/* BAD answers in a row */
