@@ -110,6 +110,9 @@ log_escape(char *dst, size_t dstsize, const void *src, size_t len)
 	return dst;
 }
 
+static void vlog(int prio, int with_errno, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
 static void
 vlog(int prio, int with_errno, const char *fmt, va_list ap)
 {

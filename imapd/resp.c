@@ -9,6 +9,11 @@
 /* Composed responses longer than this are cut; data goes through resp_raw/resp_string. */
 #define RESP_TEXT_MAX	8192
 
+static void vprint(struct session *s, const char *prefix, const char *fmt, va_list ap,
+		   int crlf) __attribute__((format(printf, 3, 0)));
+static void tagged(struct command *cmd, const char *status, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
 static void
 vprint(struct session *s, const char *prefix, const char *fmt, va_list ap, int crlf)
 {

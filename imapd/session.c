@@ -13,7 +13,7 @@
 /* Capabilities: only what is implemented in full (never advertise a stub). */
 #define CAPS_BASE	"IMAP4rev1 LITERAL+ ID"
 /* After login: the extensions the selected/authenticated code implements. */
-#define CAPS_AUTH	""
+#define CAPS_AUTH	" ENABLE CHILDREN NAMESPACE LIST-EXTENDED LIST-STATUS SPECIAL-USE STATUS=SIZE"
 
 bool
 session_plaintext_ok(const struct session *s)

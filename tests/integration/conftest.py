@@ -11,6 +11,7 @@
   process and checks it exited (no process is ever left behind).
 - `raw(server)`: a line-oriented raw client for bad-input transcripts.
 """
+import atexit
 import grp
 import imaplib
 import os
@@ -29,6 +30,35 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 IMAPD = os.path.abspath(os.environ.get("IMAPD_BIN", os.path.join(ROOT, "imapd", "imapd")))
 PAM_WRAPPER = "/usr/lib/x86_64-linux-gnu/libpam_wrapper.so"
 PAM_MATRIX = "/usr/lib/x86_64-linux-gnu/pam_wrapper/pam_matrix.so"
+
+
+def _is_sanitizer_build(path):
+    try:
+        with open(path, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
+SANITIZED = _is_sanitizer_build(IMAPD)
+_NODEEPBIND = None
+
+
+def pam_preload():
+    """LD_PRELOAD for pam_wrapper; under ASan with a shim that drops RTLD_DEEPBIND."""
+    global _NODEEPBIND
+    if not SANITIZED:
+        return PAM_WRAPPER
+    if _NODEEPBIND is None:
+        d = tempfile.mkdtemp(prefix="imapd-shim-")
+        atexit.register(shutil.rmtree, d, True)
+        os.chmod(d, 0o755)
+        _NODEEPBIND = os.path.join(d, "nodeepbind.so")
+        subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", _NODEEPBIND,
+                        os.path.join(os.path.dirname(__file__), "nodeepbind.c"), "-ldl"],
+                       check=True)
+        os.chmod(_NODEEPBIND, 0o755)
+    return _NODEEPBIND + ":" + PAM_WRAPPER
 
 
 def sanitizer_env():
@@ -55,7 +85,7 @@ class Pam:
                 for kind in ("auth", "account", "password", "session"):
                     f.write(f"{kind} required {PAM_MATRIX} passdb={self.passdb}\n")
         self.env = {
-            "LD_PRELOAD": PAM_WRAPPER,
+            "LD_PRELOAD": pam_preload(),
             "PAM_WRAPPER": "1",
             "PAM_WRAPPER_SERVICE_DIR": os.path.join(d, "services"),
         }
@@ -319,10 +349,12 @@ class MailStore:
         path = os.path.join(self.mail_dir, name)
         d = os.path.dirname(path)
         os.makedirs(d, exist_ok=True)
-        for p in [self.mail_dir] + [os.path.join(self.mail_dir, x)
-                                    for x in os.path.relpath(d, self.mail_dir).split("/")
-                                    if x != "."]:
-            os.chown(p, self.user.uid, self.user.gid)
+        p = self.mail_dir
+        os.chown(p, self.user.uid, self.user.gid)
+        for part in os.path.relpath(d, self.mail_dir).split("/"):
+            if part != ".":
+                p = os.path.join(p, part)
+                os.chown(p, self.user.uid, self.user.gid)
         with open(path, "wb") as f:
             f.write(data)
         os.chown(path, self.user.uid, self.user.gid)
