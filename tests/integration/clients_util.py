@@ -1,0 +1,345 @@
+"""Helpers for the real-client tests (test_clients*.py): imapd on a loopback TCP port through
+systemd-socket-activate (one imapd per connection, as inetd/systemd Accept=yes start it),
+mboxes built from the message fixtures, and a reader that parses an mbox file back so that
+tests can assert on what the server left on disk.
+
+Set IMAPD_CLIENTS_SERVER=dovecot to run the same client scripts against Debian's Dovecot imap
+(preauthenticated as the throwaway user, mbox storage on the same files): a check that a
+failing case is imapd's and not the test's. The default, and what `make check` runs, is imapd
+with LOGIN through PAM.
+"""
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+
+from conftest import IMAPD, ROOT, user_config
+
+FIXTURES = os.path.join(ROOT, "tests", "fixtures", "messages")
+DOVECOT_IMAP = "/usr/lib/dovecot/imap"
+
+# Headers the server keeps its own state in; they are hidden from clients.
+META_HEADERS = (b"status", b"x-status", b"x-uid", b"x-keywords", b"x-imapbase", b"x-imap",
+                b"content-length")
+
+
+def fixture(name):
+    with open(os.path.join(FIXTURES, name), "rb") as f:
+        return f.read()
+
+
+def ctime(t):
+    return time.strftime("%a %b %e %H:%M:%S %Y", time.gmtime(t))
+
+
+def mbox_entry(msg, sender="fixture@imapd.test", t=1772438400):
+    """One message as an MDA appends it: From_ line, LF line ends as given, body lines that
+    begin with "From " quoted (mboxo), one blank line after."""
+    if isinstance(msg, str):
+        msg = msg.encode()
+    lines = msg.split(b"\n")
+    out = []
+    in_body = False
+    for ln in lines:
+        if in_body and ln.startswith(b"From "):
+            ln = b">" + ln
+        if not in_body and ln in (b"", b"\r"):
+            in_body = True
+        out.append(ln)
+    body = b"\n".join(out)
+    if not body.endswith(b"\n"):
+        body += b"\n"
+    return b"From %s %s\n" % (sender.encode(), ctime(t).encode()) + body + b"\n"
+
+
+def build_mbox(msgs, t0=1772438400):
+    return b"".join(mbox_entry(m, t=t0 + i * 3600) for i, m in enumerate(msgs))
+
+
+def simple_message(subject, body, sender="Sam Sender <sam@example.org>", msgid=None):
+    msgid = msgid or "<%s@example.org>" % re.sub(r"[^A-Za-z0-9]", ".", subject)
+    return ("Date: Tue, 3 Mar 2026 10:00:00 +0100\n"
+            f"From: {sender}\n"
+            "To: Robin Example <robin@home.example.net>\n"
+            f"Subject: {subject}\n"
+            f"Message-ID: {msgid}\n"
+            "MIME-Version: 1.0\n"
+            "Content-Type: text/plain; charset=us-ascii\n"
+            "\n"
+            f"{body}\n").encode()
+
+
+class MboxMessage:
+    def __init__(self, from_line, header_lines, body):
+        self.from_line = from_line
+        self.header_lines = header_lines      # raw lines, continuation lines kept, LF ends
+        self.body = body
+
+    def fields(self, name):
+        name = name.lower().encode()
+        out = []
+        cur = None
+        for ln in self.header_lines:
+            if ln[:1] in (b" ", b"\t") and cur is not None:
+                out[-1] += ln
+                continue
+            k, _, v = ln.partition(b":")
+            cur = k.strip().lower()
+            if cur == name:
+                out.append(v)
+            else:
+                cur = None
+        return [v.strip().decode("utf-8", "replace") for v in out]
+
+    def field(self, name):
+        f = self.fields(name)
+        return f[0] if f else None
+
+    @property
+    def subject(self):
+        return self.field("Subject")
+
+    @property
+    def uid(self):
+        v = self.field("X-UID")
+        return int(v.split()[0]) if v else None
+
+    @property
+    def flags(self):
+        """IMAP flags as the metadata headers record them (\\Recent aside)."""
+        status = self.field("Status") or ""
+        xstatus = self.field("X-Status") or ""
+        fl = set()
+        if "R" in status:
+            fl.add("\\Seen")
+        for ch, name in (("A", "\\Answered"), ("F", "\\Flagged"), ("T", "\\Draft"),
+                         ("D", "\\Deleted")):
+            if ch in xstatus:
+                fl.add(name)
+        for k in (self.field("X-Keywords") or "").replace(",", " ").split():
+            fl.add(k)
+        return fl
+
+    def visible(self):
+        """The message as a client must see it, LF line ends: metadata headers dropped."""
+        keep = []
+        skipping = False
+        for ln in self.header_lines:
+            if ln[:1] in (b" ", b"\t"):
+                if not skipping:
+                    keep.append(ln)
+                continue
+            name = ln.split(b":", 1)[0].strip().lower()
+            skipping = name in META_HEADERS
+            if not skipping:
+                keep.append(ln)
+        return b"".join(keep) + b"\n" + self.body
+
+
+FROM_RE = re.compile(rb"^From \S*[ \t]+.*\d\d:\d\d")
+
+
+def parse_mbox(data):
+    """Splits an mbox at From_ lines that begin the file or follow a blank line. Drops UW's
+    pseudo message. Each body loses the blank line that separates it from the next From_."""
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    starts = [i for i, ln in enumerate(lines)
+              if FROM_RE.match(ln) and (i == 0 or lines[i - 1] in (b"", b"\r"))]
+    msgs = []
+    for n, s in enumerate(starts):
+        e = starts[n + 1] if n + 1 < len(starts) else len(lines)
+        chunk = lines[s + 1:e]
+        if n + 1 < len(starts) and chunk and chunk[-1] == b"":
+            chunk = chunk[:-1]
+        elif n + 1 == len(starts) and chunk and chunk[-1] == b"":
+            chunk = chunk[:-1]
+        try:
+            blank = chunk.index(b"")
+        except ValueError:
+            blank = len(chunk)
+        hdr = [ln + b"\n" for ln in chunk[:blank]]
+        body = b"".join(ln + b"\n" for ln in chunk[blank + 1:])
+        m = MboxMessage(lines[s], hdr, body)
+        if m.field("X-IMAP") is not None:
+            continue
+        msgs.append(m)
+    return msgs
+
+
+def read_mbox(path):
+    if not os.path.exists(path):
+        return []
+    with open(path, "rb") as f:
+        return parse_mbox(f.read())
+
+
+def crlf_to_lf(b):
+    return b.replace(b"\r\n", b"\n")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def children_of(pid):
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        ppid = int(st.rsplit(")", 1)[1].split()[1])
+        if ppid == pid:
+            out.append(int(d))
+    return out
+
+
+def as_user(user):
+    def pre():
+        os.setgroups([])
+        os.setgid(user.gid)
+        os.setuid(user.uid)
+    return pre
+
+
+class TcpServer:
+    """imapd behind systemd-socket-activate --inetd on 127.0.0.1 (a new process for every
+    connection, on fd 0/1). stop() ends the listener and waits for every connection's process;
+    one that does not exit fails the test."""
+
+    def __init__(self, pam, user, tmp, **extra):
+        self.user = user
+        self.kind = os.environ.get("IMAPD_CLIENTS_SERVER", "imapd")
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        self.login = user.name
+        self.password = user.password
+        self.log_path = os.path.join(tmp, "server.log")
+        self.seen_children = set()
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+        cmd = ["systemd-socket-activate", "-a", "--inetd", "-l", f"{self.host}:{self.port}"]
+        if self.kind == "dovecot":
+            base = os.path.join(user.base, "dovecot")
+            os.makedirs(os.path.join(base, "run"), exist_ok=True)
+            for root, dirs, _ in os.walk(base):
+                os.chown(root, user.uid, user.gid)
+            conf = os.path.join(base, "dovecot.conf")
+            with open(conf, "w") as f:
+                f.write("mail_location = mbox:~/mail:INBOX=%s/%%u\n"
+                        "log_path = %s/dovecot.log\nssl = no\nprotocols = imap\n"
+                        "base_dir = %s/run\n" % (user.spool_dir, base, base))
+            os.chmod(conf, 0o644)
+            cmd += ["setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--clear-groups",
+                    "env", f"USER={user.name}", f"HOME={user.home}", DOVECOT_IMAP, "-c", conf]
+        else:
+            pam.add(user.name, user.password)
+            conf = os.path.join(tmp, "imapd.conf")
+            with open(conf, "w") as f:
+                f.write("".join(f"{k} = {v}\n" for k, v in user_config(user, **extra).items()))
+            os.chmod(conf, 0o644)
+            env.update(pam.env)
+            for k in pam.env:
+                cmd += ["-E", k]
+            cmd += [IMAPD, "-d", "-c", conf]
+        full = dict(os.environ)
+        full.update(env)
+        self.logf = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, env=full, stdout=self.logf, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        for _ in range(200):
+            try:
+                socket.create_connection((self.host, self.port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.025)
+        else:
+            self.stop()
+            raise AssertionError("socket activation did not listen: " + self.log())
+
+    @property
+    def preauth(self):
+        return self.kind == "dovecot"
+
+    def url(self, path=""):
+        return f"imap://{self.host}:{self.port}/{path}"
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stop(self, timeout=15):
+        """Stops listening, then waits for the per-connection processes to end."""
+        kids = children_of(self.proc.pid)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        deadline = time.time() + timeout
+        hung = []
+        for pid in kids:
+            while os.path.exists(f"/proc/{pid}") and time.time() < deadline:
+                try:
+                    with open(f"/proc/{pid}/stat") as f:
+                        if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                            break
+                except OSError:
+                    break
+                time.sleep(0.05)
+            if os.path.exists(f"/proc/{pid}/stat"):
+                try:
+                    with open(f"/proc/{pid}/stat") as f:
+                        state = f.read().rsplit(")", 1)[1].split()[0]
+                except OSError:
+                    state = "gone"
+                if state not in ("Z", "gone"):
+                    hung.append(pid)
+                    os.kill(pid, signal.SIGKILL)
+        self.logf.close()
+        assert not hung, f"server processes still running after the test: {hung}\n" + self.log()
+
+
+# --- shared by the test_clients*.py modules ----------------------------------------------------
+
+import shutil  # noqa: E402
+
+import pytest  # noqa: E402
+
+CORPUS = ["plain-ascii.eml", "alternative.eml", "encoded-words.eml", "from-lines-in-body.eml",
+          "mixed-attachments.eml"]
+
+
+@pytest.fixture
+def tcp(pam, user, mailstore, tmp_path):
+    """imapd listening on 127.0.0.1 for the throwaway user; stopped after the test."""
+    os.chmod(tmp_path, 0o755)
+    srv = TcpServer(pam, user, str(tmp_path))
+    yield srv
+    srv.stop()
+
+
+def need(prog):
+    if shutil.which(prog) is None:
+        pytest.skip(prog + " is not installed (tests/deps.sh check)")
+
+
+def run(cmd, timeout=60, **kw):
+    return subprocess.run(cmd, capture_output=True, timeout=timeout, **kw)
+
+
+def subjects(msgs):
+    """Subjects as a reader of the mbox file sees them (still RFC 2047 encoded)."""
+    return [m.subject for m in parse_mbox(build_mbox(msgs))]
