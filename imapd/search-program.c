@@ -634,17 +634,27 @@ body_has(const struct msg *msg, const struct msg_part *p, const struct node *n)
 	return part_has(msg, p, n);
 }
 
+/*
+ * The day of the first Date field in its own zone.  A message without a usable Date counts as
+ * sent at the epoch, as Dovecot does, so "NOT SENTBEFORE x" and "SENTBEFORE x" split cleanly.
+ */
 static bool
 sent_day(const struct search_msg *m, long long *day_r)
 {
 	const struct msg *msg = m->get_msg(m->ctx);
-	const char *date;
-	time_t t;
-	int tz;
+	const struct msg_part *root;
+	struct msg_field f;
+	time_t t = 0;
+	int tz = 0;
 
-	if (msg == NULL || (date = msg_root(msg)->envelope->date) == NULL ||
-	    msg_date_parse(date, strlen(date), &t, &tz) < 0)
+	if (msg == NULL)
 		return false;
+	root = msg_root(msg);
+	if (msg_hdr_find(msg_data(msg) + root->header_off, root->header_len, "date", &f) &&
+	    msg_date_parse(f.value, f.value_len, &t, &tz) < 0) {
+		t = 0;
+		tz = 0;
+	}
 	*day_r = search_day(t, tz);
 	return true;
 }

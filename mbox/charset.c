@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mbox/charset-fold.h"
+
 /* Longest charset name passed to iconv; real ones are under 30 characters. */
 #define CHARSET_NAME_MAX	64
 
@@ -288,51 +290,18 @@ charset_to_utf8(const char *charset, const unsigned char *in, size_t len, struct
 
 /* ---- folding ---- */
 
-static uint32_t
-fold_cp(uint32_t c)
+/*
+ * The folded form of a two-byte code point: lower case in compatibility decomposition from the
+ * generated table, plus the two case foldings lower case does not give.  NULL: unchanged.
+ */
+static const char *
+fold2(uint32_t cp)
 {
-	if (c < 0x80)
-		return c >= 'A' && c <= 'Z' ? c + 32 : c;
-	if (c < 0x100) {
-		if (c >= 0xc0 && c <= 0xde && c != 0xd7)
-			return c + 32;
-		if (c == 0xb5)
-			return 0x3bc;	/* micro sign folds to Greek mu */
-		return c;
-	}
-	if (c < 0x180) {
-		if (c == 0x130)
-			return 'i';
-		if (c == 0x178)
-			return 0xff;
-		if (c == 0x17f)
-			return 's';
-		if ((c < 0x138 || (c >= 0x14a && c < 0x178)) && (c & 1) == 0)
-			return c + 1;
-		if (((c > 0x138 && c < 0x149) || (c > 0x178 && c < 0x17f)) && (c & 1) == 1)
-			return c + 1;
-		return c;
-	}
-	if (c >= 0x386 && c <= 0x3ab) {
-		if (c >= 0x391 && c <= 0x3ab && c != 0x3a2)
-			return c + 32;
-		if (c == 0x386)
-			return 0x3ac;
-		if (c >= 0x388 && c <= 0x38a)
-			return c + 37;
-		if (c == 0x38c)
-			return 0x3cc;
-		if (c == 0x38e || c == 0x38f)
-			return c + 63;
-		return c;
-	}
-	if (c == 0x3c2)
-		return 0x3c3;	/* final sigma */
-	if (c >= 0x400 && c <= 0x40f)
-		return c + 80;
-	if (c >= 0x410 && c <= 0x42f)
-		return c + 32;
-	return c;
+	if (cp == 0xb5)
+		return "\xce\xbc";	/* micro sign: Greek mu */
+	if (cp == 0x3c2)
+		return "\xcf\x83";	/* final sigma: sigma */
+	return charset_fold_lookup(cp);
 }
 
 /* Fold p[0..n); returns the bytes consumed (an unfinished sequence at the end is left
@@ -349,7 +318,7 @@ fold_some(const unsigned char *p, size_t n, bool final, struct dbuf *out)
 		int l;
 		uint32_t cp;
 
-		if (o > sizeof(buf) - 4) {
+		if (o > sizeof(buf) - CHARSET_FOLD_MAX) {
 			dbuf_add(out, buf, o);
 			o = 0;
 		}
@@ -367,14 +336,17 @@ fold_some(const unsigned char *p, size_t n, bool final, struct dbuf *out)
 			continue;
 		}
 		if (l == 2) {
+			const char *f;
+
 			cp = ((uint32_t)(c & 0x1f) << 6) | (p[i + 1] & 0x3f);
-			cp = fold_cp(cp);
-			if (cp < 0x80) {
-				buf[o++] = (char)cp;
+			if ((f = fold2(cp)) != NULL) {
+				size_t fl = strlen(f);
+
+				memcpy(buf + o, f, fl);
+				o += fl;
 			} else {
-				/* everything fold_cp maps from 2 bytes stays in 2 bytes */
-				buf[o++] = (char)(0xc0 | (cp >> 6));
-				buf[o++] = (char)(0x80 | (cp & 0x3f));
+				buf[o++] = (char)c;
+				buf[o++] = (char)p[i + 1];
 			}
 		} else {
 			memcpy(buf + o, p + i, (size_t)l);

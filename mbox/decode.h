@@ -107,9 +107,11 @@ void rfc2047_decode(const char *in, size_t len, struct dbuf *out);
 /* ---- case-insensitive matching ---- */
 
 /*
- * Case folding used by SEARCH: ASCII, Latin-1 Supplement, Latin Extended-A, Greek and Cyrillic
- * letters fold to lower case (one code point to one, never longer, so U+00DF stays U+00DF and
- * U+0130 becomes "i"); everything else, invalid UTF-8 included, is kept as is.
+ * Case folding used by SEARCH: ASCII, Latin-1 Supplement, Latin Extended-A and -B, Greek and
+ * Cyrillic fold to lower case in compatibility decomposition (a table generated from Unicode),
+ * as RFC 5051's i;unicode-casemap does, so "re" matches "R\u00e9union" and "\u00e9" matches
+ * "e\u0301"; the micro sign folds to mu and final sigma to sigma.  Other text, invalid UTF-8
+ * included, is kept as is (so U+00DF does not match "ss").
  */
 void utf8_fold(const char *in, size_t len, struct dbuf *out);
 

@@ -262,6 +262,16 @@ test_sizes_dates(void **state)
 	assert_int_equal(run("SENTON 31-dec-2023"), 1);
 	assert_int_equal(run("SENTBEFORE 1-Jan-2024"), 1);
 	assert_int_equal(run("SENTSINCE 1-Jan-2024"), 0);
+	/* no Date: sent at the epoch */
+	msg_free(&tm.msg);
+	tm.msg = msg_parse((const unsigned char *)"Subject: x\n\n", 12, NULL, NULL);
+	assert_int_equal(run("SENTBEFORE 2-Jan-1970"), 1);
+	assert_int_equal(run("SENTON 1-Jan-1970"), 1);
+	msg_free(&tm.msg);
+	/* two Date fields: the first one counts */
+	tm.msg = msg_parse((const unsigned char *)"Date: 9 Mar 2026 12:00 +0100\n"
+			   "Date: 10 Mar 2026 12:00 +0100\n\n", 60, NULL, NULL);
+	assert_int_equal(run("SENTON 9-Mar-2026"), 1);
 	assert_int_equal(run("ON 31-Foo-2023"), -1);
 	assert_int_equal(run("ON 2023-12-31"), -1);
 	assert_int_equal(run("BEFORE"), -1);
