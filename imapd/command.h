@@ -77,4 +77,19 @@ void	cmd_unsubscribe(struct command *cmd);
 void	cmd_namespace(struct command *cmd);
 void	cmd_status(struct command *cmd);
 
+/* cmd-select.c */
+void	cmd_select(struct command *cmd);
+void	cmd_examine(struct command *cmd);
+void	cmd_close(struct command *cmd);
+void	cmd_unselect(struct command *cmd);
+void	cmd_check(struct command *cmd);
+/* cmd-store.c */
+void	cmd_store(struct command *cmd);
+/* cmd-fetch.c */
+void	cmd_fetch(struct command *cmd);
+/* cmd-search.c */
+void	cmd_search(struct command *cmd);
+/* cmd-expunge.c */
+void	cmd_expunge(struct command *cmd);
+
 #endif

@@ -77,7 +77,7 @@ child(struct tdir *t, enum op op, long n)
 	case OP_GROW:
 		/* enough keywords that the header must grow: a tail rewrite */
 		for (i = 0; i < 30; i++) {
-			char name[32];
+			char name[48];
 
 			snprintf(name, sizeof(name), "a-rather-long-keyword-%d", i);
 			(void)mbox_keyword_lookup(mb, name, strlen(name), 1);

@@ -198,7 +198,7 @@ test_many_keywords_rewrite(void **state)
 	struct tdir t;
 	struct mbox *mb;
 	uint64_t all = 0;
-	char name[16];
+	char name[32];
 	int i, k;
 	(void)state;
 

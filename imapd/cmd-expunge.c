@@ -1,0 +1,77 @@
+/* cmd-expunge.c: EXPUNGE (RFC 3501 6.4.3) and UID EXPUNGE (RFC 4315 2.1). */
+#include <stdlib.h>
+
+#include "imapd/log.h"
+#include "imapd/resp.h"
+#include "imapd/selected.h"
+
+void
+cmd_expunge(struct command *cmd)
+{
+	struct session *s = cmd->s;
+	struct selected *sel = s->selected;
+	uint32_t *before, *uids = NULL, *gone, i, n = mbox_count(sel->mb), told = 0;
+	size_t nuids = 0, ngone, k;
+
+	if (cmd->uid) {
+		uint8_t *mark;
+
+		if (cmd->args == NULL || cmd->args->next != NULL || cmd->args->type != ARG_ATOM ||
+		    (mark = selected_set(sel, cmd->args->str, true)) == NULL) {
+			resp_bad(cmd, "UID EXPUNGE needs a UID set");
+			return;
+		}
+		uids = malloc(((size_t)n + 1) * sizeof(*uids));
+		if (uids == NULL)
+			fatalx("out of memory");
+		for (i = 0; i < n; i++)
+			if (mark[i])
+				uids[nuids++] = mbox_msg_uid(sel->mb, i);
+		free(mark);
+	} else if (cmd->args != NULL) {
+		resp_bad(cmd, "EXPUNGE takes no arguments");
+		return;
+	}
+	if (sel->readonly) {
+		free(uids);
+		resp_no(cmd, "[READ-ONLY] Mailbox is read-only");
+		return;
+	}
+	before = malloc(((size_t)n + 1) * sizeof(*before));
+	if (before == NULL)
+		fatalx("out of memory");
+	for (i = 0; i < n; i++)
+		before[i] = mbox_msg_uid(sel->mb, i);
+	if (mbox_expunge(sel->mb, cmd->uid ? uids : NULL, nuids, &gone, &ngone) < 0) {
+		log_warnx("expunge %s: %s", sel->name, mbox_error(sel->mb)->msg);
+		resp_no(cmd, "[UNAVAILABLE] EXPUNGE failed: %s", mbox_error(sel->mb)->msg);
+		free(before);
+		free(uids);
+		return;
+	}
+	for (k = 0; k < ngone; k++) {
+		uint32_t lo = 0, hi = n;
+
+		while (lo < hi) {
+			uint32_t mid = lo + (hi - lo) / 2;
+
+			if (before[mid] < gone[k])
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo < n && before[lo] == gone[k] && lo < sel->exists) {
+			resp_untagged(s, "%u EXPUNGE", lo + 1 - told);
+			told++;
+		}
+	}
+	sel->exists -= told;
+	if (mbox_recent_count(sel->mb) != sel->recent) {
+		sel->recent = mbox_recent_count(sel->mb);
+		resp_untagged(s, "%u RECENT", sel->recent);
+	}
+	free(gone);
+	free(before);
+	free(uids);
+	resp_ok(cmd, "EXPUNGE completed");
+}

@@ -1,0 +1,392 @@
+/*
+ * cmd-select.c: SELECT, EXAMINE, CLOSE, UNSELECT (RFC 3691), CHECK, and the reporting of
+ * mailbox changes before each tagged response (NOOP and every other command).
+ */
+#include "imapd/selected.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "imapd/log.h"
+#include "imapd/resp.h"
+#include "mbox/folder.h"
+
+int
+selected_state_dir(const struct session *s, char *buf, size_t size)
+{
+	int n;
+
+	if (s->cfg->state_dir[0] == '/')
+		n = snprintf(buf, size, "%s", s->cfg->state_dir);
+	else
+		n = snprintf(buf, size, "%s/%s", s->home, s->cfg->state_dir);
+	if (n < 0 || (size_t)n >= size)
+		return -1;
+	if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+void
+selected_write_flags(struct session *s, const struct mbox *mb, uint32_t i)
+{
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} sys[] = {
+		{ MBOX_SEEN, "\\Seen" }, { MBOX_ANSWERED, "\\Answered" },
+		{ MBOX_FLAGGED, "\\Flagged" }, { MBOX_DELETED, "\\Deleted" },
+		{ MBOX_DRAFT, "\\Draft" }, { MBOX_RECENT, "\\Recent" },
+	};
+	unsigned f = mbox_msg_flags(mb, i), k;
+	uint64_t kw = mbox_msg_keywords(mb, i);
+	const char *sp = "";
+
+	resp_printf(s, "(");
+	for (k = 0; k < sizeof(sys) / sizeof(sys[0]); k++)
+		if (f & sys[k].bit) {
+			resp_printf(s, "%s%s", sp, sys[k].name);
+			sp = " ";
+		}
+	for (k = 0; k < mbox_keyword_count(mb); k++)
+		if (kw & (1ULL << k)) {
+			resp_printf(s, "%s%s", sp, mbox_keyword_name(mb, k));
+			sp = " ";
+		}
+	resp_printf(s, ")");
+}
+
+static void
+write_flag_lists(struct session *s, struct selected *sel)
+{
+	const struct mbox *mb = sel->mb;
+	unsigned k, n = mbox_keyword_count(mb);
+
+	resp_printf(s, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+	for (k = 0; k < n; k++)
+		resp_printf(s, " %s", mbox_keyword_name(mb, k));
+	resp_printf(s, ")\r\n");
+	if (sel->readonly) {
+		resp_untagged(s, "OK [PERMANENTFLAGS ()] No permanent flags permitted");
+	} else {
+		resp_printf(s, "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+		for (k = 0; k < n; k++)
+			resp_printf(s, " %s", mbox_keyword_name(mb, k));
+		/* \* only while there is room for another keyword */
+		resp_printf(s, "%s)] Flags permitted\r\n", n < MBOX_MAX_KEYWORDS ? " \\*" : "");
+	}
+	sel->n_kw = n;
+}
+
+static bool
+no_expunge_now(const struct command *cmd)
+{
+	const struct command_def *d = command_find(cmd->name, cmd->uid);
+
+	return d != NULL && (d->flags & CMD_NO_EXPUNGE) != 0;
+}
+
+void
+selected_report(struct command *cmd)
+{
+	struct session *s = cmd->s;
+	struct selected *sel = s->selected;
+	struct mbox_sync_result r;
+	uint32_t *before = NULL, n_before, i, count, told = 0;
+	size_t k;
+
+	if (sel == NULL)
+		return;
+	if (!no_expunge_now(cmd)) {
+		n_before = mbox_count(sel->mb);
+		before = malloc(((size_t)n_before + 1) * sizeof(*before));
+		if (before == NULL)
+			fatalx("out of memory");
+		for (i = 0; i < n_before; i++)
+			before[i] = mbox_msg_uid(sel->mb, i);
+		if (mbox_sync(sel->mb, &r) < 0) {
+			log_warnx("%s: %s", sel->name, mbox_error(sel->mb)->msg);
+			free(before);
+			return;
+		}
+		if (r.uidvalidity_changed) {
+			/* RFC 3501 2.3.1.1: the UIDs of this session cannot be kept */
+			resp_untagged(s, "BYE [UNAVAILABLE] Mailbox was replaced; select it again");
+			s->ending = true;
+			mbox_sync_result_clear(&r);
+			free(before);
+			return;
+		}
+		/* EXPUNGE numbers: each counts the ones before it as already gone */
+		for (k = 0; k < r.n_expunged; k++) {
+			uint32_t lo = 0, hi = n_before;
+
+			while (lo < hi) {
+				uint32_t mid = lo + (hi - lo) / 2;
+
+				if (before[mid] < r.expunged[k])
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			/* messages the client was never told of need no EXPUNGE; they are
+			 * the last ones, so skipping them changes no earlier number */
+			if (lo < n_before && before[lo] == r.expunged[k] && lo < sel->exists) {
+				resp_untagged(s, "%u EXPUNGE", lo + 1 - told);
+				told++;
+			}
+		}
+		sel->exists -= told;
+		free(before);
+		if (r.keywords_changed || mbox_keyword_count(sel->mb) != sel->n_kw)
+			write_flag_lists(s, sel);
+		count = mbox_count(sel->mb);
+		for (k = 0; k < r.n_changed; k++) {
+			int64_t idx = mbox_uid_index(sel->mb, r.changed[k]);
+
+			if (idx < 0 || (uint32_t)idx >= sel->exists)
+				continue;
+			resp_printf(s, "* %u FETCH (FLAGS ", (uint32_t)idx + 1);
+			selected_write_flags(s, sel->mb, (uint32_t)idx);
+			if (cmd->uid)
+				resp_printf(s, " UID %u", r.changed[k]);
+			resp_printf(s, ")\r\n");
+		}
+		mbox_sync_result_clear(&r);
+	} else {
+		count = mbox_count(sel->mb);
+		if (mbox_keyword_count(sel->mb) != sel->n_kw)
+			write_flag_lists(s, sel);
+	}
+	if (count > sel->exists) {
+		resp_untagged(s, "%u EXISTS", count);
+		sel->exists = count;
+	}
+	if (mbox_recent_count(sel->mb) != sel->recent) {
+		sel->recent = mbox_recent_count(sel->mb);
+		resp_untagged(s, "%u RECENT", sel->recent);
+	}
+}
+
+void
+selected_close(struct session *s)
+{
+	struct selected *sel = s->selected;
+
+	if (sel == NULL)
+		return;
+	mbox_free(&sel->mb);
+	free(sel->name);
+	free(sel);
+	s->selected = NULL;
+	s->on_tagged = NULL;
+	session_set_state(s, STATE_AUTH);
+}
+
+static void
+select_common(struct command *cmd, bool examine)
+{
+	struct session *s = cmd->s;
+	const struct imap_arg *a = cmd->args;
+	struct folder_config fc = { s->mail_dir, s->spool_path, s->home, NULL };
+	struct folder_root *root = NULL;
+	struct folder_error ferr = { 0 };
+	struct folder_ref ref;
+	struct mbox_error merr = { 0 };
+	struct selected *sel;
+	char journal[4096];
+	const char *name;
+	unsigned flags;
+	uint32_t i, n, unseen = 0;
+
+	if (a == NULL || arg_count(a) != 1 || !arg_is_astring(a) ||
+	    (name = arg_cstring(a)) == NULL) {
+		resp_bad(cmd, "%s needs one mailbox name", examine ? "EXAMINE" : "SELECT");
+		return;
+	}
+	/* RFC 3501 6.3.1: a failed SELECT leaves no mailbox selected */
+	selected_close(s);
+	if (folder_root_new(&fc, &root, &ferr) != FOLDER_OK) {
+		log_warnx("mail paths: %s", ferr.msg);
+		resp_no(cmd, "[SERVERBUG] Mail directory misconfigured");
+		return;
+	}
+	if (folder_resolve(root, name, a->len, 0, &ref, &ferr) != FOLDER_OK ||
+	    ref.type != FOLDER_T_MAILBOX) {
+		folder_root_free(&root);
+		resp_no(cmd, "[NONEXISTENT] No such mailbox");
+		return;
+	}
+	folder_root_free(&root);
+	if (selected_state_dir(s, journal, sizeof(journal)) != 0) {
+		resp_no(cmd, "[SERVERBUG] Cannot make the state directory");
+		return;
+	}
+	flags = (ref.n.inbox ? MBOX_OPEN_MISSING_OK : 0) | (examine ? 0 : MBOX_OPEN_RW);
+	sel = calloc(1, sizeof(*sel));
+	if (sel == NULL || (sel->name = strdup(name)) == NULL)
+		fatalx("out of memory");
+	if (mbox_open(ref.path, journal, flags, &sel->mb, &merr) != 0 && !examine &&
+	    (merr.code == EACCES || merr.code == EROFS)) {
+		/* not writable by this user: read-only, as RFC 3501 6.3.1 allows */
+		flags &= ~MBOX_OPEN_RW;
+		(void)mbox_open(ref.path, journal, flags, &sel->mb, &merr);
+	}
+	if (sel->mb == NULL) {
+		log_warnx("select %s: %s", ref.path, merr.msg);
+		free(sel->name);
+		free(sel);
+		if (merr.code == MBOX_ENOTMBOX)
+			resp_no(cmd, "[CORRUPTION] Not an mbox file");
+		else if (merr.code == ETIMEDOUT)
+			resp_no(cmd, "[INUSE] Mailbox is locked");
+		else if (merr.code == ENOENT)
+			resp_no(cmd, "[NONEXISTENT] No such mailbox");
+		else
+			resp_no(cmd, "[UNAVAILABLE] Cannot open mailbox");
+		return;
+	}
+	sel->readonly = !(flags & MBOX_OPEN_RW);
+	n = mbox_count(sel->mb);
+	write_flag_lists(s, sel);
+	resp_untagged(s, "%u EXISTS", n);
+	resp_untagged(s, "%u RECENT", mbox_recent_count(sel->mb));
+	for (i = 0; i < n; i++)
+		if (!(mbox_msg_flags(sel->mb, i) & MBOX_SEEN)) {
+			unseen = i + 1;
+			break;
+		}
+	if (unseen > 0)
+		resp_untagged(s, "OK [UNSEEN %u] First unseen", unseen);
+	resp_untagged(s, "OK [UIDVALIDITY %u] UIDs valid", mbox_uidvalidity(sel->mb));
+	resp_untagged(s, "OK [UIDNEXT %u] Predicted next UID", mbox_uidnext(sel->mb));
+	sel->exists = n;
+	sel->recent = mbox_recent_count(sel->mb);
+	s->selected = sel;
+	session_set_state(s, STATE_SELECTED);
+	s->on_tagged = selected_report;
+	resp_ok(cmd, "[%s] %s completed", sel->readonly ? "READ-ONLY" : "READ-WRITE",
+	    examine ? "EXAMINE" : "SELECT");
+}
+
+void
+cmd_select(struct command *cmd)
+{
+	select_common(cmd, false);
+}
+
+void
+cmd_examine(struct command *cmd)
+{
+	select_common(cmd, true);
+}
+
+void
+cmd_close(struct command *cmd)
+{
+	struct session *s = cmd->s;
+	struct selected *sel = s->selected;
+
+	if (cmd->args != NULL) {
+		resp_bad(cmd, "CLOSE takes no arguments");
+		return;
+	}
+	/* RFC 3501 6.4.2: expunge silently, unless read-only */
+	if (!sel->readonly) {
+		uint32_t *gone;
+		size_t n;
+
+		if (mbox_expunge(sel->mb, NULL, 0, &gone, &n) < 0)
+			log_warnx("close %s: %s", sel->name, mbox_error(sel->mb)->msg);
+		else
+			free(gone);
+	}
+	selected_close(s);
+	resp_ok(cmd, "CLOSE completed");
+}
+
+void
+cmd_unselect(struct command *cmd)
+{
+	if (cmd->args != NULL) {
+		resp_bad(cmd, "UNSELECT takes no arguments");
+		return;
+	}
+	selected_close(cmd->s);
+	resp_ok(cmd, "UNSELECT completed");
+}
+
+void
+cmd_check(struct command *cmd)
+{
+	struct selected *sel = cmd->s->selected;
+
+	if (cmd->args != NULL) {
+		resp_bad(cmd, "CHECK takes no arguments");
+		return;
+	}
+	/* every change is on disk already; write anything still pending */
+	if (!sel->readonly && mbox_commit_flags(sel->mb) < 0) {
+		resp_no(cmd, "[UNAVAILABLE] CHECK failed: %s", mbox_error(sel->mb)->msg);
+		return;
+	}
+	resp_ok(cmd, "CHECK completed");
+}
+
+uint8_t *
+selected_set(struct selected *sel, const char *text, bool uid)
+{
+	struct seqset set;
+	uint32_t n = mbox_count(sel->mb), star;
+	uint8_t *mark;
+	size_t k;
+
+	if (!seqset_parse(text, &set))
+		return NULL;
+	mark = calloc((size_t)n + 1, 1);
+	if (mark == NULL)
+		fatalx("out of memory");
+	/* '*' is the largest number in use (RFC 3501 9, seq-number) */
+	if (uid)
+		star = n > 0 ? mbox_msg_uid(sel->mb, n - 1) : 0;
+	else
+		star = sel->exists;
+	for (k = 0; k < set.n; k++) {
+		uint32_t lo = set.r[k].lo == SEQ_STAR ? star : set.r[k].lo;
+		uint32_t hi = set.r[k].hi == SEQ_STAR ? star : set.r[k].hi, i;
+
+		if (lo > hi) {
+			uint32_t t = lo;
+
+			lo = hi;
+			hi = t;
+		}
+		if (!uid) {
+			/* only what the client has been told of */
+			for (i = lo; i <= hi && i <= sel->exists && i <= n; i++)
+				if (i > 0)
+					mark[i - 1] = 1;
+			continue;
+		}
+		{
+			/* first message with UID >= lo */
+			uint32_t a = 0, b = n;
+
+			while (a < b) {
+				uint32_t mid = a + (b - a) / 2;
+
+				if (mbox_msg_uid(sel->mb, mid) < lo)
+					a = mid + 1;
+				else
+					b = mid;
+			}
+			for (i = a; i < n && i < sel->exists && mbox_msg_uid(sel->mb, i) <= hi; i++)
+				mark[i] = 1;
+		}
+	}
+	seqset_clear(&set);
+	return mark;
+}

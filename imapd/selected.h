@@ -1,0 +1,50 @@
+#ifndef IMAPD_SELECTED_H
+#define IMAPD_SELECTED_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "imapd/command.h"
+#include "imapd/session.h"
+#include "mbox/mbox.h"
+
+/*
+ * The selected mailbox (RFC 3501 state "selected"): the open store plus what the client
+ * has been told.  Message i of mb is sequence number i + 1 as long as no EXPUNGE is
+ * pending: the store only renumbers inside mbox_sync() and mbox_expunge(), which run only
+ * where RFC 3501 7.4.1 allows EXPUNGE responses (selected_report() and EXPUNGE/CLOSE).
+ */
+struct selected {
+	struct mbox	*mb;
+	bool		readonly;	/* EXAMINE, or the file is not writable */
+	char		*name;		/* as the client named it (for logs) */
+	uint32_t	exists;		/* the last EXISTS the client was sent */
+	uint32_t	recent;		/* the last RECENT the client was sent */
+	unsigned	n_kw;		/* keywords the last FLAGS response listed */
+};
+
+/*
+ * The session's on_tagged hook while a mailbox is selected: picks up changes others made
+ * (mbox_sync) and reports EXPUNGE, EXISTS, RECENT, FLAGS and FETCH FLAGS before the tagged
+ * response; during FETCH, STORE and SEARCH (CMD_NO_EXPUNGE) only what needs no renumbering.
+ */
+void	selected_report(struct command *cmd);
+
+/* Leave the selected state (CLOSE, UNSELECT, a new SELECT, LOGOUT): frees s->selected. */
+void	selected_close(struct session *s);
+
+/* The journal directory for the store (the configured state_dir in the home), made if
+ * missing.  Returns 0 or -1. */
+int	selected_state_dir(const struct session *s, char *buf, size_t size);
+
+/* FETCH-style flag list "(\Seen \Answered ... kw)" of message i, written to the client. */
+void	selected_write_flags(struct session *s, const struct mbox *mb, uint32_t i);
+
+/*
+ * The messages a sequence set (uid: a UID set) names, as a malloc'd array of one byte per
+ * message index (1 = named); only messages the client has been told of count.  NULL when
+ * the text is not a valid set (the caller answers BAD).
+ */
+uint8_t	*selected_set(struct selected *sel, const char *text, bool uid);
+
+#endif

@@ -1,0 +1,200 @@
+"""The selected state end to end through the real binary: SELECT/EXAMINE responses,
+\\Recent across sessions, STORE, EXPUNGE and UID EXPUNGE, CLOSE and UNSELECT, new mail
+and other sessions' changes reported at NOOP, and the metadata left in the mbox file."""
+import os
+import re
+
+import pytest
+
+from conftest import Raw
+
+
+class Session:
+    def __init__(self, srv):
+        self.srv = srv
+        self.raw = Raw(srv.sock)
+        self.n = 0
+        greeting = self.raw.line()
+        assert greeting.startswith("* PREAUTH"), greeting
+
+    def cmd(self, text):
+        self.n += 1
+        tag = f"t{self.n}"
+        self.raw.send(f"{tag} {text}\r\n")
+        lines = self.raw.until_tagged(tag)
+        lines[-1] = lines[-1][len(tag) + 1:]
+        return lines
+
+    def ok(self, text):
+        r = self.cmd(text)
+        assert r[-1].startswith("OK"), (text, r)
+        return r
+
+    def close(self):
+        try:
+            self.srv.sock.close()
+        except OSError:
+            pass
+        self.srv.wait()
+
+
+MSG = ("From alice@example.org Sat Jan  1 00:00:0{n} 2000\n"
+       "From: alice@example.org\nSubject: {n}\n{extra}\nbody {n}\n\n")
+
+
+def mbox(n, extra=lambda i: "", start=0):
+    return "".join(MSG.format(n=i, extra=extra(i)) for i in range(start, start + n))
+
+
+@pytest.fixture
+def sessions(preauth_server, mailstore):
+    made = []
+
+    def make():
+        s = Session(preauth_server())
+        made.append(s)
+        return s
+    make.store = mailstore
+    yield make
+    for s in made:
+        s.close()
+
+
+def untagged(lines):
+    return [ln for ln in lines[:-1]]
+
+
+def test_select_responses_and_recent(sessions):
+    sessions.store.write_inbox(mbox(3, extra=lambda i: "Status: RO\n" if i == 0 else ""))
+    a = sessions()
+    r = a.ok("SELECT INBOX")
+    assert r[0] == "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)"
+    assert r[1] == ("* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)]"
+                    " Flags permitted")
+    assert "* 3 EXISTS" in r and "* 2 RECENT" in r
+    assert "* OK [UNSEEN 2] First unseen" in r
+    assert any(re.match(r"\* OK \[UIDVALIDITY \d+\]", ln) for ln in r)
+    assert "* OK [UIDNEXT 4] Predicted next UID" in r
+    assert r[-1] == "OK [READ-WRITE] SELECT completed"
+    # the store wrote its metadata at once: the next session sees nothing recent
+    data = open(sessions.store.inbox, "rb").read()
+    assert b"X-IMAPbase: " in data and b"X-UID: 3\n" in data
+    b = sessions()
+    r = b.ok("SELECT INBOX")
+    assert "* 0 RECENT" in r and "* 3 EXISTS" in r
+    uv = [ln for ln in r if "UIDVALIDITY" in ln]
+    assert uv == [ln for ln in a.ok("SELECT INBOX") if "UIDVALIDITY" in ln]
+
+
+def test_examine_is_read_only(sessions):
+    sessions.store.write_inbox(mbox(2))
+    before = open(sessions.store.inbox, "rb").read()
+    a = sessions()
+    r = a.ok("EXAMINE INBOX")
+    assert "* OK [PERMANENTFLAGS ()] No permanent flags permitted" in r
+    assert "* 2 RECENT" in r
+    assert r[-1] == "OK [READ-ONLY] EXAMINE completed"
+    assert a.cmd("STORE 1 +FLAGS (\\Seen)")[-1].startswith("NO [READ-ONLY]")
+    assert a.cmd("EXPUNGE")[-1].startswith("NO")
+    a.ok("CLOSE")
+    assert open(sessions.store.inbox, "rb").read() == before
+    assert a.cmd("NOOP")[-1].startswith("OK")
+    assert a.cmd("STORE 1 +FLAGS (\\Seen)")[-1].startswith("BAD")
+
+
+def test_store_flags_and_keywords(sessions):
+    sessions.store.write_inbox(mbox(3))
+    a = sessions()
+    a.ok("SELECT INBOX")
+    r = a.ok("STORE 1:2 +FLAGS (\\Seen $Label1)")
+    assert r[0] == "* 1 FETCH (FLAGS (\\Seen \\Recent $Label1))"
+    assert r[1] == "* 2 FETCH (FLAGS (\\Seen \\Recent $Label1))"
+    r = a.ok("UID STORE 2 -FLAGS (\\Seen)")
+    assert r[-2] == "* 2 FETCH (FLAGS (\\Recent $Label1) UID 2)"
+    assert a.ok("STORE 3 FLAGS.SILENT (\\Flagged \\Draft)") == ["OK STORE completed"]
+    assert a.cmd("STORE 1 +FLAGS (\\Recent)")[-1].startswith("BAD")
+    assert a.cmd("STORE x +FLAGS (\\Seen)")[-1].startswith("BAD")
+    assert a.cmd("STORE 1 +BOGUS (\\Seen)")[-1].startswith("BAD")
+    data = open(sessions.store.inbox, "rb").read().decode()
+    assert "Status: RO\nX-Status:     \nX-Keywords: $Label1" in data
+    assert "X-Status:   FT\n" in data
+    # a fresh session reads the flags back, and a new keyword shows in FLAGS
+    b = sessions()
+    r = b.ok("SELECT INBOX")
+    assert r[0] == "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1)"
+    r = b.ok("STORE 1:* +FLAGS.SILENT (\\Answered)")
+    r = a.ok("NOOP")
+    assert "* 1 FETCH (FLAGS (\\Seen \\Answered \\Recent $Label1))" in r
+    assert "* 3 FETCH (FLAGS (\\Answered \\Flagged \\Draft \\Recent))" in r
+
+
+def test_expunge_and_uid_expunge(sessions):
+    sessions.store.write_inbox(mbox(5))
+    a = sessions()
+    a.ok("SELECT INBOX")
+    a.ok("STORE 1,3,5 +FLAGS.SILENT (\\Deleted)")
+    r = a.ok("UID EXPUNGE 3:5")
+    # UIDs 3 and 5: sequence 3, then 4 (5 less the one before it)
+    assert [ln for ln in r if ln.endswith(" EXPUNGE")] == ["* 3 EXPUNGE", "* 4 EXPUNGE"]
+    assert "* 3 RECENT" in r
+    r = a.ok("EXPUNGE")
+    assert [ln for ln in r if ln.endswith(" EXPUNGE")] == ["* 1 EXPUNGE"]
+    r = a.ok("SELECT INBOX")
+    assert "* 2 EXISTS" in r
+    data = open(sessions.store.inbox, "rb").read().decode()
+    assert "body 1\n" in data and "body 3\n" in data
+    assert "body 0\n" not in data and "body 2\n" not in data and "body 4\n" not in data
+    assert "X-UID: 2\n" in data and "X-UID: 4\n" in data
+
+
+def test_close_expunges_unselect_does_not(sessions):
+    sessions.store.write_inbox(mbox(3))
+    a = sessions()
+    a.ok("SELECT INBOX")
+    a.ok("STORE 2 +FLAGS.SILENT (\\Deleted)")
+    assert a.ok("UNSELECT") == ["OK UNSELECT completed"]
+    assert "* 3 EXISTS" in a.ok("SELECT INBOX")
+    assert a.ok("CLOSE") == ["OK CLOSE completed"]
+    assert "* 2 EXISTS" in a.ok("SELECT INBOX")
+    assert a.cmd("SELECT nosuch")[-1].startswith("NO [NONEXISTENT]")
+    # a failed SELECT leaves the authenticated state
+    assert a.cmd("NOOP")[-1].startswith("OK")
+    assert a.cmd("CHECK")[-1].startswith("BAD")
+
+
+def test_new_mail_and_other_sessions(sessions):
+    st = sessions.store
+    st.write_inbox(mbox(2))
+    a = sessions()
+    b = sessions()
+    a.ok("SELECT INBOX")
+    b.ok("SELECT INBOX")
+    # an MDA appends
+    with open(st.inbox, "a") as f:
+        f.write(mbox(1, start=2))
+    r = a.ok("NOOP")
+    # a saw the first two as new and now the third: \Recent is a's (RFC 3501 2.3.2)
+    assert "* 3 EXISTS" in r and "* 3 RECENT" in r
+    r = b.ok("NOOP")
+    assert "* 3 EXISTS" in r and not any(ln.endswith("RECENT") for ln in r)
+    # b changes flags and expunges; a hears of it at its next NOOP
+    b.ok("STORE 1 +FLAGS.SILENT (\\Flagged \\Deleted)")
+    r = a.ok("NOOP")
+    assert "* 1 FETCH (FLAGS (\\Flagged \\Deleted \\Recent))" in r
+    b.ok("EXPUNGE")
+    r = a.ok("NOOP")
+    assert "* 1 EXPUNGE" in r
+    # no EXPUNGE during STORE (RFC 3501 7.4.1): it waits for the NOOP
+    b.ok("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    b.ok("EXPUNGE")
+    r = a.ok("STORE 2 +FLAGS (\\Seen)")
+    assert not any("EXPUNGE" in ln for ln in r)
+    assert "* 2 FETCH (FLAGS (\\Seen \\Recent))" in r
+    r = a.ok("NOOP")
+    assert "* 1 EXPUNGE" in r
+    r = a.ok("SELECT INBOX")
+    assert "* 1 EXISTS" in r
+    # a local mail reader rewrites the file without the remaining message: EXPUNGE
+    st.write_inbox(b"")
+    r = a.ok("NOOP")
+    assert "* 1 EXPUNGE" in r
