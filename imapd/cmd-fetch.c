@@ -1,0 +1,467 @@
+/*
+ * cmd-fetch.c: FETCH and UID FETCH (RFC 3501 6.4.5, 7.4.2; BINARY from RFC 3516).
+ *
+ * Items are parsed once into a list, then each named message is parsed (header and MIME
+ * boundaries only) if an item needs its structure, and bodies stream from the mapped file
+ * through the message model's CRLF writer.  Non-PEEK body items set \Seen in a read-write
+ * mailbox; the change is committed before the tagged OK.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "imapd/command.h"
+#include "imapd/fetch-render.h"
+#include "imapd/log.h"
+#include "imapd/resp.h"
+#include "imapd/selected.h"
+#include "mbox/decode.h"
+#include "mbox/message.h"
+
+/* Items in one FETCH; RFC 3501 has about twenty kinds, so this is generous. */
+#define FETCH_MAX_ITEMS	64
+
+enum fitem {
+	FI_FLAGS, FI_INTERNALDATE, FI_RFC822_SIZE, FI_UID, FI_ENVELOPE, FI_BODY,
+	FI_BODYSTRUCTURE, FI_RFC822, FI_RFC822_HEADER, FI_RFC822_TEXT, FI_SECTION, FI_BINARY,
+	FI_BINARY_SIZE
+};
+
+struct item {
+	enum fitem kind;
+	bool peek;
+	char *text;			/* copy of the atom the section points into */
+	struct fetch_section sec;
+};
+
+struct fetch {
+	struct item items[FETCH_MAX_ITEMS];
+	size_t n;
+	bool need_msg;
+	bool sets_seen;
+};
+
+static const struct {
+	const char *name;
+	enum fitem kind;
+} simple_items[] = {
+	{ "FLAGS", FI_FLAGS }, { "INTERNALDATE", FI_INTERNALDATE },
+	{ "RFC822.SIZE", FI_RFC822_SIZE }, { "UID", FI_UID }, { "ENVELOPE", FI_ENVELOPE },
+	{ "BODY", FI_BODY }, { "BODYSTRUCTURE", FI_BODYSTRUCTURE }, { "RFC822", FI_RFC822 },
+	{ "RFC822.HEADER", FI_RFC822_HEADER }, { "RFC822.TEXT", FI_RFC822_TEXT },
+};
+
+static void
+fetch_clear(struct fetch *f)
+{
+	size_t i;
+
+	for (i = 0; i < f->n; i++)
+		free(f->items[i].text);
+	f->n = 0;
+}
+
+static int
+add_item(struct fetch *f, enum fitem kind)
+{
+	size_t i;
+
+	for (i = 0; i < f->n; i++) {
+		if (f->items[i].kind == kind && kind < FI_SECTION)
+			return 0;	/* once is enough */
+	}
+	if (f->n >= FETCH_MAX_ITEMS)
+		return -1;
+	memset(&f->items[f->n], 0, sizeof(f->items[0]));
+	f->items[f->n++].kind = kind;
+	if (kind != FI_FLAGS && kind != FI_INTERNALDATE && kind != FI_RFC822_SIZE && kind != FI_UID)
+		f->need_msg = true;
+	if (kind == FI_RFC822 || kind == FI_RFC822_TEXT)
+		f->sets_seen = true;
+	return 0;
+}
+
+/* One fetch-att atom. */
+static int
+parse_att(struct fetch *f, const struct imap_arg *a)
+{
+	static const struct {
+		const char *prefix;
+		enum fitem kind;
+		bool peek;
+	} sect[] = {
+		{ "BODY.PEEK[", FI_SECTION, true }, { "BODY[", FI_SECTION, false },
+		{ "BINARY.PEEK[", FI_BINARY, true }, { "BINARY[", FI_BINARY, false },
+		{ "BINARY.SIZE[", FI_BINARY_SIZE, true },
+	};
+	size_t i;
+
+	if (a->type != ARG_ATOM)
+		return -1;
+	for (i = 0; i < sizeof(simple_items) / sizeof(simple_items[0]); i++) {
+		if (arg_is_atom(a, simple_items[i].name))
+			return add_item(f, simple_items[i].kind);
+	}
+	for (i = 0; i < sizeof(sect) / sizeof(sect[0]); i++) {
+		size_t pl = strlen(sect[i].prefix);
+		struct item *it;
+		char *p;
+
+		if (a->len < pl || strncasecmp(a->str, sect[i].prefix, pl) != 0)
+			continue;
+		if (f->n >= FETCH_MAX_ITEMS)
+			return -1;
+		it = &f->items[f->n];
+		memset(it, 0, sizeof(*it));
+		it->kind = sect[i].kind;
+		it->peek = sect[i].peek;
+		it->text = strdup(a->str + pl - 1);
+		if (it->text == NULL)
+			abort();
+		p = it->text;
+		if (fetch_section_parse(&p, it->kind != FI_SECTION, &it->sec) < 0 || *p != '\0' ||
+		    (it->kind == FI_BINARY_SIZE && it->sec.partial)) {
+			free(it->text);
+			return -1;
+		}
+		f->n++;
+		f->need_msg = true;
+		if (!it->peek)
+			f->sets_seen = true;
+		return 0;
+	}
+	return -1;
+}
+
+static int
+parse_items(struct fetch *f, const struct imap_arg *a)
+{
+	memset(f, 0, sizeof(*f));
+	if (a == NULL)
+		return -1;
+	if (a->type == ARG_LIST) {
+		if (a->list == NULL)
+			return -1;
+		for (a = a->list; a != NULL; a = a->next) {
+			if (parse_att(f, a) < 0)
+				return -1;
+		}
+		return 0;
+	}
+	/* macros (RFC 3501 6.4.5) */
+	if (arg_is_atom(a, "ALL") || arg_is_atom(a, "FAST") || arg_is_atom(a, "FULL")) {
+		add_item(f, FI_FLAGS);
+		add_item(f, FI_INTERNALDATE);
+		add_item(f, FI_RFC822_SIZE);
+		if (!arg_is_atom(a, "FAST"))
+			add_item(f, FI_ENVELOPE);
+		if (arg_is_atom(a, "FULL"))
+			add_item(f, FI_BODY);
+		return 0;
+	}
+	return parse_att(f, a);
+}
+
+/* ---- output ---- */
+
+struct out {
+	struct session *s;
+	bool nul;
+	size_t n;
+};
+
+static int
+to_client(void *ctx, const void *p, size_t n)
+{
+	struct out *o = ctx;
+
+	resp_raw(o->s, p, n);
+	return 0;
+}
+
+static int
+scan_nul(void *ctx, const void *p, size_t n)
+{
+	struct out *o = ctx;
+
+	if (memchr(p, '\0', n) != NULL)
+		o->nul = true;
+	o->n += n;
+	return 0;
+}
+
+static void
+write_body(struct session *s, const struct msg_body *body, const struct fetch_section *sec)
+{
+	size_t start = 0, len = body->size;
+	struct out o = { s, false, 0 };
+
+	if (sec != NULL && sec->partial)
+		msg_partial(body->size, sec->origin, sec->length, &start, &len);
+	resp_printf(s, "{%zu}\r\n", len);
+	if (len > 0)
+		(void)msg_body_write(body, start, len, to_client, &o);
+}
+
+static void
+write_section_name(struct session *s, const char *prefix, const struct item *it)
+{
+	struct dbuf b;
+
+	dbuf_init(&b, 1 << 16);
+	fetch_section_name(&b, &it->sec);
+	resp_printf(s, "%s[", prefix);
+	if (b.len > 0)
+		resp_raw(s, b.data, b.len);
+	resp_printf(s, "]");
+	if (it->sec.partial)
+		resp_printf(s, "<%llu>", (unsigned long long)it->sec.origin);
+	resp_printf(s, " ");
+	dbuf_free(&b);
+}
+
+static void
+write_internaldate(struct session *s, const struct mbox *mb, uint32_t i)
+{
+	static const char *const mon[12] = {
+		"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"
+	};
+	int tz;
+	time_t t = mbox_msg_date(mb, i, &tz), lt = t + (time_t)tz * 60;
+	struct tm tm;
+	int az = tz < 0 ? -tz : tz;
+
+	gmtime_r(&lt, &tm);
+	resp_printf(s, "INTERNALDATE \"%2d-%s-%04d %02d:%02d:%02d %c%02d%02d\"", tm.tm_mday,
+		    mon[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		    tz < 0 ? '-' : '+', az / 60, az % 60);
+}
+
+/* The leaf (or whole part) BINARY names; NULL if there is none. */
+static const struct msg_part *
+binary_part(const struct msg *msg, const struct fetch_section *sec, struct msg_body *body)
+{
+	if (sec->spec.npath == 0)
+		return msg_root(msg);
+	if (msg_section(msg, &sec->spec, body) != 0)
+		return NULL;
+	return body->part;
+}
+
+static void
+write_binary(struct session *s, const struct msg *msg, const struct item *it)
+{
+	struct msg_body body = MSG_BODY_INIT;
+	const struct msg_part *p = binary_part(msg, &it->sec, &body);
+	struct out o = { s, false, 0 };
+	size_t start = 0, len;
+
+	msg_body_clear(&body);
+	if (it->kind == FI_BINARY_SIZE) {
+		size_t size = 0;
+
+		if (p != NULL)
+			(void)msg_decoded_size(msg, p, &size);
+		resp_printf(s, "%zu", size);
+		return;
+	}
+	if (p == NULL) {
+		resp_printf(s, "NIL");
+		return;
+	}
+	/* first pass: the size, and whether a literal8 is needed (RFC 3516 4.2) */
+	(void)msg_decoded_write(msg, p, 0, SIZE_MAX, scan_nul, &o);
+	len = o.n;
+	if (it->sec.partial)
+		msg_partial(o.n, it->sec.origin, it->sec.length, &start, &len);
+	resp_printf(s, "%s{%zu}\r\n", o.nul ? "~" : "", len);
+	if (len > 0)
+		(void)msg_decoded_write(msg, p, start, len, to_client, &o);
+}
+
+static void
+write_item(struct session *s, struct selected *sel, uint32_t i, const struct msg *msg,
+	   const struct item *it)
+{
+	struct msg_body body = MSG_BODY_INIT;
+	struct msg_section_spec spec = { NULL, 0, MSG_SECT_FULL, NULL, 0 };
+	struct dbuf b;
+
+	switch (it->kind) {
+	case FI_FLAGS:
+		resp_printf(s, "FLAGS ");
+		selected_write_flags(s, sel->mb, i);
+		return;
+	case FI_INTERNALDATE:
+		write_internaldate(s, sel->mb, i);
+		return;
+	case FI_RFC822_SIZE:
+		resp_printf(s, "RFC822.SIZE %llu", (unsigned long long)mbox_msg_size(sel->mb, i));
+		return;
+	case FI_UID:
+		resp_printf(s, "UID %u", mbox_msg_uid(sel->mb, i));
+		return;
+	case FI_ENVELOPE:
+	case FI_BODY:
+	case FI_BODYSTRUCTURE:
+		dbuf_init(&b, SIZE_MAX);
+		if (it->kind == FI_ENVELOPE)
+			fetch_render_envelope(&b, msg_root(msg)->envelope);
+		else
+			fetch_render_bodystructure(&b, msg_root(msg), it->kind == FI_BODYSTRUCTURE);
+		resp_printf(s, "%s ", it->kind == FI_ENVELOPE ? "ENVELOPE" :
+			    it->kind == FI_BODY ? "BODY" : "BODYSTRUCTURE");
+		resp_raw(s, b.data, b.len);
+		dbuf_free(&b);
+		return;
+	case FI_RFC822:
+	case FI_RFC822_HEADER:
+	case FI_RFC822_TEXT:
+		spec.kind = it->kind == FI_RFC822 ? MSG_SECT_FULL :
+			    it->kind == FI_RFC822_HEADER ? MSG_SECT_HEADER : MSG_SECT_TEXT;
+		(void)msg_section(msg, &spec, &body);
+		resp_printf(s, "%s ", it->kind == FI_RFC822 ? "RFC822" :
+			    it->kind == FI_RFC822_HEADER ? "RFC822.HEADER" : "RFC822.TEXT");
+		write_body(s, &body, NULL);
+		msg_body_clear(&body);
+		return;
+	case FI_SECTION:
+		write_section_name(s, "BODY", it);
+		if (msg_section(msg, &it->sec.spec, &body) != 0)
+			resp_printf(s, "\"\"");	/* no such part: empty, as Dovecot answers */
+		else
+			write_body(s, &body, &it->sec);
+		msg_body_clear(&body);
+		return;
+	case FI_BINARY:
+	case FI_BINARY_SIZE:
+		write_section_name(s, it->kind == FI_BINARY ? "BINARY" : "BINARY.SIZE", it);
+		write_binary(s, msg, it);
+		return;
+	}
+}
+
+/* RFC 3516 4.2: a part whose encoding is unknown fails the whole command. */
+static bool
+unknown_cte(const struct msg *msg, const struct fetch *f)
+{
+	size_t k;
+
+	for (k = 0; k < f->n; k++) {
+		const struct item *it = &f->items[k];
+		struct msg_body body = MSG_BODY_INIT;
+		const struct msg_part *p;
+		bool bad;
+
+		if (it->kind != FI_BINARY && it->kind != FI_BINARY_SIZE)
+			continue;
+		p = binary_part(msg, &it->sec, &body);
+		msg_body_clear(&body);
+		bad = p != NULL && msg_cte_parse(p->encoding) == MSG_CTE_UNKNOWN;
+		if (bad)
+			return true;
+	}
+	return false;
+}
+
+static bool
+hide(const char *name, size_t len, void *ctx)
+{
+	(void)ctx;
+	return mbox_header_is_hidden(name, len) != 0;
+}
+
+/* The message as one range of the mapping: its first visible header line to its end. */
+static struct msg *
+load(struct mbox *mb, uint32_t i)
+{
+	const unsigned char *hp, *bp;
+	size_t hl, bl;
+	uint64_t pos = 0;
+
+	if (mbox_header_next(mb, i, &pos, &hp, &hl) <= 0)
+		hp = NULL;
+	mbox_msg_body(mb, i, &bp, &bl);
+	if (hp == NULL || hp > bp)
+		hp = bp;
+	return msg_parse(hp, (size_t)(bp + bl - hp), hide, NULL);
+}
+
+void
+cmd_fetch(struct command *cmd)
+{
+	struct session *s = cmd->s;
+	struct selected *sel = s->selected;
+	const struct imap_arg *set = cmd->args;
+	struct fetch f;
+	uint8_t *mark;
+	uint32_t i, n;
+	bool changed = false;
+
+	if (set == NULL || set->type != ARG_ATOM || set->next == NULL ||
+	    set->next->next != NULL || parse_items(&f, set->next) < 0) {
+		fetch_clear(&f);
+		resp_bad(cmd, "Invalid FETCH arguments");
+		return;
+	}
+	if (cmd->uid)
+		add_item(&f, FI_UID);
+	if (sel->readonly)
+		f.sets_seen = false;
+	mark = selected_set(sel, set->str, cmd->uid);
+	if (mark == NULL) {
+		fetch_clear(&f);
+		resp_bad(cmd, "Invalid sequence set");
+		return;
+	}
+	n = mbox_count(sel->mb);
+	for (i = 0; i < n; i++) {
+		struct msg *msg;
+		size_t k;
+		bool first = true, flags_sent = false;
+
+		if (!mark[i])
+			continue;
+		msg = f.need_msg ? load(sel->mb, i) : NULL;
+		if (msg != NULL && unknown_cte(msg, &f)) {
+			msg_free(&msg);
+			free(mark);
+			fetch_clear(&f);
+			resp_no(cmd, "[UNKNOWN-CTE] Cannot decode the content transfer encoding");
+			return;
+		}
+		if (f.sets_seen && !(mbox_msg_flags(sel->mb, i) & MBOX_SEEN)) {
+			mbox_msg_set_flags(sel->mb, i, mbox_msg_flags(sel->mb, i) | MBOX_SEEN,
+					   mbox_msg_keywords(sel->mb, i));
+			changed = true;
+		} else {
+			flags_sent = true;	/* no change to report */
+		}
+		resp_printf(s, "* %u FETCH (", i + 1);
+		for (k = 0; k < f.n; k++) {
+			if (!first)
+				resp_printf(s, " ");
+			first = false;
+			if (f.items[k].kind == FI_FLAGS)
+				flags_sent = true;
+			write_item(s, sel, i, msg, &f.items[k]);
+		}
+		if (!flags_sent) {
+			/* \Seen was just set: say so (RFC 3501 6.4.5) */
+			resp_printf(s, " FLAGS ");
+			selected_write_flags(s, sel->mb, i);
+		}
+		resp_printf(s, ")\r\n");
+		msg_free(&msg);
+	}
+	free(mark);
+	fetch_clear(&f);
+	if (changed && mbox_commit_flags(sel->mb) < 0) {
+		log_warnx("fetch %s: %s", sel->name, mbox_error(sel->mb)->msg);
+		resp_no(cmd, "[UNAVAILABLE] Cannot store \\Seen: %s", mbox_error(sel->mb)->msg);
+		return;
+	}
+	resp_ok(cmd, "FETCH completed");
+}
