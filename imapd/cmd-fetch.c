@@ -234,7 +234,7 @@ write_internaldate(struct session *s, const struct mbox *mb, uint32_t i)
 	int az = tz < 0 ? -tz : tz;
 
 	gmtime_r(&lt, &tm);
-	resp_printf(s, "INTERNALDATE \"%2d-%s-%04d %02d:%02d:%02d %c%02d%02d\"", tm.tm_mday,
+	resp_printf(s, "INTERNALDATE \"%02d-%s-%04d %02d:%02d:%02d %c%02d%02d\"", tm.tm_mday,
 		    mon[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
 		    tz < 0 ? '-' : '+', az / 60, az % 60);
 }

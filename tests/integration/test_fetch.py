@@ -160,7 +160,7 @@ def test_binary(client):
 def test_macros_and_uid(client):
     client.select("INBOX")
     d = flat(fetch(client, "1", "FAST"))
-    assert b"FLAGS (" in d and b"INTERNALDATE \" 1-Jan-2024 10:00:00" in d
+    assert b"FLAGS (" in d and b"INTERNALDATE \"01-Jan-2024 10:00:00" in d
     assert b"RFC822.SIZE" in d and b"ENVELOPE" not in d
     d = flat(fetch(client, "1", "ALL"))
     assert b"ENVELOPE" in d and b"BODY " not in d
