@@ -106,9 +106,32 @@ demo:
 demo-clean:
 	tests/demo.sh clean
 
+# Debian places with PREFIX=/usr. The units name the installed binary. The PAM file and
+# the settings file are never overwritten: they are the site's once installed.
+DOCDIR    ?= $(PREFIX)/share/doc/imapd
+UNITS     := systemd/imapd.socket systemd/imapd@.service systemd/imaps.socket \
+	     systemd/imaps@.service
+
 install: $(BIN)
 	install -d $(DESTDIR)$(SBINDIR)
 	install -m 755 $(BIN) $(DESTDIR)$(SBINDIR)/imapd
+	install -d $(DESTDIR)$(UNITDIR)
+	for u in $(UNITS); do \
+		sed 's|/usr/sbin/imapd|$(SBINDIR)/imapd|' $$u >$(DESTDIR)$(UNITDIR)/$${u#systemd/} && \
+		chmod 644 $(DESTDIR)$(UNITDIR)/$${u#systemd/} || exit 1; \
+	done
+	install -d $(DESTDIR)$(SYSCONFDIR)/pam.d
+	test -e $(DESTDIR)$(SYSCONFDIR)/pam.d/imap || \
+		install -m 644 doc/pam.d-imap $(DESTDIR)$(SYSCONFDIR)/pam.d/imap
+	test -e $(DESTDIR)$(SYSCONFDIR)/imapd.conf || \
+		install -m 644 doc/imapd.conf.example $(DESTDIR)$(SYSCONFDIR)/imapd.conf
+	install -d $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5
+	install -m 644 doc/imapd.8 $(DESTDIR)$(MANDIR)/man8/imapd.8
+	install -m 644 doc/imapd.conf.5 $(DESTDIR)$(MANDIR)/man5/imapd.conf.5
+	install -d $(DESTDIR)$(DOCDIR)/examples
+	install -m 644 doc/deployment.md $(DESTDIR)$(DOCDIR)/deployment.md
+	install -m 644 doc/imapd.conf.example systemd/inetd.conf $(DESTDIR)$(DOCDIR)/examples/
+	install -m 644 systemd/xinetd.d/imapd $(DESTDIR)$(DOCDIR)/examples/xinetd.imapd
 
 clean:
 	rm -rf build build-san build-fuzz imapd/imapd
