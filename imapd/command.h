@@ -91,5 +91,7 @@ void	cmd_fetch(struct command *cmd);
 void	cmd_search(struct command *cmd);
 /* cmd-expunge.c */
 void	cmd_expunge(struct command *cmd);
+/* cmd-append.c */
+void	cmd_append(struct command *cmd);
 
 #endif

@@ -8,6 +8,7 @@
  * handlers.
  */
 static const struct command_def commands[] = {
+	{ "APPEND",		cmd_append,		STATE_LOGGED_IN,	CMD_STREAM },
 	{ "AUTHENTICATE",	cmd_authenticate,	STATE_NOT_AUTH,		0 },
 	{ "CAPABILITY",		cmd_capability,		STATE_ANY,		0 },
 	{ "CHECK",		cmd_check,		STATE_SELECTED,		0 },

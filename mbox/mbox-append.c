@@ -428,6 +428,7 @@ mbox_append_commit(struct mbox_append **app, uint32_t *uid_first_r, uint32_t *n_
 
 		memset(&m, 0, sizeof(m));
 		m.uid = first_uid + i;
+		m.state = MSG_APPENDED;
 		m.flags = (uint8_t)s->flags;
 		m.keywords = s->keywords;
 		if (from_line(&b, s->date, s->tz_min) < 0)
@@ -498,7 +499,9 @@ mbox_append_commit(struct mbox_append **app, uint32_t *uid_first_r, uint32_t *n_
 			struct mbox_msg *m = &mb->m.v[keep_n + i];
 
 			m->uid = first_uid + i;
-			m->state |= MSG_UID_STORED | MSG_STATUS_O;
+			/* \Recent here; the file keeps it new for the next session until this
+			 * one writes (mbox_sync then marks it old, as for delivered mail) */
+			m->state |= MSG_UID_STORED | MSG_APPENDED;
 			/* appended by this session: \Recent here (RFC 3501 6.3.11) */
 			m->flags |= MBOX_RECENT;
 			mb->recent++;

@@ -159,6 +159,8 @@ mark_recent(struct mbox *mb, uint32_t from)
 		if (!(m->state & MSG_STATUS_O)) {
 			m->flags |= MBOX_RECENT;
 			mb->recent++;
+			if (mb->open_flags & MBOX_OPEN_KEEP_RECENT)
+				m->state |= MSG_APPENDED;	/* stays new in the file */
 		}
 	}
 }
@@ -174,8 +176,8 @@ needs_write(const struct mbox *mb)
 	for (i = 0; i < mb->m.n; i++) {
 		const struct mbox_msg *m = &mb->m.v[i];
 
-		if (!(m->state & MSG_UID_STORED) || !(m->state & MSG_STATUS_O) ||
-		    (m->state & MSG_DIRTY))
+		if (!(m->state & MSG_UID_STORED) || (m->state & MSG_DIRTY) ||
+		    (!(m->state & MSG_STATUS_O) && !(m->state & MSG_APPENDED)))
 			return 1;
 	}
 	return 0;

@@ -15,6 +15,9 @@
 #define MSG_STATUS_O	0x02u	/* the file has "O" in Status */
 #define MSG_DIRTY	0x04u	/* flags/keywords differ from the file */
 #define MSG_NO_BLANK	0x08u	/* header not ended by an empty line */
+#define MSG_APPENDED	0x20u	/* being appended: written without "O" so that it is \Recent
+				 * to the next session that selects the mailbox (RFC 3501
+				 * 6.3.11) */
 #define MSG_GONE	0x10u	/* removed from the file by another process; kept (with no
 				 * content) until mbox_sync() reports it, so that indices the
 				 * caller holds stay valid across write calls */

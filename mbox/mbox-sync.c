@@ -381,7 +381,7 @@ mbox_sync(struct mbox *mb, struct mbox_sync_result *res)
 			int need = mb->base_dirty;
 
 			for (i = 0; i < mb->m.n && !need; i++)
-				need = !(mb->m.v[i].state & MSG_GONE) &&
+				need = !(mb->m.v[i].state & (MSG_GONE | MSG_APPENDED)) &&
 				    (!(mb->m.v[i].state & MSG_UID_STORED) ||
 				    !(mb->m.v[i].state & MSG_STATUS_O));
 			if (need)

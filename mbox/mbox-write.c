@@ -61,10 +61,12 @@ wbuf_pad(struct wbuf *b, size_t n)
 
 /* Values of the metadata headers; each starts with the space after the colon. */
 static void
-status_value(char *buf, size_t size, unsigned flags)
+status_value(char *buf, size_t size, unsigned flags, int old)
 {
 	/* fixed width 3: " RO" or " O " so \Seen toggles in place */
-	snprintf(buf, size, " %s", (flags & MBOX_SEEN) ? "RO" : "O ");
+	snprintf(buf, size, " %s%s", (flags & MBOX_SEEN) ? "R" : "", old ? "O" : "");
+	if (strlen(buf) < 3)
+		snprintf(buf + strlen(buf), size - strlen(buf), "%s", strlen(buf) == 1 ? "  " : " ");
 }
 
 static void
@@ -124,7 +126,7 @@ mbox_meta_block(struct mbox *mb, struct wbuf *b, const struct mbox_msg *m, int f
 
 	if (first && mbox_base_line(mb, b) < 0)
 		return -1;
-	status_value(v, sizeof(v), m->flags);
+	status_value(v, sizeof(v), m->flags, !(m->state & MSG_APPENDED));
 	if (wbuf_str(b, "Status:") < 0 || wbuf_str(b, v) < 0 || wbuf_str(b, "\n") < 0)
 		return -1;
 	xstatus_value(v, sizeof(v), m->flags);
@@ -228,7 +230,7 @@ plan_msg(struct mbox *mb, struct patchset *ps, const struct mbox_msg *m)
 	find_meta(mb, m->from_off + m->from_len, m->body_off, &loc);
 	if (loc.count[META_XUID] != 1 || loc.count[META_XIMAPBASE] + loc.count[META_XIMAP] > 0)
 		return 0;
-	status_value(v, sizeof(v), m->flags);
+	status_value(v, sizeof(v), m->flags, !(m->state & MSG_APPENDED));
 	r = patch_value(ps, &loc, META_STATUS, v, strlen(v));
 	if (r == 1) {
 		if ((m->flags & (MBOX_ANSWERED | MBOX_DELETED | MBOX_FLAGGED | MBOX_DRAFT)) ||
@@ -256,7 +258,8 @@ needs_update(const struct mbox_msg *m)
 {
 	if (m->state & MSG_GONE)
 		return 0;
-	return !(m->state & MSG_UID_STORED) || !(m->state & MSG_STATUS_O) ||
+	return !(m->state & MSG_UID_STORED) ||
+	    (!(m->state & MSG_STATUS_O) && !(m->state & MSG_APPENDED)) ||
 	    (m->state & MSG_DIRTY);
 }
 
@@ -447,7 +450,9 @@ mark_clean(struct mbox *mb)
 			continue;
 		m->disk_flags = m->flags & MBOX_FLAGS_STORED;
 		m->disk_keywords = m->keywords;
-		m->state |= MSG_UID_STORED | MSG_STATUS_O;
+		m->state |= MSG_UID_STORED;
+		if (!(m->state & MSG_APPENDED))
+			m->state |= MSG_STATUS_O;
 		m->state &= (uint8_t)~MSG_DIRTY;
 	}
 	if (mb->m.n > 0 || mb->base.pseudo) {

@@ -88,6 +88,10 @@ struct mbox_error {
 #define MBOX_OPEN_RW		0x01u	/* read-write; otherwise nothing is ever written */
 #define MBOX_OPEN_MISSING_OK	0x02u	/* a missing file opens as an empty mailbox */
 #define MBOX_OPEN_CREATE	0x04u	/* with RW: create the file (mode 0600) if missing */
+#define MBOX_OPEN_KEEP_RECENT	0x08u	/* with RW: do not mark messages old; for opens
+					 * that only add mail (APPEND, COPY to another
+					 * mailbox), so the next session that selects it
+					 * still sees them as \Recent */
 
 struct mbox;
 

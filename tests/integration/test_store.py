@@ -198,3 +198,56 @@ def test_new_mail_and_other_sessions(sessions):
     st.write_inbox(b"")
     r = a.ok("NOOP")
     assert "* 1 EXPUNGE" in r
+
+
+def append(s, prefix, *msgs, plus=False):
+    """APPEND with one literal per message ({n} waits for '+', {n+} does not)."""
+    s.n += 1
+    tag = f"t{s.n}"
+    s.raw.send(f"{tag} {prefix} ".encode())
+    for i, m in enumerate(msgs):
+        flags, data = m if isinstance(m, tuple) else ("", m)
+        if i > 0:
+            s.raw.send(b" ")
+        if flags:
+            s.raw.send(flags.encode() + b" ")
+        s.raw.send(b"{" + str(len(data)).encode() + (b"+" if plus else b"") + b"}\r\n")
+        if not plus:
+            cont = s.raw.line()
+            assert cont.startswith("+"), cont
+        s.raw.send(data)
+    s.raw.send(b"\r\n")
+    lines = s.raw.until_tagged(tag)
+    lines[-1] = lines[-1][len(tag) + 1:]
+    return lines
+
+
+def test_append(sessions):
+    st = sessions.store
+    st.write_inbox(mbox(2))
+    a = sessions()
+    a.ok("CREATE box")
+    msg = (b"From: bob@example.org\r\nSubject: hello\r\nX-UID: 99\r\nStatus: RO\r\n\r\n"
+           b"From here on\r\nthe body\r\n")
+    r = append(a, "APPEND box", ('(\\Seen $Work) "01-Feb-2020 10:00:00 +0100"', msg))
+    m = re.match(r"OK \[APPENDUID (\d+) 1\] APPEND completed", r[-1])
+    assert m, r
+    r = append(a, "APPEND box", msg, b"Subject: two\r\n\r\nx\r\n", plus=True)
+    assert re.match(r"OK \[APPENDUID %s 2:3\] APPEND completed" % m.group(1), r[-1]), r
+    data = open(os.path.join(st.mail_dir, "box"), "rb").read().decode()
+    assert "\n>From here on\nthe body\n" in data
+    assert "X-Original-X-UID: 99\n" in data and "X-Original-Status: RO\n" in data
+    assert data.startswith("From MAILER-DAEMON Sat Feb  1 10:00:00 2020 +0100\n")
+    r = a.ok("SELECT box")
+    assert "* 3 EXISTS" in r and r[0].endswith("\\Draft $Work)")
+    r = a.ok("STORE 1 FLAGS ()")
+    assert r[0] == "* 1 FETCH (FLAGS (\\Recent))"
+    # into the selected mailbox: the new message is announced
+    r = append(a, "APPEND box", b"Subject: four\r\n\r\n4\r\n")
+    assert "* 4 EXISTS" in r and r[-1].startswith("OK [APPENDUID")
+    # refused before the continuation: the literal is never sent
+    r = a.cmd("APPEND nosuch {1}")
+    assert r[-1].startswith("NO [TRYCREATE]"), r
+    r = a.cmd("APPEND box (\\Bogus) {1}")
+    assert r[-1].startswith("BAD"), r
+    assert "* 4 EXISTS" in a.ok("SELECT box")

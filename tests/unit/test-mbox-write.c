@@ -372,7 +372,12 @@ test_append(void **state)
 	assert_int_equal(mbox_uidnext(mb), 16);
 	for (i = 0; i < 15; i++)
 		assert_int_equal(mbox_msg_uid(mb, i), i + 1);
+	/* appended mail is \Recent to the next session (RFC 3501 6.3.11), then old */
+	assert_int_equal(mbox_msg_flags(mb, 3), MBOX_SEEN | MBOX_RECENT);
+	mbox_free(&mb);
+	mb = open_rw(&t);
 	assert_int_equal(mbox_msg_flags(mb, 3), MBOX_SEEN);
+	assert_int_equal(mbox_recent_count(mb), 0);
 	mbox_free(&mb);
 	tdir_clean(&t);
 }
