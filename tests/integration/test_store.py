@@ -251,3 +251,35 @@ def test_append(sessions):
     r = a.cmd("APPEND box (\\Bogus) {1}")
     assert r[-1].startswith("BAD"), r
     assert "* 4 EXISTS" in a.ok("SELECT box")
+
+
+def test_copy_and_move(sessions):
+    st = sessions.store
+    st.write_inbox(mbox(4))
+    a = sessions()
+    a.ok("CREATE dest")
+    a.ok("SELECT INBOX")
+    a.ok("STORE 2 +FLAGS.SILENT (\\Flagged $Work)")
+    r = a.ok("COPY 1:2 dest")
+    m = re.match(r"OK \[COPYUID (\d+) 1:2 1:2\] COPY completed", r[-1])
+    assert m, r
+    r = a.ok("UID COPY 4 dest")
+    assert r[-1] == f"OK [COPYUID {m.group(1)} 4 3] COPY completed"
+    assert a.cmd("COPY 1 nosuch")[-1].startswith("NO [TRYCREATE]")
+    r = a.ok("MOVE 2:3 dest")
+    assert r[0] == f"* OK [COPYUID {m.group(1)} 2:3 4:5] Moved"
+    assert [ln for ln in r if ln.endswith(" EXPUNGE")] == ["* 2 EXPUNGE", "* 2 EXPUNGE"]
+    r = a.ok("UID MOVE 4 dest")
+    assert "* 2 EXPUNGE" in r
+    r = a.ok("SELECT dest")
+    assert "* 6 EXISTS" in r
+    assert "$Work" in r[0]
+    r = a.ok("STORE 2 +FLAGS (\\Seen)")
+    assert r[0].startswith("* 2 FETCH (FLAGS (\\Seen \\Flagged \\Recent $Work))"), r
+    r = a.ok("SELECT INBOX")
+    assert "* 1 EXISTS" in r
+    data = open(st.inbox, "rb").read().decode()
+    assert "body 0\n" in data and "body 1\n" not in data
+    dest = open(os.path.join(st.mail_dir, "dest"), "rb").read().decode()
+    for i in (0, 1, 3, 1, 2, 3):
+        assert f"body {i}\n" in dest
