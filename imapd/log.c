@@ -110,11 +110,16 @@ log_escape(char *dst, size_t dstsize, const void *src, size_t len)
 	return dst;
 }
 
-static void vlog(int prio, int with_errno, const char *fmt, va_list ap)
-	__attribute__((format(printf, 3, 0)));
+/* A session's totals, sent as journal fields with the logout line. */
+struct log_counts {
+	unsigned long long commands, bytes_in, bytes_out;
+};
+
+static void vlog(int prio, int with_errno, const struct log_counts *counts, const char *fmt,
+		 va_list ap) __attribute__((format(printf, 4, 0)));
 
 static void
-vlog(int prio, int with_errno, const char *fmt, va_list ap)
+vlog(int prio, int with_errno, const struct log_counts *counts, const char *fmt, va_list ap)
 {
 	char msg[LOG_LINE_MAX], line[LOG_LINE_MAX + 2 * LOG_ID_MAX + 16];
 	int saved = errno;
@@ -137,6 +142,16 @@ vlog(int prio, int with_errno, const char *fmt, va_list ap)
 
 	switch (lg.target) {
 	case LOG_TARGET_JOURNAL:
+		if (counts != NULL) {
+			sd_journal_send("MESSAGE=%s", line, "PRIORITY=%d", prio,
+					"SYSLOG_IDENTIFIER=%s", lg.ident,
+					"SYSLOG_FACILITY=%d", LOG_MAIL >> 3,
+					"IMAPD_USER=%s", lg.user, "IMAPD_PEER=%s", lg.peer,
+					"IMAPD_COMMANDS=%llu", counts->commands,
+					"IMAPD_BYTES_IN=%llu", counts->bytes_in,
+					"IMAPD_BYTES_OUT=%llu", counts->bytes_out, NULL);
+			break;
+		}
 		sd_journal_send("MESSAGE=%s", line, "PRIORITY=%d", prio,
 				"SYSLOG_IDENTIFIER=%s", lg.ident,
 				"SYSLOG_FACILITY=%d", LOG_MAIL >> 3,
@@ -158,7 +173,7 @@ vlog(int prio, int with_errno, const char *fmt, va_list ap)
 	{						\
 		va_list ap;				\
 		va_start(ap, fmt);			\
-		vlog(prio, with_errno, fmt, ap);	\
+		vlog(prio, with_errno, NULL, fmt, ap);	\
 		va_end(ap);				\
 	}
 
@@ -174,7 +189,7 @@ fatal(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vlog(LOG_ERR, 1, fmt, ap);
+	vlog(LOG_ERR, 1, NULL, fmt, ap);
 	va_end(ap);
 	_exit(1);
 }
@@ -185,7 +200,29 @@ fatalx(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vlog(LOG_ERR, 0, fmt, ap);
+	vlog(LOG_ERR, 0, NULL, fmt, ap);
 	va_end(ap);
 	_exit(1);
+}
+
+static void log_counts(const struct log_counts *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+log_counts(const struct log_counts *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(LOG_INFO, 0, c, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_logout(unsigned long long commands, unsigned long long bytes_in,
+	   unsigned long long bytes_out)
+{
+	struct log_counts c = { commands, bytes_in, bytes_out };
+
+	log_counts(&c, "logout: commands=%llu in=%llu out=%llu", commands, bytes_in, bytes_out);
 }

@@ -37,6 +37,14 @@ _Noreturn void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
 _Noreturn void fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /*
+ * The session's last line, "logout: commands=N in=N out=N" (bytes from and to the client).
+ * In the journal it also carries the fields IMAPD_COMMANDS, IMAPD_BYTES_IN and
+ * IMAPD_BYTES_OUT, so that totals can be summed with journalctl -o json.
+ */
+void	log_logout(unsigned long long commands, unsigned long long bytes_in,
+		   unsigned long long bytes_out);
+
+/*
  * Writes src[0..len) into dst as printable ASCII: controls, backslash, quotes and 8-bit
  * bytes become \xHH; at most dstsize-1 bytes are written and dst is always terminated.
  * Input that does not fit is cut and ends in "...". Returns dst.

@@ -238,7 +238,7 @@ session_run(struct session *s)
 	while (run_command(s))
 		;
 	io_flush(s->io);
-	log_info("logout: commands=%llu in=%llu out=%llu", (unsigned long long)s->commands,
-		 (unsigned long long)io_bytes_in(s->io), (unsigned long long)io_bytes_out(s->io));
+	log_logout((unsigned long long)s->commands, (unsigned long long)io_bytes_in(s->io),
+		   (unsigned long long)io_bytes_out(s->io));
 	return 0;
 }
