@@ -93,6 +93,8 @@ void	cmd_search(struct command *cmd);
 void	cmd_expunge(struct command *cmd);
 /* cmd-append.c */
 void	cmd_append(struct command *cmd);
+/* cmd-idle.c */
+void	cmd_idle(struct command *cmd);
 /* cmd-copy.c */
 void	cmd_copy(struct command *cmd);
 void	cmd_move(struct command *cmd);

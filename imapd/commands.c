@@ -23,6 +23,7 @@ static const struct command_def commands[] = {
 	{ "EXPUNGE",		cmd_expunge,		STATE_SELECTED,		CMD_UID },
 	{ "FETCH",		cmd_fetch,		STATE_SELECTED,		CMD_NO_EXPUNGE },
 	{ "FETCH",		cmd_fetch,		STATE_SELECTED,		CMD_UID },
+	{ "IDLE",		cmd_idle,		STATE_LOGGED_IN,	0 },
 	{ "ID",			cmd_id,			STATE_ANY,		0 },
 	{ "LIST",		cmd_list,		STATE_LOGGED_IN,	0 },
 	{ "LOGIN",		cmd_login,		STATE_NOT_AUTH,		0 },

@@ -283,3 +283,30 @@ def test_copy_and_move(sessions):
     dest = open(os.path.join(st.mail_dir, "dest"), "rb").read().decode()
     for i in (0, 1, 3, 1, 2, 3):
         assert f"body {i}\n" in dest
+
+
+def test_idle_reports_delivery_and_expunge(sessions):
+    import time
+    st = sessions.store
+    st.write_inbox(mbox(2))
+    a = sessions()
+    b = sessions()
+    a.ok("SELECT INBOX")
+    b.ok("SELECT INBOX")
+    a.raw.send("i1 IDLE\r\n")
+    assert a.raw.line().startswith("+ ")
+    t0 = time.monotonic()
+    with open(st.inbox, "a") as f:
+        f.write(mbox(1, start=2))
+    assert a.raw.line(timeout=5) == "* 3 EXISTS"
+    assert time.monotonic() - t0 < 2.5
+    assert a.raw.line(timeout=5) == "* 3 RECENT"
+    # another session expunges: reported during IDLE
+    b.ok("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    assert a.raw.line(timeout=5) == "* 1 FETCH (FLAGS (\\Deleted \\Recent))"
+    b.ok("EXPUNGE")
+    assert a.raw.line(timeout=5) == "* 1 EXPUNGE"
+    a.raw.send("DONE\r\n")
+    r = a.raw.until_tagged("i1")
+    assert r[-1].startswith("i1 OK"), r
+    assert "* 2 EXISTS" in a.ok("SELECT INBOX")
