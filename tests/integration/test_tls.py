@@ -486,13 +486,14 @@ def test_fetchmail_starttls_and_imaps(tcp_server, user, cert, mailstore, tmp_pat
     fm = shutil.which("fetchmail")
     if fm is None:
         pytest.skip("fetchmail missing")
-    mailstore.write_inbox("From a@example.org Mon Jan  1 00:00:00 2024\n"
-                          "From: a@example.org\nSubject: hi\n\nbody\n\n")
     home = tmp_path / "fmhome"
     home.mkdir()
     env = {"HOME": str(home), "PATH": "/usr/bin:/bin"}
     for how, tls_opts, args in (("starttls", "sslproto 'TLS1.2+'", []),
                                 ("imaps", "ssl", ["--tls"])):
+        # A fresh, unseen message for each round.
+        mailstore.write_inbox("From a@example.org Mon Jan  1 00:00:00 2024\n"
+                              "From: a@example.org\nSubject: hi\n\nbody\n\n")
         srv = tcp_server(tls_config(user, cert, plaintext_auth="never"), args)
         rc_file = home / f"fetchmailrc-{how}"
         rc_file.write_text(
@@ -516,6 +517,22 @@ def test_fetchmail_starttls_and_imaps(tcp_server, user, cert, mailstore, tmp_pat
                     if "IMAP< " in ln and ("[READ-ONLY]" in ln or "[READ-WRITE]" in ln)]
         if selected:
             assert p.returncode == 0, out
+            # And fetch it for real, through TLS, into an MDA of our own.
+            got = home / f"fetched-{how}"
+            with open(rc_file, "a") as f:
+                f.write(f"  keep mda \"/bin/sh -c 'cat >> {got}'\"\n")
+            srv2 = tcp_server(tls_config(user, cert, plaintext_auth="never"), args)
+            text = rc_file.read_text().replace(f"service {srv.port} ",
+                                               f"service {srv2.port} ")
+            rc_file.write_text(text)
+            p = subprocess.run([fm, "-f", str(rc_file), "-v", "--nosyslog", "--timeout",
+                                "30"], env=env, capture_output=True, timeout=90)
+            out = (p.stdout + p.stderr).decode("utf-8", "replace")
+            srv2.wait_all()
+            assert p.returncode == 0, out
+            body = got.read_text()
+            assert "Subject: hi" in body and "body" in body, out
+            srv2.stop()
         else:
             # The mailbox commands are not in this build: the TLS login is what is tested.
             assert re.search(r"IMAP< A\d+ OK .*Logged in", out), out
