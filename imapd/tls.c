@@ -219,7 +219,11 @@ conn_pending(void *ctx)
 	struct tls_conn *c = ctx;
 	int n = SSL_pending(c->ssl);
 
-	return n > 0 ? (size_t)n : 0;
+	if (n > 0)
+		return (size_t)n;
+	/* Raw bytes of a record not yet decrypted: the kernel will not report them as
+	 * readable again, so say something is there and let the next read sort it out. */
+	return SSL_has_pending(c->ssl) ? 1 : 0;
 }
 
 static short
