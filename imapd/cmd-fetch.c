@@ -40,6 +40,7 @@ struct fetch {
 	struct item items[FETCH_MAX_ITEMS];
 	size_t n;
 	bool need_msg;
+	bool need_mime;		/* more than the top-level header: a full MIME parse */
 	bool sets_seen;
 };
 
@@ -78,6 +79,8 @@ add_item(struct fetch *f, enum fitem kind)
 	f->items[f->n++].kind = kind;
 	if (kind != FI_FLAGS && kind != FI_INTERNALDATE && kind != FI_RFC822_SIZE && kind != FI_UID)
 		f->need_msg = true;
+	if (kind == FI_BODY || kind == FI_BODYSTRUCTURE)
+		f->need_mime = true;
 	if (kind == FI_RFC822 || kind == FI_RFC822_TEXT)
 		f->sets_seen = true;
 	return 0;
@@ -128,6 +131,8 @@ parse_att(struct fetch *f, const struct imap_arg *a)
 		}
 		f->n++;
 		f->need_msg = true;
+		if (it->sec.spec.npath > 0 || it->kind != FI_SECTION)
+			f->need_mime = true;	/* BINARY sizes come from the full parse */
 		if (!it->peek)
 			f->sets_seen = true;
 		return 0;
@@ -375,7 +380,7 @@ hide(const char *name, size_t len, void *ctx)
 
 /* The message as one range of the mapping: its first visible header line to its end. */
 static struct msg *
-load(struct mbox *mb, uint32_t i)
+load(struct mbox *mb, uint32_t i, bool mime)
 {
 	const unsigned char *hp, *bp;
 	size_t hl, bl;
@@ -386,6 +391,8 @@ load(struct mbox *mb, uint32_t i)
 	mbox_msg_body(mb, i, &bp, &bl);
 	if (hp == NULL || hp > bp)
 		hp = bp;
+	if (!mime)
+		return msg_parse_header(hp, (size_t)(bp + bl - hp), hide, NULL);
 	return msg_parse(hp, (size_t)(bp + bl - hp), hide, NULL);
 }
 
@@ -424,7 +431,7 @@ cmd_fetch(struct command *cmd)
 
 		if (!mark[i])
 			continue;
-		msg = f.need_msg ? load(sel->mb, i) : NULL;
+		msg = f.need_msg ? load(sel->mb, i, f.need_mime) : NULL;
 		if (msg != NULL && unknown_cte(msg, &f)) {
 			msg_free(&msg);
 			free(mark);

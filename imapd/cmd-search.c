@@ -23,6 +23,7 @@ struct smsg {
 	uint32_t i;
 	struct msg *msg;
 	bool loaded;
+	bool mime;		/* a full parse, not only the header */
 };
 
 static bool
@@ -48,7 +49,10 @@ get_msg(void *ctx)
 	mbox_msg_body(m->mb, m->i, &bp, &bl);
 	if (hp == NULL || hp > bp)
 		hp = bp;
-	m->msg = msg_parse(hp, (size_t)(bp + bl - hp), hide, NULL);
+	if (m->mime)
+		m->msg = msg_parse(hp, (size_t)(bp + bl - hp), hide, NULL);
+	else
+		m->msg = msg_parse_header(hp, (size_t)(bp + bl - hp), hide, NULL);
 	return m->msg;
 }
 
@@ -122,7 +126,7 @@ cmd_search(struct command *cmd)
 	const char *why;
 	uint32_t *hits, nhits = 0, i, n;
 	unsigned ret;
-	bool esearch;
+	bool esearch, mime;
 
 	a = parse_return(cmd->args, &ret, &esearch);
 	if (a == NULL && cmd->args != NULL) {
@@ -139,6 +143,7 @@ cmd_search(struct command *cmd)
 		resp_bad(cmd, "Invalid search: %s", why);
 		return;
 	}
+	mime = search_needs_mime(prog);
 	n = sel->exists < mbox_count(sel->mb) ? sel->exists : mbox_count(sel->mb);
 	box.count = n;
 	box.max_uid = n > 0 ? mbox_msg_uid(sel->mb, n - 1) : 0;
@@ -146,7 +151,7 @@ cmd_search(struct command *cmd)
 	if (hits == NULL)
 		abort();
 	for (i = 0; i < n; i++) {
-		struct smsg sm = { sel->mb, i, NULL, false };
+		struct smsg sm = { sel->mb, i, NULL, false, mime };
 		struct search_msg m;
 		int tz;
 

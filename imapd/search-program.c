@@ -725,6 +725,22 @@ eval(const struct node *n, const struct search_box *box, const struct search_msg
 	return false;
 }
 
+static bool
+needs_mime(const struct node *n)
+{
+	for (; n != NULL; n = n->next) {
+		if (n->kind == N_BODY || n->kind == N_TEXT || needs_mime(n->child))
+			return true;
+	}
+	return false;
+}
+
+bool
+search_needs_mime(const struct search_program *prog)
+{
+	return needs_mime(prog->root);
+}
+
 bool
 search_match(const struct search_program *prog, const struct search_box *box,
 	     const struct search_msg *m)

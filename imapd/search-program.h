@@ -60,6 +60,10 @@ enum search_error search_parse(const struct imap_arg *args, struct search_progra
 			       const char **why_r);
 void search_free(struct search_program **progp);
 
+/* Do the keys look into bodies (BODY, TEXT)?  If not, get_msg may give a header-only parse
+ * (msg_parse_header). */
+bool search_needs_mime(const struct search_program *prog);
+
 /* Does the message match? */
 bool search_match(const struct search_program *prog, const struct search_box *box,
 		  const struct search_msg *m);

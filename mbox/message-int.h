@@ -20,6 +20,7 @@ struct msg {
 	struct msg_part *root;
 	unsigned int nparts;
 	bool truncated;
+	bool body_uncounted;	/* msg_parse_header: root body_size/body_lines not computed */
 };
 
 /* Zeroed memory from the message's arena, freed with it; aborts when memory runs out. */

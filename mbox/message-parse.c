@@ -47,6 +47,7 @@ struct pctx {
 	size_t bndlen[MSG_MAX_DEPTH];
 	int nbnd;
 	bool stop;			/* a limit was hit: no more boundaries, the rest is opaque */
+	bool header_only;		/* msg_parse_header: the body is one opaque leaf */
 };
 
 static void *
@@ -617,6 +618,18 @@ advance(struct pctx *ctx)
 	ctx->cur.pos = i + 1;
 }
 
+#ifdef __SSE2__
+/* Bits set in a 16-bit mask, without a libgcc call where the CPU baseline lacks POPCNT. */
+static inline size_t
+popcount16(unsigned int v)
+{
+	v = v - ((v >> 1) & 0x5555u);
+	v = (v & 0x3333u) + ((v >> 2) & 0x3333u);
+	v = (v + (v >> 4)) & 0x0f0fu;
+	return (v + (v >> 8)) & 0x1fu;
+}
+#endif
+
 /*
  * Count the LFs and bare LFs from the line start pos on.  With dashes, stop at the first line
  * start after pos that begins with "--" (a boundary candidate) and return it; otherwise, or if
@@ -666,13 +679,13 @@ bulk_scan(const unsigned char *d, size_t pos, size_t end, bool dashes, struct ma
 					unsigned int k = (unsigned int)__builtin_ctz(dm);
 					unsigned int upto = k == 31 ? ~0u : (2u << k) - 1;
 
-					m->nl += (size_t)__builtin_popcount(lfm & upto);
-					m->bare += (size_t)__builtin_popcount(barem & upto);
+					m->nl += popcount16(lfm & upto);
+					m->bare += popcount16(barem & upto);
 					return i + k + 1;
 				}
 			}
-			m->nl += (size_t)__builtin_popcount(lfm);
-			m->bare += (size_t)__builtin_popcount(barem);
+			m->nl += popcount16(lfm);
+			m->bare += popcount16(barem);
 			i += 16;
 		}
 	}
@@ -931,6 +944,16 @@ parse_entity(struct pctx *ctx, struct msg_part *part, bool is_message, bool dige
 		return st;
 	}
 
+	if (ctx->header_only) {
+		/* no boundaries and no counting: the body's size is computed when asked for */
+		struct mark be = bs;
+
+		be.pos = ctx->len;
+		part->kind = MSG_PART_LEAF;
+		ctx->msg->body_uncounted = true;
+		set_body(part, &bs, &be);
+		return st;
+	}
 	if (msg_name_eq(part->type, strlen(part->type), "multipart")) {
 		const char *b = msg_param_get(part->params, part->nparams, "boundary");
 		size_t bl = b == NULL ? 0 : strlen(b);
@@ -976,8 +999,8 @@ parse_entity(struct pctx *ctx, struct msg_part *part, bool is_message, bool dige
 	return st;
 }
 
-struct msg *
-msg_parse(const unsigned char *data, size_t len, msg_hide_fn *hide, void *hide_ctx)
+static struct msg *
+parse(const unsigned char *data, size_t len, msg_hide_fn *hide, void *hide_ctx, bool header_only)
 {
 	struct msg *msg = xmalloc(sizeof(*msg));
 	struct pctx ctx;
@@ -993,6 +1016,7 @@ msg_parse(const unsigned char *data, size_t len, msg_hide_fn *hide, void *hide_c
 	ctx.msg = msg;
 	ctx.d = data;
 	ctx.len = len;
+	ctx.header_only = header_only;
 	root = msg_alloc(msg, sizeof(*root));
 	msg->nparts = 1;
 	msg->root = root;
@@ -1000,6 +1024,18 @@ msg_parse(const unsigned char *data, size_t len, msg_hide_fn *hide, void *hide_c
 	if (ctx.stop)
 		msg->truncated = true;
 	return msg;
+}
+
+struct msg *
+msg_parse(const unsigned char *data, size_t len, msg_hide_fn *hide, void *hide_ctx)
+{
+	return parse(data, len, hide, hide_ctx, false);
+}
+
+struct msg *
+msg_parse_header(const unsigned char *data, size_t len, msg_hide_fn *hide, void *hide_ctx)
+{
+	return parse(data, len, hide, hide_ctx, true);
 }
 
 void
@@ -1045,7 +1081,17 @@ msg_root(const struct msg *msg)
 size_t
 msg_size(const struct msg *msg)
 {
-	return msg->root->header_size + msg->root->body_size;
+	return msg->root->header_size + msg_root_body_size(msg);
+}
+
+size_t
+msg_root_body_size(const struct msg *msg)
+{
+	const struct msg_part *r = msg->root;
+
+	if (msg->body_uncounted)
+		return msg_visible_size(msg->data + r->body_off, r->body_len);
+	return r->body_size;
 }
 
 bool

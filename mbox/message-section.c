@@ -132,7 +132,9 @@ add_header(const struct msg *msg, const struct msg_part *part, enum msg_sect kin
 static void
 add_part_body(const struct msg *msg, const struct msg_part *part, struct msg_body *body)
 {
-	add_slice(body, msg->data + part->body_off, part->body_len, part->body_size);
+	size_t size = part == msg->root ? msg_root_body_size(msg) : part->body_size;
+
+	add_slice(body, msg->data + part->body_off, part->body_len, size);
 }
 
 void

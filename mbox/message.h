@@ -144,6 +144,14 @@ enum msg_cte msg_cte_parse(const char *encoding);
  * aborts only when memory runs out.  Free with msg_free.
  */
 struct msg *msg_parse(const unsigned char *data, size_t len, msg_hide_fn *hide, void *hide_ctx);
+/*
+ * The same for uses that need only the top-level header (header sections, TEXT, the whole
+ * message, ENVELOPE, header SEARCH keys): the body is not read at all and the root is always a
+ * leaf (its type still as sent).  The root's body_size and body_lines are not computed: use
+ * msg_size(), msg_root_body_size() and sections, which count when asked.
+ */
+struct msg *msg_parse_header(const unsigned char *data, size_t len, msg_hide_fn *hide,
+			     void *hide_ctx);
 void msg_free(struct msg **msgp);
 /* Point the parsed message at another copy of the same bytes (e.g. after a remap). */
 void msg_rebase(struct msg *msg, const unsigned char *data);
@@ -154,6 +162,8 @@ size_t msg_data_len(const struct msg *msg);
 const struct msg_part *msg_root(const struct msg *msg);
 /* RFC822.SIZE: visible header (hidden fields excluded) plus visible body. */
 size_t msg_size(const struct msg *msg);
+/* The visible size of the top-level body (counted now after msg_parse_header). */
+size_t msg_root_body_size(const struct msg *msg);
 /* Is a top-level field of this name hidden by the predicate given to msg_parse? */
 bool msg_field_hidden(const struct msg *msg, const char *name, size_t len);
 /* Number of parts in the tree, and whether a limit cut the parse short. */

@@ -807,6 +807,29 @@ test_envelope_repeated_addresses(void **state)
 	msg_free(&m);
 }
 
+static void
+test_header_only_parse(void **state)
+{
+	struct msg *full = parse(nested), *h;
+	const struct msg_part *r;
+
+	(void)state;
+	h = msg_parse_header((const unsigned char *)nested, strlen(nested), NULL, NULL);
+	r = msg_root(h);
+	assert_int_equal(r->kind, MSG_PART_LEAF);
+	assert_string_equal(r->subtype, "mixed");
+	assert_int_equal(msg_part_count(h), 1);
+	assert_int_equal(msg_size(h), msg_size(full));
+	assert_int_equal(msg_root_body_size(h), msg_root(full)->body_size);
+	expect_section(h, "", MSG_SECT_TEXT, strstr(nested, "\n\n") + 2);
+	assert_string_equal(r->envelope->from, "a@example.com");
+	expect_section(h, "", MSG_SECT_HEADER,
+		       "From: a@example.com\n"
+		       "Content-Type: multipart/mixed; boundary=\"outer\"\n\n");
+	msg_free(&h);
+	msg_free(&full);
+}
+
 int
 main(void)
 {
@@ -833,6 +856,7 @@ main(void)
 		cmocka_unit_test(test_content_type_syntax),
 		cmocka_unit_test(test_encoded_rfc822_is_leaf),
 		cmocka_unit_test(test_envelope_fields),
+		cmocka_unit_test(test_header_only_parse),
 		cmocka_unit_test(test_envelope_repeated_addresses),
 	};
 
