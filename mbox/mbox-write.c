@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 int
@@ -270,7 +271,46 @@ struct tailgen {
 	int pseudo;		/* emit the pseudo message first */
 	const uint8_t *skip;	/* expunge: skip[i] set = leave out (may be NULL) */
 	int first_done;		/* a message has been emitted (base goes in the first) */
+	int new_pseudo;		/* emit a new pseudo message (the mailbox is being emptied) */
 };
+
+/*
+ * A new pseudo message in UW-IMAP's format (a first message with X-IMAP, hidden from
+ * clients): written when an expunge empties a mailbox, so that its UIDVALIDITY and last
+ * UID survive and UIDs are never used twice (RFC 3501 2.3.1.1).
+ */
+static int
+gen_new_pseudo(struct mbox *mb, struct wbuf *b)
+{
+	static const char *const wd[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+	static const char *const mo[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul",
+		"Aug", "Sep", "Oct", "Nov", "Dec" };
+	char line[256];
+	time_t now = time(NULL);
+	struct tm tm;
+	struct wbuf v = { 0 };
+	int r;
+
+	if (gmtime_r(&now, &tm) == NULL)
+		return -1;
+	snprintf(line, sizeof(line), "From MAILER-DAEMON %s %s %2d %02d:%02d:%02d %04d\n"
+	    "Date: %s, %d %s %04d %02d:%02d:%02d +0000\n"
+	    "From: Mail System Internal Data <MAILER-DAEMON@localhost>\n"
+	    "Subject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA\n"
+	    "Message-ID: <%u.imapd@localhost>\n",
+	    wd[tm.tm_wday], mo[tm.tm_mon], tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+	    tm.tm_year + 1900, wd[tm.tm_wday], tm.tm_mday, mo[tm.tm_mon], tm.tm_year + 1900,
+	    tm.tm_hour, tm.tm_min, tm.tm_sec, mb->uidvalidity);
+	r = base_value(mb, &v);
+	r = r < 0 || wbuf_str(b, line) < 0 || wbuf_str(b, "X-IMAP:") < 0 ||
+	    wbuf_add(b, v.p, v.n) < 0 || wbuf_pad(b, MBOX_IMAPBASE_PAD) < 0 ||
+	    wbuf_str(b, "\nStatus: RO\n\n"
+	    "This message keeps the state of the mail folder for IMAP (its UIDVALIDITY and\n"
+	    "the last UID used); IMAP clients do not see it.  If it is deleted, IMAP clients\n"
+	    "will download the whole folder again.\n\n") < 0 ? -1 : 0;
+	free(v.p);
+	return r;
+}
 
 static int
 gen_pseudo(struct tailgen *g, struct wbuf *b)
@@ -363,6 +403,10 @@ tail_gen(void *ctx, struct wbuf *b)
 {
 	struct tailgen *g = ctx;
 
+	if (g->new_pseudo) {
+		g->new_pseudo = 0;
+		return gen_new_pseudo(g->mb, b) < 0 ? -1 : 1;
+	}
 	if (g->pseudo) {
 		g->pseudo = 0;
 		return gen_pseudo(g, b) < 0 ? -1 : 1;
@@ -541,7 +585,7 @@ mbox_write_locked(struct mbox *mb)
 	if (apply_patches(mb, &ps) < 0)
 		goto out;
 	if (r != UINT32_MAX) {
-		struct tailgen g = { mb, r, pseudo_rewrite, NULL, r > 0 || mb->base.pseudo };
+		struct tailgen g = { mb, r, pseudo_rewrite, NULL, r > 0 || mb->base.pseudo, 0 };
 
 		/* r == 0 without a pseudo message: the base goes into the first message */
 		off = pseudo_rewrite ? 0 : mb->m.v[r].from_off;
@@ -649,8 +693,18 @@ mbox_expunge(struct mbox *mb, const uint32_t *uids, size_t n_uids, uint32_t **ex
 			first = i;
 	}
 	if (k > 0) {
-		struct tailgen g = { mb, first, 0, skip, first > 0 || mb->base.pseudo };
+		struct tailgen g = { mb, first, 0, skip, first > 0 || mb->base.pseudo, 0 };
 		uint64_t off = mb->m.v[first].from_off;
+		uint32_t live = 0;
+
+		for (i = 0; i < mb->m.n; i++)
+			live += !(mb->m.v[i].state & MSG_GONE);
+		if (live == k && !mb->base.pseudo) {
+			/* emptied: keep the UID state in a pseudo message (see gen_new_pseudo) */
+			g.new_pseudo = 1;
+			g.first_done = 1;
+			off = 0;
+		}
 
 		if (mbox_tail_replace(mb, off, tail_gen, &g) < 0)
 			goto out;
@@ -665,8 +719,6 @@ mbox_expunge(struct mbox *mb, const uint32_t *uids, size_t n_uids, uint32_t **ex
 			mb->m.v[j++] = mb->m.v[i];
 		}
 		mb->m.n = j;
-		if (mb->m.n == 0 && !mb->base.pseudo)
-			mb->base.found = 0;
 		mb->base.last_uid = mb->next_uid - 1;
 	}
 	*expunged_r = out;

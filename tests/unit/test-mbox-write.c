@@ -280,6 +280,52 @@ test_expunge(void **state)
 }
 
 static void
+test_expunge_all_keeps_uids(void **state)
+{
+	struct tdir t;
+	struct mbox *mb;
+	struct mbox_append *ap;
+	uint32_t *ex, v, first, n1;
+	size_t n, i;
+	char *f;
+	(void)state;
+
+	tdir_make(&t);
+	write_file(t.path, plain, strlen(plain));
+	mb = open_rw(&t);
+	v = mbox_uidvalidity(mb);
+	for (i = 0; i < 3; i++)
+		mbox_msg_set_flags(mb, (uint32_t)i, MBOX_DELETED, 0);
+	assert_int_equal(mbox_expunge(mb, NULL, 0, &ex, &n), 0);
+	assert_int_equal(n, 3);
+	free(ex);
+	assert_int_equal(mbox_count(mb), 0);
+	mbox_free(&mb);
+	/* the file keeps the UID state in a pseudo message, hidden from clients */
+	f = read_file(t.path, NULL);
+	assert_non_null(strstr(f, "X-IMAP: "));
+	free(f);
+	mb = open_rw(&t);
+	assert_int_equal(mbox_count(mb), 0);
+	assert_int_equal(mbox_uidvalidity(mb), v);
+	assert_int_equal(mbox_uidnext(mb), 4);
+	assert_int_equal(mbox_append_begin(mb, &ap), 0);
+	assert_int_equal(mbox_append_msg_begin(ap, 1420419723, 0, 0, 0), 0);
+	assert_int_equal(mbox_append_write(ap, (const unsigned char *)"Subject: x\n\ny\n", 15),
+	    0);
+	assert_int_equal(mbox_append_msg_end(ap), 0);
+	assert_int_equal(mbox_append_commit(&ap, &first, &n1), 0);
+	assert_int_equal(first, 4);
+	mbox_free(&mb);
+	mb = open_rw(&t);
+	assert_int_equal(mbox_count(mb), 1);
+	assert_int_equal(mbox_msg_uid(mb, 0), 4);
+	assert_int_equal(mbox_uidvalidity(mb), v);
+	mbox_free(&mb);
+	tdir_clean(&t);
+}
+
+static void
 append_one(struct mbox_append *ap, const char *msg, size_t chunk, unsigned flags)
 {
 	size_t n = strlen(msg), i;
@@ -588,6 +634,7 @@ main(void)
 		cmocka_unit_test(test_flags_tail_rewrite),
 		cmocka_unit_test(test_many_keywords_rewrite),
 		cmocka_unit_test(test_expunge),
+		cmocka_unit_test(test_expunge_all_keeps_uids),
 		cmocka_unit_test(test_append),
 		cmocka_unit_test(test_append_to_missing),
 		cmocka_unit_test(test_copy),
