@@ -14,6 +14,9 @@
  * root, so the key file need not (and should not) be readable by mail users. After the
  * handshake, tls_start() swaps the transport's back end: everything above keeps reading
  * lines and literals as before.
+ *
+ * OpenSSL writes to the socket with write(2): the process must ignore SIGPIPE (main does),
+ * so that a vanished client is an error rather than a signal.
  */
 
 /* Longest TLS handshake we wait for, in milliseconds, when the caller gives none. */
