@@ -33,8 +33,8 @@ def make_install(dest, *extra):
     # -o: use the binary that is there; this test checks the install, not the build.
     bin_rel = os.path.relpath(IMAPD, ROOT)
     return subprocess.run(["make", "-s", "-C", ROOT, "-o", bin_rel, "install",
-                           f"DESTDIR={dest}", *extra], capture_output=True, text=True,
-                          timeout=120)
+                           f"BIN={bin_rel}", f"DESTDIR={dest}", *extra],
+                          capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
