@@ -159,7 +159,7 @@ mbox_append_msg_begin(struct mbox_append *ap, time_t date, int tz_min, unsigned 
 
 /* Decide what the held start of a line is, once enough is known. */
 static int
-release_hold(struct mbox_append *ap, int line_end)
+release_hold(struct mbox_append *ap)
 {
 	const unsigned char *h = ap->hold;
 	size_t n = ap->hold_n;
@@ -187,7 +187,6 @@ release_hold(struct mbox_append *ap, int line_end)
 			ap->hidden_field = 1;
 		}
 	}
-	(void)line_end;
 	return emit(ap, h, n);
 }
 
@@ -224,13 +223,13 @@ put_byte(struct mbox_append *ap, unsigned char c)
 			return header_end(ap);
 		}
 		if (c == '\n')
-			return release_hold(ap, 1) < 0 ? -1 : (ap->line_start = 1, 0);
+			return release_hold(ap) < 0 ? -1 : (ap->line_start = 1, 0);
 		/* enough to decide: not "From " and (in header) a colon seen or too long */
 		if (ap->hold_n == LINE_HOLD || (ap->hold_n <= 5 &&
 		    memcmp(ap->hold, "From ", ap->hold_n) != 0 &&
 		    (!ap->in_header || c == ':')) || (ap->in_header && c == ':') ||
 		    (ap->hold_n == 5 && memcmp(ap->hold, "From ", 5) == 0))
-			return release_hold(ap, 0);
+			return release_hold(ap);
 		return 0;
 	}
 	if (emit(ap, &c, 1) < 0)
@@ -280,7 +279,7 @@ mbox_append_msg_end(struct mbox_append *ap)
 		ap->hold_n = 0;
 		header_end(ap);
 	}
-	if (ap->holding && ap->hold_n > 0 && release_hold(ap, 1) < 0)
+	if (ap->holding && ap->hold_n > 0 && release_hold(ap) < 0)
 		return -1;
 	ap->holding = 0;
 	if (ap->last != '\n' && emit(ap, "\n", 1) < 0)

@@ -47,6 +47,13 @@ struct mbox_msg {
 	uint32_t x_uid;		/* parse only: its value */
 };
 
+/*
+ * Seam for the planned persistent per-mailbox cache: a cache file would hold the msgvec
+ * (these records), the base, the file's size, mtime, inode and tail_crc.  mbox_open()
+ * would load it and validate it the way mbox_sync() validates its own view on an append
+ * (scan_incremental: tail checksum, each known message still at its offset, headers
+ * re-read), then mbox_scan() only from the cached end: O(changes), not O(bytes).
+ */
 struct msgvec {
 	struct mbox_msg *v;
 	uint32_t n, cap;

@@ -123,7 +123,6 @@ int
 mbox_meta_block(struct mbox *mb, struct wbuf *b, const struct mbox_msg *m, int first)
 {
 	char v[32];
-	size_t before;
 
 	if (first && mbox_base_line(mb, b) < 0)
 		return -1;
@@ -135,11 +134,9 @@ mbox_meta_block(struct mbox *mb, struct wbuf *b, const struct mbox_msg *m, int f
 		return -1;
 	if (wbuf_str(b, "X-Keywords:") < 0)
 		return -1;
-	before = b->n;
 	if (keywords_value(mb, b, m->keywords) < 0 || wbuf_pad(b, MBOX_KEYWORDS_PAD) < 0 ||
 	    wbuf_str(b, "\n") < 0)
 		return -1;
-	(void)before;
 	snprintf(v, sizeof(v), "X-UID: %u\n", m->uid);
 	return wbuf_str(b, v);
 }
