@@ -10,6 +10,7 @@ with LOGIN through PAM.
 """
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -238,10 +239,11 @@ class TcpServer:
             with open(conf, "w") as f:
                 f.write("mail_location = mbox:~/mail:INBOX=%s/%%u\n"
                         "log_path = %s/dovecot.log\nssl = no\nprotocols = imap\n"
-                        "base_dir = %s/run\n" % (user.spool_dir, base, base))
+                        "base_dir = %s/run\nmailbox_idle_check_interval = 1 secs\n"
+                        % (user.spool_dir, base, base))
             os.chmod(conf, 0o644)
-            cmd += ["setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--clear-groups",
-                    "env", f"USER={user.name}", f"HOME={user.home}", DOVECOT_IMAP, "-c", conf]
+            server = [DOVECOT_IMAP, "-c", conf]
+            cmd += self.as_user_cmd(server)
         else:
             pam.add(user.name, user.password)
             conf = os.path.join(tmp, "imapd.conf")
@@ -252,6 +254,10 @@ class TcpServer:
             for k in pam.env:
                 cmd += ["-E", k]
             cmd += [IMAPD, "-d", "-c", conf]
+            server = [IMAPD, "--preauth", "-c", conf]
+        # The same server as a preauthenticated session run as the user: what a client's
+        # tunnel command (ssh host imapd) starts.
+        self.tunnel = " ".join(shlex.quote(a) for a in self.as_user_cmd(server))
         full = dict(os.environ)
         full.update(env)
         self.logf = open(self.log_path, "wb")
@@ -266,6 +272,11 @@ class TcpServer:
         else:
             self.stop()
             raise AssertionError("socket activation did not listen: " + self.log())
+
+    def as_user_cmd(self, argv):
+        u = self.user
+        return ["setpriv", f"--reuid={u.uid}", f"--regid={u.gid}", "--clear-groups", "env",
+                f"USER={u.name}", f"LOGNAME={u.name}", f"HOME={u.home}"] + list(argv)
 
     @property
     def preauth(self):
@@ -329,6 +340,8 @@ def tcp(pam, user, mailstore, tmp_path):
     srv = TcpServer(pam, user, str(tmp_path))
     yield srv
     srv.stop()
+    # Shown by pytest only when the test failed.
+    print("--- server log (tail) ---\n" + srv.log()[-6000:])
 
 
 def need(prog):

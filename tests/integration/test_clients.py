@@ -1,6 +1,13 @@
-"""curl against imapd on a loopback TCP port (systemd-socket-activate, LOGIN through PAM)."""
+"""curl against imapd on a loopback TCP port: LIST, a message by UID and a section of one,
+SEARCH through the URL and through -X, STORE and EXPUNGE through -X, APPEND by upload; the
+tests compare what curl receives with the mbox file and read the file back after changes."""
+import os
 
-from clients_util import build_mbox, fixture, need, run, tcp  # noqa: F401 (tcp is a fixture)
+import clients_util
+from clients_util import (CORPUS, build_mbox, crlf_to_lf, fixture, need, read_mbox, run,
+                          simple_message, subjects)
+
+tcp = clients_util.tcp  # the fixture: imapd on a loopback TCP port
 
 
 def curl(tcp, url, *args):
@@ -26,3 +33,69 @@ def test_curl_list(tcp, mailstore):
         names[name] = attrs.split()
     assert set(names) == {"INBOX", "Work", "lists", "lists/debian"}, out
     assert "\\Noselect" in names["lists"] or "\\NoSelect" in names["lists"], out
+
+
+def test_curl_fetch_by_uid_matches_the_mbox(tcp, mailstore):
+    mailstore.write_inbox(build_mbox([fixture(n) for n in CORPUS]))
+    for uid in range(1, len(CORPUS) + 1):
+        r = curl(tcp, tcp.url(f"INBOX;UID={uid}"))
+        assert r.returncode == 0, (uid, r.stderr)
+        stored = read_mbox(mailstore.inbox)
+        assert len(stored) == len(CORPUS)
+        assert crlf_to_lf(r.stdout) == stored[uid - 1].visible(), uid
+        assert b"\r\n" in r.stdout and b"\n" not in r.stdout.replace(b"\r\n", b"")
+    # A section: the text part of the multipart/alternative message.
+    r = curl(tcp, tcp.url("INBOX;UID=2/;SECTION=1"))
+    assert r.returncode == 0, r.stderr
+    assert b"Content-Type" not in r.stdout and r.stdout.strip(), r.stdout
+
+
+def test_curl_search(tcp, mailstore):
+    mailstore.write_inbox(build_mbox([fixture(n) for n in CORPUS]))
+    r = curl(tcp, tcp.url("INBOX?SUBJECT%20lunch"))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().split() == ["*", "SEARCH", "1"], r.stdout
+    r = curl(tcp, tcp.url("INBOX"), "-X", 'UID SEARCH BODY "nothing special"')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().split() == ["*", "SEARCH", "4"], r.stdout
+    r = curl(tcp, tcp.url("INBOX"), "-X", "SEARCH NOT FROM alice")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().split() == ["*", "SEARCH", "2", "3", "4", "5"], r.stdout
+
+
+def test_curl_store_and_expunge_reach_the_file(tcp, mailstore):
+    mailstore.write_inbox(build_mbox([fixture(n) for n in CORPUS]))
+    r = curl(tcp, tcp.url("INBOX"), "-X", "UID STORE 2 +FLAGS (\\Flagged \\Seen)")
+    assert r.returncode == 0, r.stderr
+    assert "FLAGS" in r.stdout.decode(), r.stdout
+    stored = read_mbox(mailstore.inbox)
+    assert stored[1].flags == {"\\Flagged", "\\Seen"}
+    assert [m.flags for i, m in enumerate(stored) if i != 1] == [set()] * 4
+    r = curl(tcp, tcp.url("INBOX"), "-X", "UID STORE 3 +FLAGS.SILENT (\\Deleted)")
+    assert r.returncode == 0, r.stderr
+    r = curl(tcp, tcp.url("INBOX"), "-X", "EXPUNGE")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().split() == ["*", "3", "EXPUNGE"], r.stdout
+    stored = read_mbox(mailstore.inbox)
+    want = [fixture(n) for i, n in enumerate(CORPUS) if i != 2]
+    assert [m.subject for m in stored] == subjects(want)
+    assert stored[1].flags == {"\\Flagged", "\\Seen"}
+
+
+def test_curl_append(tcp, mailstore, tmp_path):
+    mailstore.write_mailbox("Work", build_mbox([fixture("plain-ascii.eml")]))
+    msg = simple_message("uploaded with curl", "A body line.\n\nFrom the second paragraph.")
+    up = tmp_path / "up.eml"
+    up.write_bytes(msg.replace(b"\n", b"\r\n"))
+    r = curl(tcp, tcp.url("Work"), "-T", str(up))
+    assert r.returncode == 0, r.stderr
+    stored = read_mbox(os.path.join(mailstore.mail_dir, "Work"))
+    assert [m.subject for m in stored] == ["Lunch on Thursday", "uploaded with curl"]
+    if tcp.kind == "imapd":
+        # The body line that begins with "From " is quoted in the file (mboxo, as Debian's
+        # MDAs write it), so no mail reader splits the message there.
+        assert b"\n>From the second paragraph." in stored[1].body
+    r = curl(tcp, tcp.url("Work;UID=2"))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == msg.replace(b"\n", b"\r\n") or \
+        crlf_to_lf(r.stdout) == stored[1].visible()

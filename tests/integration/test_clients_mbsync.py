@@ -1,0 +1,128 @@
+"""mbsync (isync) against imapd on a loopback TCP port: a full sync of INBOX and a second
+mailbox to a local Maildir, an incremental run that fetches only newly delivered mail, and local
+flag changes and deletions that reach the mbox file."""
+import os
+import re
+
+import clients_util
+from clients_util import (CORPUS, build_mbox, crlf_to_lf, fixture, need, read_mbox, run,
+                          simple_message, subjects)
+
+tcp = clients_util.tcp  # the fixture: imapd on a loopback TCP port
+
+# --- mbsync (isync) --------------------------------------------------------------------------
+
+def maildir_files(d):
+    out = {}
+    for sub in ("cur", "new"):
+        p = os.path.join(d, sub)
+        if os.path.isdir(p):
+            for n in sorted(os.listdir(p)):
+                out[os.path.join(sub, n)] = open(os.path.join(p, n), "rb").read()
+    return out
+
+
+def maildir_uid(name):
+    m = re.search(r",U=(\d+)", name)
+    return int(m.group(1)) if m else None
+
+
+class Mbsync:
+    def __init__(self, tcp, tmp):
+        need("mbsync")
+        self.local = os.path.join(tmp, "Mail")
+        os.makedirs(self.local)
+        self.rc = os.path.join(tmp, "mbsyncrc")
+        with open(self.rc, "w") as f:
+            f.write(f"""IMAPAccount srv
+Host {tcp.host}
+Port {tcp.port}
+User {tcp.login}
+Pass {tcp.password}
+SSLType None
+AuthMechs LOGIN
+PipelineDepth 1
+
+IMAPStore far
+Account srv
+
+MaildirStore near
+Path {self.local}/
+Inbox {self.local}/INBOX
+SubFolders Verbatim
+
+Channel ch
+Far :far:
+Near :near:
+Patterns INBOX Work
+Create Near
+Expunge Both
+SyncState *
+""")
+
+    def run(self):
+        r = run(["mbsync", "-c", self.rc, "-Dn", "ch"], timeout=60)
+        assert r.returncode == 0, "mbsync failed:\n" + \
+            r.stdout.decode(errors="replace")[-3000:] + r.stderr.decode(errors="replace")
+        return r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")
+
+    def box(self, name):
+        return os.path.join(self.local, name)
+
+
+def body_fetches(trace):
+    """UIDs whose full message mbsync fetched, from its network trace."""
+    uids = []
+    for m in re.finditer(r">>> \d+ UID FETCH ([0-9:,]+) \(BODY\.PEEK\[\]\)", trace):
+        uids.append(m.group(1))
+    return uids
+
+
+def test_mbsync_full_sync_new_mail_and_flags_back(tcp, mailstore, tmp_path):
+    inbox = [fixture(n) for n in CORPUS]
+    mailstore.write_inbox(build_mbox(inbox))
+    work = mailstore.write_mailbox("Work", build_mbox(
+        [fixture("forward-rfc822.eml"), fixture("qp-latin1.eml")]))
+    sync = Mbsync(tcp, str(tmp_path))
+    trace = sync.run()
+
+    # Everything arrived, byte for byte as the mbox holds it (mbsync stores LF line ends).
+    for box, path in (("INBOX", mailstore.inbox), ("Work", work)):
+        got = maildir_files(sync.box(box))
+        stored = read_mbox(path)
+        assert len(got) == len(stored), (box, list(got), trace[-2000:])
+        # mbsync adds its own X-TUID header to what it stores.
+        by_uid = {maildir_uid(n): re.sub(rb"(?m)^X-TUID: \S+\n", b"", crlf_to_lf(b), count=1)
+                  for n, b in got.items()}
+        assert sorted(by_uid) == list(range(1, len(stored) + 1)), list(got)
+        for i, m in enumerate(stored):
+            assert by_uid[i + 1] == m.visible(), (box, i + 1)
+
+    # New mail delivered to the spool: the next run fetches that message and nothing else.
+    with open(mailstore.inbox, "ab") as f:
+        f.write(build_mbox([simple_message("arrived later", "Fresh news.")], t0=1772500000))
+    before = maildir_files(sync.box("INBOX"))
+    trace = sync.run()
+    after = maildir_files(sync.box("INBOX"))
+    new = set(after) - set(before)
+    assert len(new) == 1 and set(before) <= set(after), (sorted(before), sorted(after))
+    newname = new.pop()
+    assert b"Subject: arrived later\n" in after[newname] and maildir_uid(newname) == 6
+    assert body_fetches(trace) == ["6"], trace[-3000:]
+
+    # Local flag changes go back to the server: message 1 flagged and seen, message 2 trashed
+    # (Expunge Both: deleted and expunged on the server), message 3 replied to.
+    names = {maildir_uid(n): n for n in after}
+    for uid, fl in ((1, "FS"), (2, "ST"), (3, "RS")):
+        old = os.path.join(sync.box("INBOX"), names[uid])
+        base = os.path.basename(old).split(":2,")[0]
+        os.rename(old, os.path.join(sync.box("INBOX"), "cur", base + ":2," + fl))
+    sync.run()
+    stored = read_mbox(mailstore.inbox)
+    assert [m.subject for m in stored] == subjects(inbox[:1] + inbox[2:]) + ["arrived later"]
+    assert [m.flags for m in stored] == [
+        {"\\Flagged", "\\Seen"}, {"\\Answered", "\\Seen"}, set(), set(), set()]
+    assert len(maildir_files(sync.box("INBOX"))) == 5
+    # A third run has nothing to do: no message is fetched again.
+    trace = sync.run()
+    assert body_fetches(trace) == [], trace[-3000:]

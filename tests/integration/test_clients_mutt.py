@@ -1,0 +1,135 @@
+"""mutt against imapd on a loopback TCP port, driven through a detached tmux as a user would
+drive it: the index, the pager, flagging, deleting, syncing; the mbox file read back after."""
+import os
+import subprocess
+import time
+
+import clients_util
+from clients_util import (CORPUS, build_mbox, fixture, need, read_mbox,
+                          subjects)
+
+tcp = clients_util.tcp  # the fixture: imapd on a loopback TCP port
+
+# --- mutt, driven in a detached tmux ---------------------------------------------------------
+
+class Tmux:
+    """A private tmux server (its own socket) running one program; keys in, screen out."""
+
+    def __init__(self, tmp, cmd, env):
+        need("tmux")
+        self.sock = os.path.join(tmp, "tmux.sock")
+        self.env = env
+        self.tmux("new-session", "-d", "-x", "160", "-y", "40", "-s", "t", cmd)
+
+    def tmux(self, *args):
+        return subprocess.run(["tmux", "-S", self.sock] + list(args), env=self.env,
+                              capture_output=True, timeout=20)
+
+    def screen(self):
+        return self.tmux("capture-pane", "-p", "-t", "t").stdout.decode("utf-8", "replace")
+
+    def keys(self, *keys):
+        self.tmux("send-keys", "-t", "t", *keys)
+
+    def wait_for(self, text, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            s = self.screen()
+            if text in s:
+                return s
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} never appeared on the screen:\n" + self.screen())
+
+    def wait_line(self, text, mark, timeout=20):
+        """Waits until the index line showing text carries the status mark."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for ln in self.screen().splitlines():
+                if text in ln and mark in ln.split(text)[0]:
+                    return
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} not marked {mark!r}:\n" + self.screen())
+
+    def wait_gone(self, text, timeout=20):
+        deadline = time.time() + timeout
+        while text in self.screen():
+            if time.time() > deadline:
+                raise AssertionError(f"{text!r} still on the screen:\n" + self.screen())
+            time.sleep(0.1)
+
+    def running(self):
+        return self.tmux("has-session", "-t", "t").returncode == 0
+
+    def wait_exit(self, timeout=20):
+        deadline = time.time() + timeout
+        while self.running():
+            if time.time() > deadline:
+                raise AssertionError("the program did not exit:\n" + self.screen())
+            time.sleep(0.1)
+
+    def close(self):
+        self.tmux("kill-server")
+
+
+def test_mutt_reads_flags_deletes_and_syncs(tcp, mailstore, tmp_path):
+    need("mutt")
+    inbox = [fixture(n) for n in CORPUS]
+    mailstore.write_inbox(build_mbox(inbox))
+    home = tmp_path / "mutthome"
+    home.mkdir()
+    rc = home / "muttrc"
+    rc.write_text(f"""set imap_user="{tcp.login}"
+set imap_pass="{tcp.password}"
+set folder="imap://{tcp.host}:{tcp.port}/"
+set spoolfile="+INBOX"
+set ssl_starttls=no
+set ssl_force_tls=no
+set imap_passive=yes
+set header_cache=""
+set message_cachedir=""
+set sort=mailbox-order
+set index_format="%4C [%Z] %s"
+set delete=yes
+set move=no
+set quit=yes
+set mark_old=no
+set wait_key=no
+set pager_stop=yes
+set pager_index_lines=0
+set sleep_time=0
+set charset="utf-8"
+set mailcap_path=""
+set implicit_autoview=no
+alternative_order text/plain
+""")
+    env = {"HOME": str(home), "TERM": "screen", "LANG": "C.UTF-8",
+           "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    t = Tmux(str(tmp_path), f"mutt -n -F {rc} -f imap://{tcp.host}:{tcp.port}/INBOX", env)
+    try:
+        index = t.wait_for("Scans of the signed forms")
+        # The index shows every message, subjects decoded from RFC 2047 words.
+        order = [index.find(s) for s in (
+            "Lunch on Thursday", "Agenda for the server migration",
+            "Grüße aus Köln – die Fotos", "body lines that begin with From",
+            "Scans of the signed forms")]
+        assert -1 not in order and order == sorted(order), index
+        # Read message 2: the pager shows its text part.
+        t.keys("2", "Enter")
+        t.keys("Enter")
+        t.wait_for("2. Move the mail spool")
+        t.keys("q")
+        t.wait_for("Scans of the signed forms")
+        # Flag message 3, delete message 1, sync (the deleted message goes), quit.
+        t.keys("3", "Enter", "F")
+        t.wait_line("Grüße aus Köln", "!")
+        t.keys("1", "Enter", "d")
+        t.wait_line("Lunch on Thursday", "D")
+        t.keys("$")
+        t.wait_gone("Lunch on Thursday")
+        t.keys("q")
+        t.wait_exit()
+    finally:
+        t.close()
+    stored = read_mbox(mailstore.inbox)
+    assert [m.subject for m in stored] == subjects(inbox[1:])
+    assert [m.flags for m in stored] == [{"\\Seen"}, {"\\Flagged"}, set(), set()]
