@@ -108,6 +108,17 @@ mbox_append_begin(struct mbox *mb, struct mbox_append **ap_r)
 	}
 	ap->mb = mb;
 	ap->fd = open(mb->journal_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (ap->fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+		/* a file system without O_TMPFILE: a named file, unlinked at once */
+		char tmpl[4096];
+		int n = snprintf(tmpl, sizeof(tmpl), "%s/.imapd-append.XXXXXX", mb->journal_dir);
+
+		if (n > 0 && (size_t)n < sizeof(tmpl)) {
+			ap->fd = mkostemp(tmpl, O_CLOEXEC);
+			if (ap->fd >= 0)
+				(void)unlink(tmpl);
+		}
+	}
 	if (ap->fd < 0) {
 		mbox_set_error(&mb->err, errno, "create staging file in %s: %s", mb->journal_dir,
 		    strerror(errno));
