@@ -410,6 +410,22 @@ extension_done(struct mbox *mb, int jfd, const struct jhdr *h, uint64_t fsize)
 }
 
 int
+mbox_journal_pending(struct mbox *mb)
+{
+	char fin[4096];
+	struct stat st;
+
+	if (mb->journal_dir == NULL || mb->fd < 0 || fstat(mb->fd, &st) < 0)
+		return 0;
+	mb->dev = st.st_dev;
+	mb->ino = st.st_ino;
+	if (journal_path(mb, fin, sizeof(fin), 0) == 0 && access(fin, F_OK) == 0)
+		return 1;
+	/* an unfinished journal file: nothing reached the mailbox, but it is litter */
+	return journal_path(mb, fin, sizeof(fin), 1) == 0 && access(fin, F_OK) == 0;
+}
+
+int
 mbox_journal_recover(struct mbox *mb)
 {
 	char fin[4096], tmp[4096];

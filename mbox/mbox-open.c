@@ -183,6 +183,36 @@ needs_write(const struct mbox *mb)
 	return 0;
 }
 
+/*
+ * A read-only open that finds an unfinished rewrite of this file: finish it through a
+ * second, writable descriptor (the file is the user's own), so that readers never see a
+ * half-moved tail.  Without write access the open fails rather than show damage.
+ */
+static int
+recover_for_reader(struct mbox *mb)
+{
+	struct mbox_lock lk = MBOX_LOCK_INIT;
+	int rofd = mb->fd, r;
+
+	mb->fd = open(mb->path, O_RDWR | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+	if (mb->fd < 0) {
+		mbox_set_error(&mb->err, errno, "%s: an interrupted rewrite needs write access "
+		    "to finish: %s", mb->path, strerror(errno));
+		mb->fd = rofd;
+		return -1;
+	}
+	r = mbox_lock(mb, &lk, 1);
+	if (r == 0) {
+		r = mbox_journal_recover(mb);
+		mbox_unlock(mb, &lk);
+	}
+	/* closing the second descriptor drops this process's fcntl locks on the file; none
+	 * is held through rofd here */
+	(void)close(mb->fd);
+	mb->fd = rofd;
+	return r;
+}
+
 int
 mbox_open(const char *path, const char *journal_dir, unsigned flags, struct mbox **mb_r,
     struct mbox_error *err_r)
@@ -237,6 +267,11 @@ mbox_open(const char *path, const char *journal_dir, unsigned flags, struct mbox
 			mbox_set_error(err_r, EINVAL, "%s: not a regular file", path);
 			goto fail;
 		}
+	}
+	if (!rw && mb->journal_dir != NULL && mbox_journal_pending(mb) &&
+	    recover_for_reader(mb) < 0) {
+		*err_r = mb->err;
+		goto fail;
 	}
 	if (mbox_lock(mb, &lk, rw) < 0) {
 		*err_r = mb->err;

@@ -100,8 +100,10 @@ struct mbox;
  * user, for expunge/rewrite journals; it may be NULL only for read-only opens.  On success
  * *mb_r owns the mailbox (free with mbox_free()).  Fails with ENOENT for a missing file
  * unless MBOX_OPEN_MISSING_OK, MBOX_ENOTMBOX when the first line is not a From_ line,
- * ETIMEDOUT when the lock cannot be had.  A read-write open also finishes an interrupted
- * journal and persists metadata (see above).  path and journal_dir are copied.
+ * ETIMEDOUT when the lock cannot be had.  An open that finds an interrupted journal (only
+ * when journal_dir is given) finishes it first, read-only opens too (through a second,
+ * writable descriptor); a read-write open then persists metadata (see above).  path and
+ * journal_dir are copied.
  */
 int mbox_open(const char *path, const char *journal_dir, unsigned flags, struct mbox **mb_r,
     struct mbox_error *err_r);

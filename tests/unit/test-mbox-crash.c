@@ -112,6 +112,16 @@ check(struct tdir *t, enum op op, int with_late, long n)
 	int done, expect[NMSG + 2], ne = 0;
 	char cmd[400];
 
+	/* a reader first: it finishes the journal too, and sees the mailbox whole */
+	if (mbox_open(t->path, t->jdir, 0, &mb, &err) < 0)
+		fail_msg("point %ld: read-only reopen: %s", n, err.msg);
+	snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A %s)\"", t->jdir);
+	if (system(cmd) != 0)
+		fail_msg("point %ld: journal left by the reader", n);
+	for (i = 0; i < mbox_count(mb); i++)
+		if (mbox_msg_body_size(mb, i) == 0)
+			fail_msg("point %ld: reader sees an empty message %u", n, i);
+	mbox_free(&mb);
 	if (mbox_open(t->path, t->jdir, MBOX_OPEN_RW, &mb, &err) < 0)
 		fail_msg("point %ld: reopen: %s", n, err.msg);
 	c = mbox_count(mb);
