@@ -137,7 +137,13 @@ setup_uids(struct mbox *mb)
 		next = mb->base.last_uid + 1;
 		mb->base_dirty = 0;
 	} else {
-		mb->uidvalidity = new_uidvalidity();
+		/* No stored base.  Every session must agree on the UIDVALIDITY until one writes
+		 * it (read-only sessions never do, and clients that only EXAMINE must not see it
+		 * change): take the date of the first message, which stays while the numbering
+		 * by position does.  An empty mailbox has no UIDs to keep: the time. */
+		int64_t d = mb->m.n > 0 ? mb->m.v[0].date : 0;
+
+		mb->uidvalidity = d > 0 && d <= UINT32_MAX ? (uint32_t)d : new_uidvalidity();
 		next = 1;
 		mb->base_dirty = 1;
 	}

@@ -64,8 +64,24 @@ test_first_rw_open_persists(void **state)
 
 	tdir_make(&t);
 	write_file(t.path, plain, strlen(plain));
-	mb = open_rw(&t);
-	assert_non_null(mb);
+	/* before anything is stored, every session agrees on the UIDVALIDITY, read-only
+	 * ones included, and the first writer stores that same value */
+	{
+		struct mbox *ro = NULL;
+		struct mbox_error err;
+		uint32_t v1;
+
+		assert_int_equal(mbox_open(t.path, NULL, 0, &ro, &err), 0);
+		v1 = mbox_uidvalidity(ro);
+		mbox_free(&ro);
+		sleep(1);
+		assert_int_equal(mbox_open(t.path, NULL, 0, &ro, &err), 0);
+		assert_int_equal(mbox_uidvalidity(ro), v1);
+		mbox_free(&ro);
+		mb = open_rw(&t);
+		assert_non_null(mb);
+		assert_int_equal(mbox_uidvalidity(mb), v1);
+	}
 	assert_int_equal(mbox_recent_count(mb), 3);
 	v = mbox_uidvalidity(mb);
 	check_bodies(mb, bodies, 3);
