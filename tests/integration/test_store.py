@@ -310,3 +310,37 @@ def test_idle_reports_delivery_and_expunge(sessions):
     r = a.raw.until_tagged("i1")
     assert r[-1].startswith("i1 OK"), r
     assert "* 2 EXISTS" in a.ok("SELECT INBOX")
+
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "mbox")
+
+
+@pytest.mark.parametrize("name,uidvalidity,uids,flags,kws", [
+    ("uw-pseudo.mbox", 1420419723, [10, 12],
+     ["\\Seen \\Answered Work", "\\Flagged $Forwarded"], "$Forwarded Work"),
+    ("dovecot.mbox", 1420000000, [30, 31],
+     ["\\Seen NonJunk", "\\Answered \\Deleted Junk"], "Junk NonJunk"),
+])
+def test_uw_and_dovecot_mailboxes(sessions, name, uidvalidity, uids, flags, kws):
+    st = sessions.store
+    data = open(os.path.join(FIXTURES, name), "rb").read()
+    st.write_mailbox("imported", data)
+    a = sessions()
+    r = a.ok("SELECT imported")
+    assert r[0] == f"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft {kws})"
+    assert "* 2 EXISTS" in r and "* 0 RECENT" in r
+    assert f"* OK [UIDVALIDITY {uidvalidity}] UIDs valid" in r
+    assert f"* OK [UIDNEXT {uids[-1] + 1}] Predicted next UID" in r
+    # nothing to write: the file is as the other server left it
+    assert open(os.path.join(st.mail_dir, "imported"), "rb").read() == data
+    # STORE with no change answers the flags as read from the file
+    r = a.ok("UID STORE %d,%d +FLAGS ()" % tuple(uids))
+    assert r[0] == f"* 1 FETCH (FLAGS ({flags[0]}) UID {uids[0]})"
+    assert r[1] == f"* 2 FETCH (FLAGS ({flags[1]}) UID {uids[1]})"
+    # a change is written in the other server's headers, UIDs kept
+    a.ok("STORE 2 +FLAGS.SILENT (\\Seen)")
+    b = sessions()
+    r = b.ok("SELECT imported")
+    assert f"* OK [UIDVALIDITY {uidvalidity}] UIDs valid" in r
+    r = b.ok("UID STORE %d +FLAGS ()" % uids[1])
+    assert "\\Seen" in r[0] and f"UID {uids[1]}" in r[0]
