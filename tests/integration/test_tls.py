@@ -648,3 +648,76 @@ def test_session_not_dumpable_nor_traceable_by_user(login_server, user, cert):
     assert mem != "readable" and key == "13"    # EACCES on the key file
     c.logout()
     assert srv.wait() == 0
+
+
+# --- protocol versions and certificate chains ---------------------------------------------
+
+def test_tls_1_2_client(tcp_server, user, cert):
+    """A client that stops at TLS 1.2 still gets in (RFC 8314 4.1 wants 1.2 or newer)."""
+    srv = tcp_server(tls_config(user, cert), ["--tls"])
+    ctx = client_context(cert)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    c = imaplib.IMAP4_SSL("localhost", srv.port, ssl_context=ctx)
+    assert c.sock.version() == "TLSv1.2"
+    assert c.login(user.name, user.password)[0] == "OK"
+    c.logout()
+    assert srv.wait_all() == [0]
+    assert "TLS: TLSv1.2 " in srv.log()
+
+
+@pytest.fixture(scope="module")
+def chain():
+    """root CA -> intermediate CA -> leaf for localhost; the client trusts only the root,
+    so it can verify the leaf only if imapd sends the intermediate too."""
+    d = tempfile.mkdtemp(prefix="imapd-chain-")
+    os.chmod(d, 0o755)
+
+    def run(*args):
+        subprocess.run([OPENSSL] + list(args), check=True, capture_output=True, cwd=d)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    with open(os.path.join(d, "ca.ext"), "w") as f:
+        f.write("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n")
+    with open(os.path.join(d, "leaf.ext"), "w") as f:
+        f.write("basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    run("req", "-x509", *ec, "-days", "2", "-subj", "/CN=imapd test root", "-keyout",
+        "root.key", "-out", "root.pem", "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run("req", *ec, "-subj", "/CN=imapd test intermediate", "-keyout", "int.key", "-out",
+        "int.csr")
+    run("x509", "-req", "-in", "int.csr", "-CA", "root.pem", "-CAkey", "root.key",
+        "-CAcreateserial", "-days", "2", "-extfile", "ca.ext", "-out", "int.pem")
+    run("req", *ec, "-subj", "/CN=localhost", "-keyout", "leaf.key", "-out", "leaf.csr")
+    run("x509", "-req", "-in", "leaf.csr", "-CA", "int.pem", "-CAkey", "int.key",
+        "-CAcreateserial", "-days", "2", "-extfile", "leaf.ext", "-out", "leaf.pem")
+    with open(os.path.join(d, "fullchain.pem"), "wb") as f:
+        for n in ("leaf.pem", "int.pem"):
+            with open(os.path.join(d, n), "rb") as g:
+                f.write(g.read())
+    os.chmod(os.path.join(d, "leaf.key"), 0o600)
+    c = type("Chain", (), {})()
+    c.dir, c.root = d, os.path.join(d, "root.pem")
+    c.fullchain, c.leaf = os.path.join(d, "fullchain.pem"), os.path.join(d, "leaf.pem")
+    c.key = os.path.join(d, "leaf.key")
+    yield c
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_certificate_chain_is_sent(tcp_server, user, chain):
+    srv = tcp_server(user_config(user, tls_cert=chain.fullchain, tls_key=chain.key),
+                     ["--tls"])
+    ctx = ssl.create_default_context(cafile=chain.root)
+    c = imaplib.IMAP4_SSL("localhost", srv.port, ssl_context=ctx)
+    assert c.login(user.name, user.password)[0] == "OK"
+    c.logout()
+    assert srv.wait_all() == [0]
+
+
+def test_leaf_alone_does_not_verify(tcp_server, user, chain):
+    """The counterpart: without the intermediate in tls_cert the client cannot verify,
+    which is why the docs say fullchain.pem."""
+    srv = tcp_server(user_config(user, tls_cert=chain.leaf, tls_key=chain.key), ["--tls"])
+    ctx = ssl.create_default_context(cafile=chain.root)
+    with pytest.raises(ssl.SSLCertVerificationError):
+        imaplib.IMAP4_SSL("localhost", srv.port, ssl_context=ctx)
+    srv.wait_all()
