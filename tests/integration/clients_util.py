@@ -11,9 +11,11 @@ with LOGIN through PAM.
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 from conftest import IMAPD, ROOT, user_config
@@ -221,6 +223,7 @@ class TcpServer:
 
     def __init__(self, pam, user, tmp, **extra):
         self.user = user
+        self.conf_dir = None
         self.kind = os.environ.get("IMAPD_CLIENTS_SERVER", "imapd")
         self.port = free_port()
         self.host = "127.0.0.1"
@@ -246,7 +249,10 @@ class TcpServer:
             cmd += self.as_user_cmd(server)
         else:
             pam.add(user.name, user.password)
-            conf = os.path.join(tmp, "imapd.conf")
+            # Readable by the user too, for the tunnel (pytest's temp dirs are root's own).
+            self.conf_dir = tempfile.mkdtemp(prefix="imapd-clients-")
+            os.chmod(self.conf_dir, 0o755)
+            conf = os.path.join(self.conf_dir, "imapd.conf")
             with open(conf, "w") as f:
                 f.write("".join(f"{k} = {v}\n" for k, v in user_config(user, **extra).items()))
             os.chmod(conf, 0o644)
@@ -272,6 +278,24 @@ class TcpServer:
         else:
             self.stop()
             raise AssertionError("socket activation did not listen: " + self.log())
+
+    # What the server's log shows when pam_wrapper (the test PAM stand-in), not imapd, failed:
+    # it names its per-process directory /tmp/pam.X with a single character, and processes of
+    # concurrent test runs race for those names.
+    PWRAP_RACE = ("PWRAP_ERROR", "pam_start: Critical error")
+
+    def pam_retry(self, step, attempts=4):
+        """Runs step(); when it fails and the server log shows the pam_wrapper race during it,
+        runs it again (a client step whose login failed has changed nothing)."""
+        for n in range(attempts):
+            start = len(self.log())
+            try:
+                return step()
+            except AssertionError:
+                text = self.log()[start:]
+                if n + 1 == attempts or not any(w in text for w in self.PWRAP_RACE):
+                    raise
+            time.sleep(0.2)
 
     def as_user_cmd(self, argv):
         u = self.user
@@ -320,12 +344,12 @@ class TcpServer:
                     hung.append(pid)
                     os.kill(pid, signal.SIGKILL)
         self.logf.close()
+        if self.conf_dir:
+            shutil.rmtree(self.conf_dir, ignore_errors=True)
         assert not hung, f"server processes still running after the test: {hung}\n" + self.log()
 
 
 # --- shared by the test_clients*.py modules ----------------------------------------------------
-
-import shutil  # noqa: E402
 
 import pytest  # noqa: E402
 

@@ -15,7 +15,12 @@ def curl(tcp, url, *args):
     cmd = ["curl", "-sS", "--max-time", "30", url] + list(args)
     if not tcp.preauth:
         cmd += ["-u", f"{tcp.login}:{tcp.password}"]
-    return run(cmd)
+
+    def step():
+        r = run(cmd)
+        assert r.returncode != 67, r.stderr     # 67: login denied (or SELECT refused)
+        return r
+    return tcp.pam_retry(step)
 
 
 def test_curl_list(tcp, mailstore):

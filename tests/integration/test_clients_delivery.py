@@ -31,10 +31,16 @@ def procmail(user, msg):
 
 
 def connect(tcp):
-    c = imaplib.IMAP4(tcp.host, tcp.port, timeout=30)
-    if c.state != "AUTH":
-        c.login(tcp.login, tcp.password)
-    return c
+    def step():
+        c = imaplib.IMAP4(tcp.host, tcp.port, timeout=30)
+        if c.state != "AUTH":
+            try:
+                c.login(tcp.login, tcp.password)
+            except imaplib.IMAP4.error as e:
+                close(c)
+                raise AssertionError("LOGIN failed: %s" % e)
+        return c
+    return tcp.pam_retry(step)
 
 
 def close(c):

@@ -1,12 +1,17 @@
 """Mail retrievers against imapd on a loopback TCP port: fetchmail handing each message to an
-MDA (kept on the server, then fetched and removed). The tests compare what the retriever
-delivered with the mbox file and read the file back afterwards."""
+MDA (kept on the server, then fetched and removed) and getmail6 into a Maildir. The tests
+compare what the retriever delivered with the mbox file and read the file back afterwards."""
 import os
 import re
+import shutil
 import sys
+import tempfile
+import time
+
+import pytest
 
 import clients_util
-from clients_util import (CORPUS, build_mbox, crlf_to_lf, fixture, need, read_mbox, run,
+from clients_util import (CORPUS, as_user, build_mbox, crlf_to_lf, fixture, need, read_mbox, run,
                           simple_message, subjects)
 
 tcp = clients_util.tcp  # the fixture: imapd on a loopback TCP port
@@ -61,13 +66,16 @@ poll {self.tcp.host} protocol IMAP port {self.tcp.port} {auth}
 """)
         os.chmod(rc, 0o600)
         env = {"HOME": self.tmp, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"}
-        r = run(["fetchmail", "-f", rc, "-N", "-v", "--nosyslog",
-                 "--idfile", os.path.join(self.tmp, "fetchids"),
-                 "--pidfile", os.path.join(self.tmp, "fetchmail.pid")], env=env)
-        log = (r.stdout + r.stderr).decode(errors="replace")
-        # 0: mail delivered, 1: no mail.
-        assert r.returncode == expect, (r.returncode, log[-4000:])
-        return log
+
+        def step():
+            r = run(["fetchmail", "-f", rc, "-N", "-v", "--nosyslog",
+                     "--idfile", os.path.join(self.tmp, "fetchids"),
+                     "--pidfile", os.path.join(self.tmp, "fetchmail.pid")], env=env)
+            log = (r.stdout + r.stderr).decode(errors="replace")
+            # 0: mail delivered, 1: no mail.
+            assert r.returncode == expect, (r.returncode, log[-4000:])
+            return log
+        return self.tcp.pam_retry(step)
 
     def messages(self):
         # fetchmail puts its own Received line at the top of what it hands the MDA.
@@ -99,3 +107,105 @@ def test_fetchmail_keep_then_fetch_and_remove(tcp, mailstore, tmp_path):
     assert len(got) == 12
     assert got[6:] == got[:6]
     assert read_mbox(mailstore.inbox) == []
+
+
+# --- getmail6 --------------------------------------------------------------------------------
+
+def unfold(msg):
+    """getmail re-writes headers through Python's email package, which may re-fold them."""
+    hdr, sep, body = msg.partition(b"\n\n")
+    return re.sub(rb"\n[ \t]+", b" ", hdr) + sep + body
+
+
+def getmail_maildir(d):
+    out = []
+    for sub in ("new", "cur"):
+        for n in sorted(os.listdir(os.path.join(d, sub))):
+            m = open(os.path.join(d, sub, n), "rb").read()
+            # getmail's Maildir delivery puts the envelope sender on top.
+            assert m.startswith(b"Return-Path: <"), m[:200]
+            out.append(m.split(b"\n", 1)[1])
+    return out
+
+
+def test_getmail_into_maildir(tcp, user, mailstore):
+    need("getmail")
+    if tcp.preauth:
+        pytest.skip("getmail cannot use a PREAUTH greeting")
+    inbox = [fixture(n) for n in CORPUS]
+    mailstore.write_inbox(build_mbox(inbox))
+    work = mailstore.write_mailbox("Work", build_mbox([fixture("qp-latin1.eml")]))
+    # getmail refuses to deliver as root: it runs as the mail's owner, in that user's home.
+    top = tempfile.mkdtemp(prefix="getmail-", dir=user.home)
+    try:
+        md = os.path.join(top, "Maildir")
+        gdir = os.path.join(top, "getmail")
+        for d in [os.path.join(md, s) for s in ("new", "cur", "tmp")] + [gdir]:
+            os.makedirs(d)
+        rc = os.path.join(gdir, "getmailrc")
+        for root, dirs, _ in os.walk(top):
+            os.chown(root, user.uid, user.gid)
+        getmail_runs(tcp, user, mailstore, work, md, gdir, rc)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def getmail_runs(tcp, user, mailstore, work, md, gdir, rc):
+    def write_rc(delete):
+        with open(rc, "w") as f:
+            f.write(f"""[retriever]
+type = SimpleIMAPRetriever
+server = {tcp.host}
+port = {tcp.port}
+username = {tcp.login}
+password = {tcp.password}
+mailboxes = ("INBOX", "Work")
+record_mailbox = false
+
+[destination]
+type = Maildir
+path = {md}/
+
+[options]
+read_all = false
+delete = {"true" if delete else "false"}
+delivered_to = false
+received = false
+verbose = 0
+""")
+        os.chmod(rc, 0o644)
+
+    def getmail_once():
+        r = run(["getmail", f"--rcfile={rc}", f"--getmaildir={gdir}"], preexec_fn=as_user(user),
+                env={"HOME": user.home, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+        assert r.returncode == 0, (r.stdout + r.stderr).decode(errors="replace")[-3000:]
+
+    def getmail():
+        tcp.pam_retry(getmail_once)
+
+    write_rc(delete=False)
+    getmail()
+    want = [m.visible() for m in read_mbox(mailstore.inbox) + read_mbox(work)]
+    got = [crlf_to_lf(m) for m in getmail_maildir(md)]
+    assert sorted(map(unfold, got)) == sorted(map(unfold, want))
+    assert len(read_mbox(mailstore.inbox)) == 5
+
+    # A second run fetches only what arrived since (getmail keeps the UIDs it has seen).
+    with open(mailstore.inbox, "ab") as f:
+        f.write(build_mbox([simple_message("for getmail", "Later mail.")], t0=1772500000))
+    getmail()
+    got = [crlf_to_lf(m) for m in getmail_maildir(md)]
+    assert len(got) == 7
+    assert sum(b"Subject: for getmail\n" in m for m in got) == 1
+
+    # delete = true: the next run removes what it retrieved from the server.
+    with open(mailstore.inbox, "ab") as f:
+        f.write(build_mbox([simple_message("last one", "Bye.")], t0=1772600000))
+    write_rc(delete=True)
+    # A clock tick between sessions: the mailbox's UIDVALIDITY must not follow the clock
+    # (RFC 3501 2.3.1.1), or getmail would fetch every message a second time.
+    time.sleep(1.1)
+    getmail()
+    got = [crlf_to_lf(m) for m in getmail_maildir(md)]
+    assert len(got) == 8 and sum(b"Subject: last one\n" in m for m in got) == 1
+    assert read_mbox(mailstore.inbox) == [] and read_mbox(work) == []

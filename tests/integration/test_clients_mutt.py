@@ -4,6 +4,8 @@ import os
 import subprocess
 import time
 
+import pytest
+
 import clients_util
 from clients_util import (CORPUS, build_mbox, fixture, need, read_mbox,
                           subjects)
@@ -71,16 +73,21 @@ class Tmux:
         self.tmux("kill-server")
 
 
-def test_mutt_reads_flags_deletes_and_syncs(tcp, mailstore, tmp_path):
+@pytest.mark.parametrize("via", ["tcp", "tunnel"])
+def test_mutt_reads_flags_deletes_and_syncs(tcp, mailstore, tmp_path, via):
+    """via tcp: LOGIN through PAM on the listening port; via tunnel: mutt's `tunnel` command
+    starts imapd --preauth as the user, as `ssh host imapd` does."""
     need("mutt")
     inbox = [fixture(n) for n in CORPUS]
     mailstore.write_inbox(build_mbox(inbox))
     home = tmp_path / "mutthome"
     home.mkdir()
     rc = home / "muttrc"
+    tunnel = "set tunnel=\"%s\"" % tcp.tunnel if via == "tunnel" else ""
     rc.write_text(f"""set imap_user="{tcp.login}"
 set imap_pass="{tcp.password}"
 set folder="imap://{tcp.host}:{tcp.port}/"
+{tunnel}
 set spoolfile="+INBOX"
 set ssl_starttls=no
 set ssl_force_tls=no
@@ -104,9 +111,18 @@ alternative_order text/plain
 """)
     env = {"HOME": str(home), "TERM": "screen", "LANG": "C.UTF-8",
            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-    t = Tmux(str(tmp_path), f"mutt -n -F {rc} -f imap://{tcp.host}:{tcp.port}/INBOX", env)
+    # -d 2: mutt's debug log (with the IMAP exchange) in its home, shown when a step fails.
+    cmd = f"mutt -d 2 -n -F {rc} -f imap://{tcp.host}:{tcp.port}/INBOX"
+
+    def start():
+        t = Tmux(str(tmp_path), cmd, env)
+        try:
+            return t, t.wait_for("Scans of the signed forms")
+        except AssertionError:
+            t.close()
+            raise
+    t, index = tcp.pam_retry(start)
     try:
-        index = t.wait_for("Scans of the signed forms")
         # The index shows every message, subjects decoded from RFC 2047 words.
         order = [index.find(s) for s in (
             "Lunch on Thursday", "Agenda for the server migration",
@@ -128,6 +144,11 @@ alternative_order text/plain
         t.wait_gone("Lunch on Thursday")
         t.keys("q")
         t.wait_exit()
+    except AssertionError:
+        dbg = home / ".muttdebug0"
+        if dbg.exists():
+            print("--- mutt debug log (tail) ---\n" + dbg.read_text(errors="replace")[-8000:])
+        raise
     finally:
         t.close()
     stored = read_mbox(mailstore.inbox)

@@ -54,6 +54,9 @@ folderfilter = lambda f: f in ["INBOX", "Work"]
 """)
 
     def sync():
+        tcp.pam_retry(sync_once)
+
+    def sync_once():
         r = run(["offlineimap", "-c", str(conf), "-o", "-u", "quiet"], timeout=90,
                 env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
         log = (r.stdout + r.stderr).decode(errors="replace")
