@@ -38,12 +38,13 @@ class Session:
         self.srv.wait()
 
 
-MSG = ("From alice@example.org Sat Jan  1 00:00:0{n} 2000\n"
+MSG = ("From alice@example.org Sat Jan  1 00:{m:02d}:{s:02d} 2000\n"
        "From: alice@example.org\nSubject: {n}\n{extra}\nbody {n}\n\n")
 
 
 def mbox(n, extra=lambda i: "", start=0):
-    return "".join(MSG.format(n=i, extra=extra(i)) for i in range(start, start + n))
+    return "".join(MSG.format(n=i, m=i // 60, s=i % 60, extra=extra(i))
+                   for i in range(start, start + n))
 
 
 @pytest.fixture
