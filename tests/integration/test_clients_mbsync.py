@@ -28,7 +28,7 @@ def maildir_uid(name):
 
 
 class Mbsync:
-    def __init__(self, tcp, tmp):
+    def __init__(self, tcp, tmp, expunge="Both"):
         need("mbsync")
         self.tcp = tcp
         self.local = os.path.join(tmp, "Mail")
@@ -57,7 +57,7 @@ Far :far:
 Near :near:
 Patterns INBOX Work
 Create Near
-Expunge Both
+Expunge {expunge}
 SyncState *
 """)
 
@@ -94,8 +94,10 @@ def test_mbsync_full_sync_new_mail_and_flags_back(tcp, mailstore, tmp_path):
         got = maildir_files(sync.box(box))
         stored = read_mbox(path)
         assert len(got) == len(stored), (box, list(got), trace[-2000:])
-        # mbsync adds its own X-TUID header to what it stores.
-        by_uid = {maildir_uid(n): re.sub(rb"(?m)^X-TUID: \S+\n", b"", crlf_to_lf(b), count=1)
+        # mbsync adds its own X-TUID header to what it stores; keyed by the server's UID.
+        far = sync_state(sync.box(box))[1]
+        by_uid = {far[maildir_uid(n)]: re.sub(rb"(?m)^X-TUID: \S+\n", b"", crlf_to_lf(b),
+                                              count=1)
                   for n, b in got.items()}
         assert sorted(by_uid) == list(range(1, len(stored) + 1)), list(got)
         for i, m in enumerate(stored):
@@ -110,12 +112,14 @@ def test_mbsync_full_sync_new_mail_and_flags_back(tcp, mailstore, tmp_path):
     new = set(after) - set(before)
     assert len(new) == 1 and set(before) <= set(after), (sorted(before), sorted(after))
     newname = new.pop()
-    assert b"Subject: arrived later\n" in after[newname] and maildir_uid(newname) == 6
+    assert b"Subject: arrived later\n" in after[newname]
+    assert sync_state(sync.box("INBOX"))[1][maildir_uid(newname)] == 6
     assert body_fetches(trace) == ["6"], trace[-3000:]
 
     # Local flag changes go back to the server: message 1 flagged and seen, message 2 trashed
     # (Expunge Both: deleted and expunged on the server), message 3 replied to.
-    names = {maildir_uid(n): n for n in after}
+    far = sync_state(sync.box("INBOX"))[1]
+    names = {far[maildir_uid(n)]: n for n in after}
     for uid, fl in ((1, "FS"), (2, "ST"), (3, "RS")):
         old = os.path.join(sync.box("INBOX"), names[uid])
         base = os.path.basename(old).split(":2,")[0]
@@ -154,7 +158,64 @@ def test_mbsync_uploads_local_mail(tcp, mailstore, tmp_path):
         msg = msg.replace(b"\nFrom there on", b"\n>From there on")
     assert up == msg
     names = list(maildir_files(sync.box("Work")))
-    assert sorted(maildir_uid(n) for n in names) == [1, 2], names
+    far = sync_state(sync.box("Work"))[1]
+    assert sorted(far[maildir_uid(n)] for n in names) == [1, 2], names
     # Nothing to do the next time.
     trace = sync.run()
     assert not re.search(r">>> \d+ APPEND ", trace) and body_fetches(trace) == [], trace[-3000:]
+
+
+
+FOREIGN = os.path.join(os.path.dirname(__file__), "..", "fixtures", "mbox-foreign")
+
+
+def sync_state(boxdir):
+    """mbsync's record for a box: the server's UIDVALIDITY and {local UID: server UID}."""
+    uidv, pairs = None, {}
+    with open(os.path.join(boxdir, ".mbsyncstate")) as f:
+        for ln in f:
+            w = ln.split()
+            if len(w) == 2 and w[0] == "FarUidValidity":
+                uidv = int(w[1])
+            elif len(w) >= 2 and w[0].isdigit():
+                pairs[int(w[1])] = int(w[0])
+    return uidv, pairs
+
+
+def maildir_flags(name):
+    return set(name.split(":2,", 1)[1]) if ":2," in name else set()
+
+
+def test_mbsync_keeps_uids_and_flags_of_mboxes_other_servers_wrote(tcp, mailstore, tmp_path):
+    """A site switching from UW-IMAP or Dovecot: a client's Maildir copy shows the UIDs and
+    flags those servers recorded (tests/fixtures/mbox-foreign/README.md lists them); the
+    internal pseudo message and the metadata headers never reach the client."""
+    with open(os.path.join(FOREIGN, "uw-imap.mbox"), "rb") as f:
+        mailstore.write_inbox(f.read())
+    with open(os.path.join(FOREIGN, "dovecot.mbox"), "rb") as f:
+        work = mailstore.write_mailbox("Work", f.read())
+    sync = Mbsync(tcp, str(tmp_path), expunge="None")
+    sync.run()
+    # Maildir flags: D draft, F flagged, P forwarded ($Forwarded), R answered, S seen,
+    # T deleted; the UIDs are the server's, the UIDVALIDITY the one the file records.
+    want = {
+        "INBOX": (1772434800, {2: {"R", "S"}, 5: {"F", "P"}, 6: {"R", "T", "S"}, 9: {"D"},
+                               10: set()}),
+        "Work": (1772438400, {1: {"R", "S"}, 2: {"F", "P"}, 3: {"T", "S"}, 4: {"S"},
+                              5: {"D"}, 6: set()}),
+    }
+    for box, path in (("INBOX", mailstore.inbox), ("Work", work)):
+        got = maildir_files(sync.box(box))
+        uidv, far = sync_state(sync.box(box))
+        assert uidv == want[box][0]
+        assert {far[maildir_uid(n)]: maildir_flags(n) for n in got} == want[box][1], sorted(got)
+        stored = read_mbox(path)
+        by_uid = {far[maildir_uid(n)]: re.sub(rb"(?m)^X-TUID: \S+\n", b"", crlf_to_lf(b),
+                                              count=1)
+                  for n, b in got.items()}
+        assert [by_uid[u] for u in sorted(by_uid)] == [m.visible() for m in stored]
+        for body in by_uid.values():
+            assert not re.search(rb"(?mi)^(X-IMAP|X-IMAPbase|X-UID|Status|X-Status|"
+                                 rb"X-Keywords|Content-Length):", body.split(b"\n\n")[0])
+        # Unseen mail lands in new/, the rest in cur/.
+        assert all(n.startswith("new/") == ("S" not in maildir_flags(n)) for n in got), got
