@@ -6,7 +6,6 @@ logged-in process looks like to the user it runs as.
 Servers listen on 127.0.0.1 (or, for the non-loopback peer test, on a private address inside
 a network namespace of the test's own); every one is stopped and waited for.
 """
-import ctypes
 import imaplib
 import json
 import os

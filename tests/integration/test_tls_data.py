@@ -2,16 +2,13 @@
 the TLS layer waits to write and to read), a client that sends byte by byte, and IDLE
 noticing new mail while the connection is TLS."""
 import imaplib
-import os
 import re
 import socket
-import ssl
 import threading
 import time
 
 import pytest
 
-from conftest import user_config
 from test_tls import TcpServer, cert, client_context, tls_config  # noqa: F401 (fixture)
 
 
