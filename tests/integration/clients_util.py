@@ -380,3 +380,20 @@ def run(cmd, timeout=60, **kw):
 def subjects(msgs):
     """Subjects as a reader of the mbox file sees them (still RFC 2047 encoded)."""
     return [m.subject for m in parse_mbox(build_mbox(msgs))]
+
+
+def procmail(user, msg):
+    """Delivers msg to the user's spool as procmail does for a local user: as that user,
+    with procmail's kernel and dotlock locking on the spool file."""
+    need("procmail")
+    # Where the user can read it (pytest's temp dirs are root's own).
+    rc = os.path.join(user.base, "procmailrc")
+    spool = os.path.join(user.spool_dir, user.name)
+    with open(rc, "w") as f:
+        f.write(f"DEFAULT={spool}\nLOCKTIMEOUT=30\n:0:\n{spool}\n")
+    os.chmod(rc, 0o644)
+    # An MTA hands procmail the message with a From_ line (postfix local, exim do).
+    msg = b"From sam@example.org " + ctime(time.time()).encode() + b"\n" + msg
+    r = run(["procmail", "-m", rc], input=msg, preexec_fn=as_user(user),
+            env={"PATH": "/usr/bin:/bin", "HOME": user.home, "LOGNAME": user.name})
+    assert r.returncode == 0, r.stderr

@@ -2,32 +2,14 @@
 locking) while an IMAP client is connected to imapd: the client in IDLE is told of the new
 message, a client polling with NOOP sees it, and what it fetches is what procmail wrote."""
 import imaplib
-import os
 import re
 import time
 
 import clients_util
-from clients_util import (CORPUS, as_user, ctime, build_mbox, crlf_to_lf, fixture, need, read_mbox,
-                          run, simple_message)
+from clients_util import (CORPUS, build_mbox, crlf_to_lf, fixture, procmail, read_mbox,
+                          simple_message)
 
 tcp = clients_util.tcp  # the fixture: imapd on a loopback TCP port
-
-
-def procmail(user, msg):
-    """Delivers msg to the user's spool as procmail does for a local user: as that user,
-    with procmail's kernel and dotlock locking on the spool file."""
-    need("procmail")
-    # Where the user can read it (pytest's temp dirs are root's own).
-    rc = os.path.join(user.base, "procmailrc")
-    spool = os.path.join(user.spool_dir, user.name)
-    with open(rc, "w") as f:
-        f.write(f"DEFAULT={spool}\nLOCKTIMEOUT=30\n:0:\n{spool}\n")
-    os.chmod(rc, 0o644)
-    # An MTA hands procmail the message with a From_ line (postfix local, exim do).
-    msg = b"From sam@example.org " + ctime(time.time()).encode() + b"\n" + msg
-    r = run(["procmail", "-m", rc], input=msg, preexec_fn=as_user(user),
-            env={"PATH": "/usr/bin:/bin", "HOME": user.home, "LOGNAME": user.name})
-    assert r.returncode == 0, r.stderr
 
 
 def connect(tcp):

@@ -7,8 +7,8 @@ import time
 import pytest
 
 import clients_util
-from clients_util import (CORPUS, build_mbox, fixture, need, read_mbox,
-                          subjects)
+from clients_util import (CORPUS, build_mbox, fixture, need, procmail, read_mbox, run,
+                          simple_message, subjects)
 
 tcp = clients_util.tcp  # the fixture: imapd on a loopback TCP port
 
@@ -73,13 +73,12 @@ class Tmux:
         self.tmux("kill-server")
 
 
-@pytest.mark.parametrize("via", ["tcp", "tunnel"])
-def test_mutt_reads_flags_deletes_and_syncs(tcp, mailstore, tmp_path, via):
-    """via tcp: LOGIN through PAM on the listening port; via tunnel: mutt's `tunnel` command
-    starts imapd --preauth as the user, as `ssh host imapd` does."""
+def start_mutt(tcp, tmp_path, ready, via="tcp", extra=""):
+    """mutt on the user's INBOX in a detached tmux, once the text ready is on the screen.
+    via tcp: LOGIN through PAM on the listening port; via tunnel: mutt's `tunnel` command
+    starts imapd --preauth as the user, as `ssh host imapd` does. Returns (tmux, screen,
+    mutt's home)."""
     need("mutt")
-    inbox = [fixture(n) for n in CORPUS]
-    mailstore.write_inbox(build_mbox(inbox))
     home = tmp_path / "mutthome"
     home.mkdir()
     rc = home / "muttrc"
@@ -108,6 +107,7 @@ set charset="utf-8"
 set mailcap_path=""
 set implicit_autoview=no
 alternative_order text/plain
+{extra}
 """)
     env = {"HOME": str(home), "TERM": "screen", "LANG": "C.UTF-8",
            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
@@ -117,11 +117,25 @@ alternative_order text/plain
     def start():
         t = Tmux(str(tmp_path), cmd, env)
         try:
-            return t, t.wait_for("Scans of the signed forms")
+            return t, t.wait_for(ready)
         except AssertionError:
             t.close()
             raise
-    t, index = tcp.pam_retry(start)
+    t, screen = tcp.pam_retry(start)
+    return t, screen, home
+
+
+def show_debug(home):
+    dbg = home / ".muttdebug0"
+    if dbg.exists():
+        print("--- mutt debug log (tail) ---\n" + dbg.read_text(errors="replace")[-8000:])
+
+
+@pytest.mark.parametrize("via", ["tcp", "tunnel"])
+def test_mutt_reads_flags_deletes_and_syncs(tcp, mailstore, tmp_path, via):
+    inbox = [fixture(n) for n in CORPUS]
+    mailstore.write_inbox(build_mbox(inbox))
+    t, index, home = start_mutt(tcp, tmp_path, "Scans of the signed forms", via)
     try:
         # The index shows every message, subjects decoded from RFC 2047 words.
         order = [index.find(s) for s in (
@@ -145,12 +159,58 @@ alternative_order text/plain
         t.keys("q")
         t.wait_exit()
     except AssertionError:
-        dbg = home / ".muttdebug0"
-        if dbg.exists():
-            print("--- mutt debug log (tail) ---\n" + dbg.read_text(errors="replace")[-8000:])
+        show_debug(home)
         raise
     finally:
         t.close()
     stored = read_mbox(mailstore.inbox)
     assert [m.subject for m in stored] == subjects(inbox[1:])
     assert [m.flags for m in stored] == [{"\\Seen"}, {"\\Flagged"}, set(), set()]
+
+
+
+def test_mutt_sees_delivery_and_other_sessions(tcp, user, mailstore, tmp_path):
+    """While mutt has INBOX open: procmail delivers, another session flags one message and
+    expunges another; mutt shows all three, then its own deletion syncs without losing any of
+    it (no single-writer "kiss of death")."""
+    need("curl")
+    inbox = [fixture(n) for n in CORPUS[:3]]
+    mailstore.write_inbox(build_mbox(inbox))
+    # timeout=1: mutt looks at the open mailbox after each second without a key press.
+    t, index, home = start_mutt(tcp, tmp_path, "Grüße aus Köln",
+                                extra="set timeout=1\nset mail_check=1\nset imap_idle=yes")
+    try:
+        procmail(user, simple_message("delivered while mutt reads", "Hello mutt."))
+        t.wait_for("delivered while mutt reads")
+
+        def other(*args):
+            r = tcp.pam_retry(lambda: curl_ok(tcp, *args))
+            return r
+        other("-X", "UID STORE 1 +FLAGS (\\Flagged)")
+        t.wait_line("Lunch on Thursday", "!")
+        other("-X", "UID STORE 2 +FLAGS.SILENT (\\Deleted)")
+        other("-X", "UID EXPUNGE 2")
+        t.wait_gone("Agenda for the server migration")
+        # Now mutt deletes message 2 of what it shows (the Grüße message) and syncs.
+        t.keys("2", "Enter", "d")
+        t.wait_line("Grüße aus Köln", "D")
+        t.keys("$")
+        t.wait_gone("Grüße aus Köln")
+        t.keys("q")
+        t.wait_exit()
+    except AssertionError:
+        show_debug(home)
+        raise
+    finally:
+        t.close()
+    stored = read_mbox(mailstore.inbox)
+    assert [m.subject for m in stored] == ["Lunch on Thursday", "delivered while mutt reads"]
+    assert stored[0].flags == {"\\Flagged"}
+    assert stored[1].body == b"Hello mutt.\n\n" or stored[1].body == b"Hello mutt.\n"
+
+
+def curl_ok(tcp, *args):
+    r = run(["curl", "-sS", "--max-time", "30", tcp.url("INBOX")] + list(args) +
+            ([] if tcp.preauth else ["-u", f"{tcp.login}:{tcp.password}"]))
+    assert r.returncode == 0, r.stderr
+    return r
