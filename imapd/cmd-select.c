@@ -172,6 +172,13 @@ selected_report(struct command *cmd)
 }
 
 void
+selected_refresh(struct selected *sel)
+{
+	if (sel != NULL && mbox_refresh(sel->mb) < 0)
+		log_warnx("%s: %s", sel->name, mbox_error(sel->mb)->msg);
+}
+
+void
 selected_close(struct session *s)
 {
 	struct selected *sel = s->selected;

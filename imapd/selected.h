@@ -30,6 +30,14 @@ struct selected {
  */
 void	selected_report(struct command *cmd);
 
+/*
+ * Before reading message data in a command that may not send EXPUNGE (FETCH, SEARCH):
+ * refreshes the store's mapping without renumbering (mbox_refresh()), so that data
+ * another process removed reads as empty instead of past the end of the file.  Logs and
+ * carries on if the mailbox cannot be locked.
+ */
+void	selected_refresh(struct selected *sel);
+
 /* Leave the selected state (CLOSE, UNSELECT, a new SELECT, LOGOUT): frees s->selected. */
 void	selected_close(struct session *s);
 

@@ -443,7 +443,7 @@ mbox_header_next(const struct mbox *mb, uint32_t i, uint64_t *pos, const unsigne
 	struct hdr_line l;
 	int have = 0;
 
-	if (*pos == UINT64_MAX)
+	if (*pos == UINT64_MAX || mb->map == NULL || (m->state & MSG_GONE))
 		return 0;
 	while (p < m->body_off && mbox_hdr_next(mb->map, &p, m->body_off, &l)) {
 		int hidden = !l.empty && l.name_len > 0 &&
@@ -479,6 +479,11 @@ mbox_msg_body(const struct mbox *mb, uint32_t i, const unsigned char **p_r, size
 {
 	const struct mbox_msg *m = &mb->m.v[i];
 
+	if (mb->map == NULL || (m->state & MSG_GONE)) {
+		*p_r = (const unsigned char *)"";
+		*len_r = 0;
+		return;
+	}
 	*p_r = mb->map + m->body_off;
 	*len_r = (size_t)(m->end - m->body_off);
 }

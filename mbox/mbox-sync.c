@@ -432,3 +432,18 @@ nomem:
 	mbox_sync_result_clear(res);
 	return -1;
 }
+
+int
+mbox_refresh(struct mbox *mb)
+{
+	struct mbox_lock lk = MBOX_LOCK_INIT;
+	int gone, r;
+
+	if (!file_changed(mb, &gone))
+		return 0;
+	if (mbox_lock(mb, &lk, 0) < 0)
+		return -1;
+	r = mbox_reload_locked(mb);
+	mbox_unlock(mb, &lk);
+	return r;
+}

@@ -205,6 +205,15 @@ struct mbox_sync_result {
  */
 int mbox_sync(struct mbox *mb, struct mbox_sync_result *res);
 void mbox_sync_result_clear(struct mbox_sync_result *res);
+/*
+ * Bring the mapping and the messages' offsets up to date without renumbering: messages
+ * others removed stay (with no content) until the next mbox_sync() reports them, new
+ * mail is added at the end.  For commands that read message data but may not report
+ * EXPUNGE (FETCH, SEARCH, STORE; RFC 3501 7.4.1): calling it first makes the mapping
+ * match the file, so that a file another process shrank is not read past its end.
+ * Cheap (one fstat) when nothing changed.
+ */
+int mbox_refresh(struct mbox *mb);
 /* The file descriptor (for inotify/fstat by the caller); owned by mb. */
 int mbox_fd(const struct mbox *mb);
 /* The path given to mbox_open(). */

@@ -615,6 +615,49 @@ test_sync_external(void **state)
 }
 
 static void
+test_refresh_keeps_numbers(void **state)
+{
+	struct tdir t;
+	struct mbox *mb, *other;
+	struct mbox_sync_result r;
+	uint32_t *ex;
+	size_t n;
+	char *b;
+	(void)state;
+
+	tdir_make(&t);
+	write_file(t.path, plain, strlen(plain));
+	mb = open_rw(&t);
+	other = open_rw(&t);
+	mbox_msg_set_flags(other, 0, MBOX_DELETED, 0);
+	assert_int_equal(mbox_expunge(other, NULL, 0, &ex, &n), 0);
+	free(ex);
+	append_file(t.path, "From new@x Thu Jan  8 01:02:03 2015\nSubject: new\n\nnew\n\n");
+	/* the file shrank under mb: refresh maps it again without renumbering */
+	assert_int_equal(mbox_refresh(mb), 0);
+	assert_int_equal(mbox_count(mb), 4);
+	assert_int_equal(mbox_msg_uid(mb, 0), 1);
+	b = body_of(mb, 0);
+	assert_string_equal(b, "");
+	free(b);
+	b = body_of(mb, 2);
+	assert_string_equal(b, "three\n");
+	free(b);
+	b = body_of(mb, 3);
+	assert_string_equal(b, "new\n");
+	free(b);
+	/* the next sync reports the removal */
+	assert_int_equal(mbox_sync(mb, &r), 0);
+	assert_int_equal(r.n_expunged, 1);
+	assert_int_equal(r.expunged[0], 1);
+	assert_int_equal(mbox_count(mb), 3);
+	mbox_sync_result_clear(&r);
+	mbox_free(&other);
+	mbox_free(&mb);
+	tdir_clean(&t);
+}
+
+static void
 test_readonly_never_writes(void **state)
 {
 	struct tdir t;
@@ -655,6 +698,7 @@ main(void)
 		cmocka_unit_test(test_append_to_missing),
 		cmocka_unit_test(test_copy),
 		cmocka_unit_test(test_sync_external),
+		cmocka_unit_test(test_refresh_keeps_numbers),
 		cmocka_unit_test(test_readonly_never_writes),
 	};
 
