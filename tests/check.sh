@@ -38,8 +38,22 @@ run_unit() {
 	done
 }
 
+# pam_wrapper (used by the tests for PAM) keeps a directory /tmp/pam.X per process, with
+# only 36 names; a process that dropped privileges cannot remove its own. Remove those whose
+# process is gone before each run.
+clean_pam_wrapper_dirs() {
+	for d in /tmp/pam.?; do
+		[ -d "$d" ] || continue
+		pid=$(cat "$d/pid" 2>/dev/null || true)
+		if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+			rm -rf "$d"
+		fi
+	done
+}
+
 # Runs the pytest suite against the binary $1.
 run_integration() {
+	clean_pam_wrapper_dirs
 	out=$(IMAPD_BIN="$1" $PY -m pytest -q -p no:cacheprovider tests/integration 2>&1)
 	rc=$?
 	printf '%s\n' "$out" | tail -n 60

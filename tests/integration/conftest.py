@@ -70,6 +70,27 @@ def sanitizer_env():
     }
 
 
+def clean_pam_wrapper_dirs():
+    """pam_wrapper keeps a directory /tmp/pam.X per process, with only 36 names; a server
+    that dropped privileges cannot remove its own. Remove those whose process is gone."""
+    import glob
+    for d in glob.glob("/tmp/pam.?"):
+        try:
+            with open(os.path.join(d, "pid")) as f:
+                pid = int(f.read().strip() or "0")
+            if pid > 0:
+                os.kill(pid, 0)
+                continue
+        except PermissionError:
+            continue        # alive, someone else's
+        except (OSError, ValueError):
+            pass
+        shutil.rmtree(d, ignore_errors=True)
+
+
+clean_pam_wrapper_dirs()
+
+
 class Pam:
     def __init__(self, d, service="imap"):
         self.dir = d
@@ -283,6 +304,7 @@ def server_factory(tmp_path):
             s.proc.wait()
         if s.conf_dir:
             shutil.rmtree(s.conf_dir, ignore_errors=True)
+    clean_pam_wrapper_dirs()
 
 
 def user_config(user, **extra):
