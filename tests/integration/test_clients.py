@@ -1,7 +1,9 @@
 """curl against imapd on a loopback TCP port: LIST, a message by UID and a section of one,
 SEARCH through the URL and through -X, STORE and EXPUNGE through -X, APPEND by upload; the
 tests compare what curl receives with the mbox file and read the file back after changes."""
+import base64
 import os
+import random
 
 import clients_util
 from clients_util import (CORPUS, build_mbox, crlf_to_lf, fixture, need, read_mbox, run,
@@ -104,3 +106,20 @@ def test_curl_append(tcp, mailstore, tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout == msg.replace(b"\n", b"\r\n") or \
         crlf_to_lf(r.stdout) == stored[1].visible()
+
+
+def test_curl_large_message_round_trip(tcp, mailstore, tmp_path):
+    """A 6 MB message (an attachment's worth of base64) goes up with APPEND and comes back
+    byte for byte."""
+    mailstore.write_mailbox("Work", b"")
+    body = base64.encodebytes(random.Random(7).randbytes(6 * 1024 * 1024)).decode()
+    msg = simple_message("big attachment", body)
+    up = tmp_path / "up.eml"
+    up.write_bytes(msg.replace(b"\n", b"\r\n"))
+    r = curl(tcp, tcp.url("Work"), "-T", str(up))
+    assert r.returncode == 0, r.stderr
+    stored = read_mbox(os.path.join(mailstore.mail_dir, "Work"))
+    assert len(stored) == 1 and stored[0].visible() == msg
+    r = curl(tcp, tcp.url("Work;UID=1"))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == msg.replace(b"\n", b"\r\n")

@@ -7,8 +7,8 @@ import time
 import pytest
 
 import clients_util
-from clients_util import (CORPUS, build_mbox, fixture, need, procmail, read_mbox, run,
-                          simple_message, subjects)
+from clients_util import (CORPUS, build_mbox, fixture, need, parse_mbox, procmail, read_mbox,
+                          run, simple_message, subjects)
 
 tcp = clients_util.tcp  # the fixture: imapd on a loopback TCP port
 
@@ -149,7 +149,15 @@ def test_mutt_reads_flags_deletes_and_syncs(tcp, mailstore, tmp_path, via):
         t.wait_for("2. Move the mail spool")
         t.keys("q")
         t.wait_for("Scans of the signed forms")
-        # Flag message 3, delete message 1, sync (the deleted message goes), quit.
+        # Save message 5 to a folder that does not exist yet: mutt's COPY gets [TRYCREATE],
+        # mutt asks, CREATEs it and copies again; the original is marked deleted.
+        t.keys("5", "Enter", "s")
+        t.wait_for("Save to mailbox")
+        t.keys("C-u", "=Archive", "Enter")
+        t.wait_for("Create")
+        t.keys("y")
+        t.wait_line("Scans of the signed forms", "D")
+        # Flag message 3, delete message 1, sync (the deleted messages go), quit.
         t.keys("3", "Enter", "F")
         t.wait_line("Grüße aus Köln", "!")
         t.keys("1", "Enter", "d")
@@ -164,8 +172,11 @@ def test_mutt_reads_flags_deletes_and_syncs(tcp, mailstore, tmp_path, via):
     finally:
         t.close()
     stored = read_mbox(mailstore.inbox)
-    assert [m.subject for m in stored] == subjects(inbox[1:])
-    assert [m.flags for m in stored] == [{"\\Seen"}, {"\\Flagged"}, set(), set()]
+    assert [m.subject for m in stored] == subjects(inbox[1:4])
+    assert [m.flags for m in stored] == [{"\\Seen"}, {"\\Flagged"}, set()]
+    archive = read_mbox(os.path.join(mailstore.mail_dir, "Archive"))
+    want = parse_mbox(build_mbox(inbox[4:]))
+    assert [m.visible() for m in archive] == [m.visible() for m in want]
 
 
 
