@@ -107,7 +107,8 @@ stream_literal(struct session *s, struct mbox_append *ap, uint64_t size, int *st
 		size_t n;
 		enum io_status st;
 
-		st = io_read_some(s->io, size < APPEND_CHUNK ? (size_t)size : APPEND_CHUNK, &p, &n);
+		st = io_read_some(s->io, size < APPEND_CHUNK ? (size_t)size : APPEND_CHUNK, &p,
+		    &n);
 		if (st != IO_OK)
 			return -1;
 		if (!*store_err && mbox_append_write(ap, p, n) < 0)

@@ -72,7 +72,8 @@ write_flag_lists(struct session *s, struct selected *sel)
 	if (sel->readonly) {
 		resp_untagged(s, "OK [PERMANENTFLAGS ()] No permanent flags permitted");
 	} else {
-		resp_printf(s, "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+		resp_printf(s, "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen "
+		    "\\Draft");
 		for (k = 0; k < n; k++)
 			resp_printf(s, " %s", mbox_keyword_name(mb, k));
 		/* \* only while there is room for another keyword */
@@ -114,7 +115,8 @@ selected_report(struct command *cmd)
 		}
 		if (r.uidvalidity_changed) {
 			/* RFC 3501 2.3.1.1: the UIDs of this session cannot be kept */
-			resp_untagged(s, "BYE [UNAVAILABLE] Mailbox was replaced; select it again");
+			resp_untagged(s,
+			    "BYE [UNAVAILABLE] Mailbox was replaced; select it again");
 			s->ending = true;
 			mbox_sync_result_clear(&r);
 			free(before);
@@ -390,7 +392,8 @@ selected_set(struct selected *sel, const char *text, bool uid)
 				else
 					b = mid;
 			}
-			for (i = a; i < n && i < sel->exists && mbox_msg_uid(sel->mb, i) <= hi; i++)
+			for (i = a; i < n && i < sel->exists && mbox_msg_uid(sel->mb, i) <= hi;
+			    i++)
 				mark[i] = 1;
 		}
 	}

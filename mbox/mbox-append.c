@@ -334,7 +334,8 @@ from_line(struct wbuf *b, int64_t date, int tz_min)
 
 	if (gmtime_r(&t, &tm) == NULL)
 		return -1;
-	n = snprintf(line, sizeof(line), "From MAILER-DAEMON %s %s %2d %02d:%02d:%02d %04d %c%02d%02d\n",
+	n = snprintf(line, sizeof(line),
+	    "From MAILER-DAEMON %s %s %2d %02d:%02d:%02d %04d %c%02d%02d\n",
 	    wday[tm.tm_wday], mon[tm.tm_mon], tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
 	    tm.tm_year + 1900, tz_min < 0 ? '-' : '+', a / 60, a % 60);
 	if (n < 0 || (size_t)n >= sizeof(line))
@@ -398,7 +399,8 @@ mbox_append_commit(struct mbox_append **app, uint32_t *uid_first_r, uint32_t *n_
 	if (mb->fd < 0) {
 		mb->fd = open(mb->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 		if (mb->fd < 0) {
-			mbox_set_error(&mb->err, errno, "create %s: %s", mb->path, strerror(errno));
+			mbox_set_error(&mb->err, errno, "create %s: %s", mb->path,
+			    strerror(errno));
 			goto out;
 		}
 		mb->size = 0;
@@ -493,8 +495,8 @@ mbox_append_commit(struct mbox_append **app, uint32_t *uid_first_r, uint32_t *n_
 		if (mbox_remap(mb) < 0 || mbox_scan(mb, start + pad, &mb->m, NULL) < 0 ||
 		    mb->m.n != keep_n + ap->n) {
 			if (mb->err.code == 0)
-				mbox_set_error(&mb->err, EIO, "%s: appended mail does not read back",
-				    mb->path);
+				mbox_set_error(&mb->err, EIO,
+				    "%s: appended mail does not read back", mb->path);
 			mb->m.n = keep_n;
 			goto fail_write;
 		}
@@ -568,7 +570,8 @@ mbox_copy(struct mbox *dst, struct mbox *src, const uint32_t *idx, size_t n,
 		m = &src->m.v[i];
 		for (j = 0; j < src->n_kw; j++)
 			if (m->keywords & (1ULL << j)) {
-				int d = mbox_keyword_lookup(dst, src->kw[j], strlen(src->kw[j]), 1);
+				int d = mbox_keyword_lookup(dst, src->kw[j], strlen(src->kw[j]),
+				    1);
 
 				if (d >= 0)
 					kw |= 1ULL << d;

@@ -349,11 +349,13 @@ rec_gen(void *ctx, struct wbuf *b)
 	if (g->jpos < g->jend) {
 		fd = g->jfd;
 		pos = &g->jpos;
-		n = g->jend - g->jpos < JOURNAL_CHUNK ? (size_t)(g->jend - g->jpos) : JOURNAL_CHUNK;
+		n = g->jend - g->jpos < JOURNAL_CHUNK ? (size_t)(g->jend - g->jpos) :
+		    JOURNAL_CHUNK;
 	} else if (g->fpos < g->fend) {
 		fd = g->mb->fd;
 		pos = &g->fpos;
-		n = g->fend - g->fpos < JOURNAL_CHUNK ? (size_t)(g->fend - g->fpos) : JOURNAL_CHUNK;
+		n = g->fend - g->fpos < JOURNAL_CHUNK ? (size_t)(g->fend - g->fpos) :
+		    JOURNAL_CHUNK;
 	} else {
 		return 0;
 	}

@@ -103,7 +103,8 @@ take_dotlock(const char *dotpath, long deadline, struct mbox_error *err_r)
 			return -1;
 		}
 		if (now_ms() >= deadline) {
-			mbox_set_error(err_r, ETIMEDOUT, "mailbox is dotlocked by another process");
+			mbox_set_error(err_r, ETIMEDOUT,
+			    "mailbox is dotlocked by another process");
 			return -1;
 		}
 		backoff(&round);

@@ -37,7 +37,7 @@ struct mbox_msg {
 	uint64_t hdr_vsize;	/* visible header size, CRLF counted */
 	uint64_t body_bare_lf;	/* bare LFs in the body: visible body = end - body_off + this */
 	uint32_t uid;
-	uint32_t fp;		/* fingerprint (From_ line, header length) to match unstored UIDs */
+	uint32_t fp;		/* fingerprint (From_ line, header size): matches unstored UIDs */
 	uint16_t from_len;	/* From_ line with its LF */
 	int16_t tz_min;
 	uint8_t flags;		/* MBOX_* current, including MBOX_RECENT */

@@ -48,10 +48,11 @@ wbuf_str(struct wbuf *b, const char *s)
 static int
 wbuf_pad(struct wbuf *b, size_t n)
 {
-	static const char sp[64] = "                                                               ";
+	static const char sp[] = "                                ";
 
 	while (n > 0) {
-		size_t k = n < sizeof(sp) ? n : sizeof(sp);
+		/* the spaces, not the terminating NUL */
+		size_t k = n < sizeof(sp) - 1 ? n : sizeof(sp) - 1;
 
 		if (wbuf_add(b, sp, k) < 0)
 			return -1;
@@ -67,7 +68,8 @@ status_value(char *buf, size_t size, unsigned flags, int old)
 	/* fixed width 3: " RO" or " O " so \Seen toggles in place */
 	snprintf(buf, size, " %s%s", (flags & MBOX_SEEN) ? "R" : "", old ? "O" : "");
 	if (strlen(buf) < 3)
-		snprintf(buf + strlen(buf), size - strlen(buf), "%s", strlen(buf) == 1 ? "  " : " ");
+		snprintf(buf + strlen(buf), size - strlen(buf), "%s",
+		    strlen(buf) == 1 ? "  " : " ");
 }
 
 static void

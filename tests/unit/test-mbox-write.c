@@ -89,7 +89,13 @@ test_first_rw_open_persists(void **state)
 	assert_string_equal(h, "Subject: one\n\n");
 	free(h);
 	mbox_free(&mb);
-	f = read_file(t.path, NULL);
+	{
+		size_t flen;
+
+		f = read_file(t.path, &flen);
+		/* padding is spaces, never anything else */
+		assert_null(memchr(f, 0, flen));
+	}
 	assert_non_null(strstr(f, "X-IMAPbase: "));
 	assert_non_null(strstr(f, "X-UID: 3\n"));
 	assert_non_null(strstr(f, "Status: O \n"));
