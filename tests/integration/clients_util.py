@@ -79,6 +79,7 @@ class MboxMessage:
         self.from_line = from_line
         self.header_lines = header_lines      # raw lines, continuation lines kept, LF ends
         self.body = body
+        self.separator = b"\n"                 # the blank line after the header, as stored
 
     def fields(self, name):
         name = name.lower().encode()
@@ -138,7 +139,7 @@ class MboxMessage:
             skipping = name in META_HEADERS
             if not skipping:
                 keep.append(ln)
-        return b"".join(keep) + b"\n" + self.body
+        return b"".join(keep) + self.separator + self.body
 
 
 FROM_RE = re.compile(rb"^From \S*[ \t]+.*\d\d:\d\d")
@@ -160,13 +161,11 @@ def parse_mbox(data):
             chunk = chunk[:-1]
         elif n + 1 == len(starts) and chunk and chunk[-1] == b"":
             chunk = chunk[:-1]
-        try:
-            blank = chunk.index(b"")
-        except ValueError:
-            blank = len(chunk)
+        blank = next((i for i, ln in enumerate(chunk) if ln in (b"", b"\r")), len(chunk))
         hdr = [ln + b"\n" for ln in chunk[:blank]]
         body = b"".join(ln + b"\n" for ln in chunk[blank + 1:])
         m = MboxMessage(lines[s], hdr, body)
+        m.separator = chunk[blank] + b"\n" if blank < len(chunk) else b""
         if m.field("X-IMAP") is not None:
             continue
         msgs.append(m)
