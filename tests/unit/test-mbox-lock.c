@@ -6,6 +6,8 @@
 #include <cmocka.h>
 #include <lockfile.h>
 #include <signal.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/wait.h>
 
 #include "mbox/mbox-lock.h"
@@ -203,6 +205,64 @@ test_store_waits_for_mda(void **state)
 	tdir_clean(&t);
 }
 
+/*
+ * A spool directory the user may not write (Debian's /var/mail: root:mail 2775): the
+ * dotlock is made by liblockfile's setgid helper dotlockfile(1).  Needs root (to become
+ * nobody) and the helper; skipped otherwise.
+ */
+static void
+test_dotlock_helper(void **state)
+{
+	struct tdir t;
+	struct group *mail = getgrnam("mail");
+	struct passwd *nobody = getpwnam("nobody");
+	char spool[400], box[450], dot[460];
+	int st;
+	pid_t pid;
+	(void)state;
+
+	if (geteuid() != 0 || mail == NULL || nobody == NULL ||
+	    access("/usr/bin/dotlockfile", X_OK) != 0) {
+		skip();
+		return;
+	}
+	tdir_make(&t);
+	snprintf(spool, sizeof(spool), "%s/spool", t.dir);
+	snprintf(box, sizeof(box), "%s/nobody", spool);
+	snprintf(dot, sizeof(dot), "%s.lock", box);
+	assert_int_equal(chmod(t.dir, 0755), 0);
+	assert_int_equal(mkdir(spool, 02775), 0);
+	assert_int_equal(chown(spool, 0, mail->gr_gid), 0);
+	assert_int_equal(chmod(spool, 02775), 0);
+	write_file(box, "", 0);
+	assert_int_equal(chown(box, nobody->pw_uid, mail->gr_gid), 0);
+	pid = fork();
+	if (pid == 0) {
+		struct mbox_lock lk = MBOX_LOCK_INIT;
+		struct mbox_error err;
+		int fd;
+
+		if (setgroups(0, NULL) < 0 || setgid(nobody->pw_gid) < 0 ||
+		    setuid(nobody->pw_uid) < 0)
+			_exit(2);
+		/* the user cannot create files in the spool directory itself */
+		if (access(spool, W_OK) == 0)
+			_exit(3);
+		fd = open(box, O_RDWR);
+		if (fd < 0 || mbox_lock_acquire(&lk, fd, box, 1, 3000, &err) < 0)
+			_exit(4);
+		if (access(dot, F_OK) != 0)
+			_exit(5);
+		if (mbox_lock_release(&lk, &err) < 0 || access(dot, F_OK) == 0)
+			_exit(6);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	tdir_clean(&t);
+}
+
 int
 main(void)
 {
@@ -211,6 +271,7 @@ main(void)
 		cmocka_unit_test(test_fcntl_only_holder),
 		cmocka_unit_test(test_stale_dotlock),
 		cmocka_unit_test(test_store_waits_for_mda),
+		cmocka_unit_test(test_dotlock_helper),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
