@@ -140,3 +140,27 @@ def test_curl_fetches_every_fixture_as_stored(tcp, mailstore):
         assert r.returncode == 0, (name, r.stderr)
         assert b"\n" not in r.stdout.replace(b"\r\n", b""), name
         assert crlf_to_lf(r.stdout) == crlf_to_lf(stored[uid - 1].visible()), name
+
+
+def test_curl_international_mailbox_names(tcp, mailstore, tmp_path):
+    """Names are modified UTF-7 on the wire (RFC 3501 5.1.3) and on disk, as UW-IMAP and
+    Dovecot store them: a folder created by a client shows up as such a file, and mail
+    appended to it lands there."""
+    mailstore.write_inbox(b"")
+    r = curl(tcp, tcp.url(), "-X", 'CREATE "Entw&APw-rfe"')
+    assert r.returncode == 0, r.stderr
+    assert os.path.isfile(os.path.join(mailstore.mail_dir, "Entw&APw-rfe"))
+    mailstore.write_mailbox("&ZeVnLIqe-", build_mbox([fixture("plain-ascii.eml")]))
+    r = curl(tcp, tcp.url())
+    assert r.returncode == 0, r.stderr
+    listed = r.stdout.decode()
+    assert "Entw&APw-rfe" in listed and "&ZeVnLIqe-" in listed, listed
+    up = tmp_path / "up.eml"
+    up.write_bytes(simple_message("draft", "Noch nicht fertig.").replace(b"\n", b"\r\n"))
+    r = curl(tcp, tcp.url("Entw%26APw-rfe"), "-T", str(up))
+    assert r.returncode == 0, r.stderr
+    assert [m.subject for m in read_mbox(os.path.join(mailstore.mail_dir, "Entw&APw-rfe"))] \
+        == ["draft"]
+    r = curl(tcp, tcp.url("%26ZeVnLIqe-;UID=1"))
+    assert r.returncode == 0, r.stderr
+    assert b"Subject: Lunch on Thursday\r\n" in r.stdout

@@ -225,3 +225,39 @@ def curl_ok(tcp, *args):
             ([] if tcp.preauth else ["-u", f"{tcp.login}:{tcp.password}"]))
     assert r.returncode == 0, r.stderr
     return r
+
+
+def test_mutt_opens_and_lists_international_folders(tcp, mailstore, tmp_path):
+    """mutt speaks modified UTF-7 names (RFC 3501 5.1.3): its folder browser shows the
+    folder Entwürfe (stored as Entw&APw-rfe, as UW-IMAP and Dovecot store it) by its real
+    name, and opening it by that name selects the right file."""
+    mailstore.write_inbox(build_mbox([fixture("plain-ascii.eml")]))
+    mailstore.write_mailbox("Entw&APw-rfe", build_mbox([fixture("alternative.eml")]))
+    t, index, home = start_mutt(tcp, tmp_path, "Lunch on Thursday")
+    try:
+        t.keys("c")
+        t.wait_for("Open mailbox")
+        t.keys("C-u")
+        t.keys("-l", "=Entwürfe")
+        t.keys("Enter")
+        t.wait_for("Agenda for the server migration")
+        # The browser on the mail directory lists the folder by its decoded name.
+        t.keys("c")
+        t.wait_for("Open mailbox")
+        t.keys("C-u", "Tab")
+        browser = t.wait_for("Directory [")
+        entries = [ln.split()[-1] for ln in browser.splitlines() if " IMAP " in ln]
+        assert sorted(entries) == ["Entwürfe", "INBOX"], browser
+        # Leave the browser (back to the prompt), cancel the prompt, back in the index.
+        time.sleep(0.5)     # mutt drops keys typed ahead while the browser opens
+        t.keys("q")
+        time.sleep(0.5)
+        t.keys("C-g")
+        t.wait_for("Agenda for the server migration")
+        t.keys("q")
+        t.wait_exit()
+    except AssertionError:
+        show_debug(home)
+        raise
+    finally:
+        t.close()
