@@ -423,6 +423,8 @@ cmd_fetch(struct command *cmd)
 		resp_bad(cmd, "Invalid sequence set");
 		return;
 	}
+	/* Map the file again if another process shrank it: removed messages read empty. */
+	selected_refresh(sel);
 	n = mbox_count(sel->mb);
 	for (i = 0; i < n; i++) {
 		struct msg *msg;

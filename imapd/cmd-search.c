@@ -143,6 +143,7 @@ cmd_search(struct command *cmd)
 		resp_bad(cmd, "Invalid search: %s", why);
 		return;
 	}
+	selected_refresh(sel);
 	mime = search_needs_mime(prog);
 	n = sel->exists < mbox_count(sel->mb) ? sel->exists : mbox_count(sel->mb);
 	box.count = n;

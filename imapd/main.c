@@ -22,6 +22,7 @@
 #include "imapd/limits.h"
 #include "imapd/log.h"
 #include "imapd/session.h"
+#include "imapd/sigbus.h"
 #include "imapd/tls.h"
 #include "imapd/version.h"
 
@@ -174,6 +175,9 @@ main(int argc, char **argv)
 
 	/* A client that goes away mid-write must not kill us before we log it. */
 	signal(SIGPIPE, SIG_IGN);
+	/* A mailbox truncated by another program while mapped ends the session, not the
+	 * process (imapd/sigbus.h). */
+	sigbus_guard_install();
 
 	/* systemd without StandardInput=socket passes the connection as LISTEN_FDS. */
 	n = sd_listen_fds(1);

@@ -8,12 +8,14 @@
 #include "imapd/limits.h"
 #include "imapd/log.h"
 #include "imapd/resp.h"
+#include "imapd/sigbus.h"
 #include "imapd/tls.h"
 
 /* Capabilities: only what is implemented in full (never advertise a stub). */
 #define CAPS_BASE	"IMAP4rev1 LITERAL+ ID"
 /* After login: the extensions the selected/authenticated code implements. */
-#define CAPS_AUTH	" ENABLE CHILDREN NAMESPACE LIST-EXTENDED LIST-STATUS SPECIAL-USE STATUS=SIZE"
+#define CAPS_AUTH	" ENABLE IDLE UNSELECT UIDPLUS MULTIAPPEND MOVE ESEARCH CHILDREN NAMESPACE" \
+			" LIST-EXTENDED LIST-STATUS SPECIAL-USE STATUS=SIZE"
 
 bool
 session_plaintext_ok(const struct session *s)
@@ -215,6 +217,11 @@ run_command(struct session *s)
 	}
 	if (!cmd.answered)
 		resp_no(&cmd, "[SERVERBUG] Command not completed");
+	if (sigbus_guard_fired()) {
+		log_warnx("the mailbox file shrank while it was being read; ending the session");
+		bye(s, "[UNAVAILABLE] The mailbox was changed by another program; please reconnect");
+		return false;
+	}
 	if (io_failed(s->io)) {
 		log_warn("write to client failed");
 		return false;
