@@ -237,10 +237,16 @@ main(int argc, char **argv)
 			fatalx("--preauth serves the user running imapd, and never root");
 		if ((pw = getpwuid(getuid())) == NULL)
 			fatalx("no passwd entry for uid %ld", (long)getuid());
+		const char *home = getenv("HOME");
+
+		/* Run by the user, imapd takes the user's environment as mail readers do:
+		 * $HOME (and $MAIL, for INBOX) where set, else the passwd entry. */
+		if (home == NULL || home[0] != '/')
+			home = pw->pw_dir;
 		sess.preauth = true;
-		if (chdir(pw->pw_dir) == -1)
-			log_warn("chdir %s", pw->pw_dir);
-		session_logged_in(&sess, pw->pw_name, pw->pw_uid, pw->pw_gid, pw->pw_dir);
+		if (chdir(home) == -1)
+			log_warn("chdir %s", home);
+		session_logged_in(&sess, pw->pw_name, pw->pw_uid, pw->pw_gid, home);
 		log_info("preauth session");
 	} else
 		log_info("connection");

@@ -80,6 +80,18 @@ run_unit build
 echo "== integration tests"
 run_integration "$PWD/imapd/imapd"
 
+echo "== differential test against Dovecot's imap (tests/diff)"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "   skipped: needs root (it runs both servers as a throwaway user)"
+elif $PY tests/diff/diff.py --generated 1000 >/tmp/imapd-diff.$$ 2>&1; then
+	pass=$((pass + 1))
+	grep '^summary' /tmp/imapd-diff.$$
+else
+	tail -n 60 /tmp/imapd-diff.$$
+	note_fail "differential"
+fi
+rm -f /tmp/imapd-diff.$$
+
 echo "== sanitizer build (ASan + UBSan)"
 if make -s -j"$JOBS" B=build-san SAN=1 build-san/imapd/imapd unit; then
 	export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:verify_asan_link_order=0"

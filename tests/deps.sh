@@ -8,9 +8,9 @@ build="build-essential pkg-config libsystemd-dev libpam0g-dev libssl-dev liblock
 	liblockfile-bin zlib1g-dev"
 check="$build libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest libpam-wrapper
 	systemd curl openssl passwd procmail mutt isync offlineimap3 fetchmail getmail6 tmux
-	openbsd-inetd iproute2 groff-base"
+	openbsd-inetd iproute2 groff-base dovecot-imapd"
 demo="$build libpam-wrapper systemd curl python3"
-bench="$check dovecot-imapd"
+bench="$check"
 
 case "${1:-check}" in
 build) want=$build ;;
