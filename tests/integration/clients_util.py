@@ -220,7 +220,7 @@ class TcpServer:
     connection, on fd 0/1). stop() ends the listener and waits for every connection's process;
     one that does not exit fails the test."""
 
-    def __init__(self, pam, user, tmp, **extra):
+    def __init__(self, pam, user, tmp, args=(), **extra):
         self.user = user
         self.conf_dir = None
         self.kind = os.environ.get("IMAPD_CLIENTS_SERVER", "imapd")
@@ -258,7 +258,7 @@ class TcpServer:
             env.update(pam.env)
             for k in pam.env:
                 cmd += ["-E", k]
-            cmd += [IMAPD, "-d", "-c", conf]
+            cmd += [IMAPD, "-d", "-c", conf] + list(args)
             server = [IMAPD, "--preauth", "-c", conf]
         # The same server as a preauthenticated session run as the user: what a client's
         # tunnel command (ssh host imapd) starts.
@@ -372,6 +372,25 @@ def tcp(pam, user, mailstore, tmp_path):
     print("--- server log (tail) ---\n" + srv.log()[-6000:])
 
 
+@pytest.fixture(scope="module")
+def tls_cert():
+    """A self-signed certificate for 127.0.0.1 and localhost (the key readable by root, who
+    starts imapd); clients are told to trust exactly this certificate."""
+    need("openssl")
+    d = tempfile.mkdtemp(prefix="imapd-clients-tls-")
+    os.chmod(d, 0o755)
+    c = type("Cert", (), {})()
+    c.cert, c.key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    r = run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+             "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+             "-keyout", c.key, "-out", c.cert])
+    assert r.returncode == 0, r.stderr
+    os.chmod(c.key, 0o600)
+    os.chmod(c.cert, 0o644)
+    yield c
+    shutil.rmtree(d, ignore_errors=True)
+
+
 def need(prog):
     if shutil.which(prog) is None:
         pytest.skip(prog + " is not installed (tests/deps.sh check)")
@@ -401,3 +420,122 @@ def procmail(user, msg):
     r = run(["procmail", "-m", rc], input=msg, preexec_fn=as_user(user),
             env={"PATH": "/usr/bin:/bin", "HOME": user.home, "LOGNAME": user.name})
     assert r.returncode == 0, r.stderr
+
+
+# --- mutt in a detached tmux ----------------------------------------------------------------
+
+class Tmux:
+    """A private tmux server (its own socket) running one program; keys in, screen out."""
+
+    def __init__(self, tmp, cmd, env):
+        need("tmux")
+        self.sock = os.path.join(tmp, "tmux.sock")
+        self.env = env
+        self.tmux("new-session", "-d", "-x", "160", "-y", "40", "-s", "t", cmd)
+
+    def tmux(self, *args):
+        return subprocess.run(["tmux", "-S", self.sock] + list(args), env=self.env,
+                              capture_output=True, timeout=20)
+
+    def screen(self):
+        return self.tmux("capture-pane", "-p", "-t", "t").stdout.decode("utf-8", "replace")
+
+    def keys(self, *keys):
+        self.tmux("send-keys", "-t", "t", *keys)
+
+    def wait_for(self, text, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            s = self.screen()
+            if text in s:
+                return s
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} never appeared on the screen:\n" + self.screen())
+
+    def wait_line(self, text, mark, timeout=20):
+        """Waits until the index line showing text carries the status mark."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for ln in self.screen().splitlines():
+                if text in ln and mark in ln.split(text)[0]:
+                    return
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} not marked {mark!r}:\n" + self.screen())
+
+    def wait_gone(self, text, timeout=20):
+        deadline = time.time() + timeout
+        while text in self.screen():
+            if time.time() > deadline:
+                raise AssertionError(f"{text!r} still on the screen:\n" + self.screen())
+            time.sleep(0.1)
+
+    def running(self):
+        return self.tmux("has-session", "-t", "t").returncode == 0
+
+    def wait_exit(self, timeout=20):
+        deadline = time.time() + timeout
+        while self.running():
+            if time.time() > deadline:
+                raise AssertionError("the program did not exit:\n" + self.screen())
+            time.sleep(0.1)
+
+    def close(self):
+        self.tmux("kill-server")
+
+
+def start_mutt(tcp, tmp_path, ready, via="tcp", extra="", scheme="imap"):
+    """mutt on the user's INBOX in a detached tmux, once the text ready is on the screen.
+    via tcp: LOGIN through PAM on the listening port; via tunnel: mutt's `tunnel` command
+    starts imapd --preauth as the user, as `ssh host imapd` does. Returns (tmux, screen,
+    mutt's home)."""
+    need("mutt")
+    home = tmp_path / "mutthome"
+    home.mkdir()
+    rc = home / "muttrc"
+    tunnel = "set tunnel=\"%s\"" % tcp.tunnel if via == "tunnel" else ""
+    rc.write_text(f"""set imap_user="{tcp.login}"
+set imap_pass="{tcp.password}"
+set folder="{scheme}://{tcp.host}:{tcp.port}/"
+{tunnel}
+set spoolfile="+INBOX"
+set ssl_starttls=no
+set ssl_force_tls=no
+set imap_passive=yes
+set header_cache=""
+set message_cachedir=""
+set sort=mailbox-order
+set index_format="%4C [%Z] %s"
+set delete=yes
+set move=no
+set quit=yes
+set mark_old=no
+set wait_key=no
+set pager_stop=yes
+set pager_index_lines=0
+set sleep_time=0
+set charset="utf-8"
+set mailcap_path=""
+set implicit_autoview=no
+alternative_order text/plain
+{extra}
+""")
+    env = {"HOME": str(home), "TERM": "screen", "LANG": "C.UTF-8",
+           "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    # -d 2: mutt's debug log (with the IMAP exchange) in its home, shown when a step fails.
+    cmd = f"mutt -d 2 -n -F {rc} -f {scheme}://{tcp.host}:{tcp.port}/INBOX"
+
+    def start():
+        t = Tmux(str(tmp_path), cmd, env)
+        try:
+            return t, t.wait_for(ready)
+        except AssertionError:
+            t.close()
+            raise
+    t, screen = tcp.pam_retry(start)
+    return t, screen, home
+
+
+def show_debug(home):
+    dbg = home / ".muttdebug0"
+    if dbg.exists():
+        print("--- mutt debug log (tail) ---\n" + dbg.read_text(errors="replace")[-8000:])
