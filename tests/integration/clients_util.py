@@ -8,6 +8,7 @@ Set IMAPD_CLIENTS_SERVER=dovecot to run the same client scripts against Debian's
 failing case is imapd's and not the test's. The default, and what `make check` runs, is imapd
 with LOGIN through PAM.
 """
+import imaplib
 import os
 import re
 import shlex
@@ -389,6 +390,23 @@ def tls_cert():
     os.chmod(c.cert, 0o644)
     yield c
     shutil.rmtree(d, ignore_errors=True)
+
+
+def imap_connect(tcp):
+    """An imaplib client logged in over TCP (or greeted with PREAUTH)."""
+    def step():
+        c = imaplib.IMAP4(tcp.host, tcp.port, timeout=30)
+        if c.state != "AUTH":
+            try:
+                c.login(tcp.login, tcp.password)
+            except imaplib.IMAP4.error as e:
+                try:
+                    c.shutdown()
+                except OSError:
+                    pass
+                raise AssertionError("LOGIN failed: %s" % e)
+        return c
+    return tcp.pam_retry(step)
 
 
 def need(prog):

@@ -1,28 +1,18 @@
 """Mail delivered by procmail (a real MDA, writing the throwaway user's spool with its own
 locking) while an IMAP client is connected to imapd: the client in IDLE is told of the new
 message, a client polling with NOOP sees it, and what it fetches is what procmail wrote."""
-import imaplib
 import re
 import time
 
 import clients_util
-from clients_util import (CORPUS, build_mbox, crlf_to_lf, fixture, procmail, read_mbox,
-                          simple_message)
+from clients_util import (CORPUS, build_mbox, crlf_to_lf, fixture, imap_connect, procmail,
+                          read_mbox, simple_message)
 
 tcp = clients_util.tcp  # the fixture: imapd on a loopback TCP port
 
 
 def connect(tcp):
-    def step():
-        c = imaplib.IMAP4(tcp.host, tcp.port, timeout=30)
-        if c.state != "AUTH":
-            try:
-                c.login(tcp.login, tcp.password)
-            except imaplib.IMAP4.error as e:
-                close(c)
-                raise AssertionError("LOGIN failed: %s" % e)
-        return c
-    return tcp.pam_retry(step)
+    return imap_connect(tcp)
 
 
 def close(c):

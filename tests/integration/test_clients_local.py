@@ -2,7 +2,6 @@
 shell-account host: mutt, run as the user on /var/mail/USER directly (its own locking), sees
 what IMAP clients did to the flags, and an IMAP session that stays open sees what mutt did
 (EXPUNGE, FLAGS) with UIDs and UIDVALIDITY kept."""
-import imaplib
 import os
 import re
 import shutil
@@ -11,8 +10,8 @@ import tempfile
 import pytest
 
 import clients_util
-from clients_util import (CORPUS, Tmux, build_mbox, crlf_to_lf, fixture, need, read_mbox,
-                          subjects)
+from clients_util import (CORPUS, Tmux, build_mbox, crlf_to_lf, fixture, imap_connect, need,
+                          read_mbox, subjects)
 
 tcp = clients_util.tcp  # the fixture: imapd on a loopback TCP port
 
@@ -59,10 +58,8 @@ def test_local_mutt_and_imap_on_one_spool(tcp, user, mailstore):
         pytest.skip("Dovecot writes flags into the mbox lazily")
     inbox = [fixture(n) for n in CORPUS]
     mailstore.write_inbox(build_mbox(inbox))
-    c = imaplib.IMAP4(tcp.host, tcp.port, timeout=30)
+    c = imap_connect(tcp)
     try:
-        if c.state != "AUTH":
-            tcp.pam_retry(lambda: c.login(tcp.login, tcp.password))
         typ, data = c.select("INBOX")
         assert data == [b"5"]
         uidvalidity = c.untagged_responses["UIDVALIDITY"][-1]
@@ -117,9 +114,7 @@ def test_local_mutt_and_imap_on_one_spool(tcp, user, mailstore):
         except OSError:
             pass
     # A new session: UIDVALIDITY has not changed.
-    c = imaplib.IMAP4(tcp.host, tcp.port, timeout=30)
-    if c.state != "AUTH":
-        tcp.pam_retry(lambda: c.login(tcp.login, tcp.password))
+    c = imap_connect(tcp)
     c.select("INBOX", readonly=True)
     assert c.untagged_responses["UIDVALIDITY"][-1] == uidvalidity
     c.logout()

@@ -1,6 +1,7 @@
 """mutt against imapd on a loopback TCP port, driven through a detached tmux as a user would
 drive it: the index, the pager, flagging, deleting, syncing; the mbox file read back after."""
 import os
+import re
 import time
 
 import pytest
@@ -95,10 +96,27 @@ def test_mutt_sees_delivery_and_other_sessions(tcp, user, mailstore, tmp_path):
         raise
     finally:
         t.close()
+    # mutt waited in IDLE (RFC 2177) and the delivery came to it there.
+    sent_before = last_command_before((home / ".muttdebug0").read_text(errors="replace"),
+                                      "< * 4 EXISTS")
+    assert re.fullmatch(r"a\d+ IDLE", sent_before or ""), sent_before
     stored = read_mbox(mailstore.inbox)
     assert [m.subject for m in stored] == ["Lunch on Thursday", "delivered while mutt reads"]
     assert stored[0].flags == {"\\Flagged"}
     assert stored[1].body == b"Hello mutt.\n\n" or stored[1].body == b"Hello mutt.\n"
+
+
+def last_command_before(debug_log, server_line):
+    """The last command mutt sent (its -d 2 log) before the server line that ends with
+    server_line."""
+    last = None
+    for ln in debug_log.splitlines():
+        m = re.match(r"\[[^]]*\] \d+> (.*)", ln)
+        if m:
+            last = m.group(1)
+        elif ln.endswith(server_line):
+            return last
+    return None
 
 
 def curl_ok(tcp, *args):
