@@ -1,8 +1,10 @@
 """mbsync (isync) against imapd on a loopback TCP port: a full sync of INBOX and a second
 mailbox to a local Maildir, an incremental run that fetches only newly delivered mail, and local
 flag changes and deletions that reach the mbox file."""
+import json
 import os
 import re
+import sys
 
 import clients_util
 from clients_util import (CORPUS, build_mbox, crlf_to_lf, fixture, need, read_mbox, run,
@@ -42,7 +44,6 @@ User {tcp.login}
 Pass {tcp.password}
 SSLType None
 AuthMechs LOGIN
-PipelineDepth 1
 
 IMAPStore far
 Account srv
@@ -166,6 +167,7 @@ def test_mbsync_uploads_local_mail(tcp, mailstore, tmp_path):
 
 
 
+GEN = os.path.join(os.path.dirname(__file__), "..", "bench", "gen-mbox.py")
 FOREIGN = os.path.join(os.path.dirname(__file__), "..", "fixtures", "mbox-foreign")
 
 
@@ -219,3 +221,39 @@ def test_mbsync_keeps_uids_and_flags_of_mboxes_other_servers_wrote(tcp, mailstor
                                  rb"X-Keywords|Content-Length):", body.split(b"\n\n")[0])
         # Unseen mail lands in new/, the rest in cur/.
         assert all(n.startswith("new/") == ("S" not in maildir_flags(n)) for n in got), got
+
+
+def test_mbsync_a_thousand_messages(tcp, mailstore, tmp_path):
+    """A mailbox of realistic size and variety (tests/bench/gen-mbox.py, 1000 messages,
+    16 MB): everything arrives intact; flags set locally on the messages the generator's
+    manifest names come back to the file on exactly those messages, and the server's SEARCH
+    finds them."""
+    out = tmp_path / "gen.mbox"
+    manifest = tmp_path / "gen.json"
+    r = run([sys.executable, GEN, "--seed", "11", "--messages", "1000", "--manifest",
+             str(manifest), str(out)])
+    assert r.returncode == 0, r.stderr
+    mailstore.write_inbox(out.read_bytes())
+    want = json.loads(manifest.read_text())["subject_msgs"]
+    assert len(want) >= 5, want
+    sync = Mbsync(tcp, str(tmp_path))
+    sync.run()
+    got = maildir_files(sync.box("INBOX"))
+    far = sync_state(sync.box("INBOX"))[1]
+    stored = read_mbox(mailstore.inbox)
+    assert len(got) == len(stored) == 1000
+    by_uid = {far[maildir_uid(n)]: n for n in got}
+    for uid, m in enumerate(stored, 1):
+        body = re.sub(rb"(?m)^X-TUID: \S+\n", b"", crlf_to_lf(got[by_uid[uid]]), count=1)
+        assert body == m.visible(), uid
+    # Flag the manifest's messages locally (UID = position: a fresh mailbox).
+    for uid in want:
+        old = os.path.join(sync.box("INBOX"), by_uid[uid])
+        base = os.path.basename(old).split(":2,")[0]
+        os.rename(old, os.path.join(sync.box("INBOX"), "cur", base + ":2,F"))
+    sync.run()
+    stored = read_mbox(mailstore.inbox)
+    assert [i for i, m in enumerate(stored, 1) if "\\Flagged" in m.flags] == want
+    r = run(["curl", "-sS", tcp.url("INBOX"), "-X", "UID SEARCH FLAGGED"] +
+            ([] if tcp.preauth else ["-u", f"{tcp.login}:{tcp.password}"]))
+    assert [int(x) for x in r.stdout.split()[2:]] == want, r.stdout
