@@ -4,7 +4,7 @@ and the mbox files are read back."""
 import os
 
 import clients_util
-from clients_util import (build_mbox, crlf_to_lf, fixture, need, read_mbox, run,
+from clients_util import (build_mbox, crlf_to_lf, fixture, imap_connect, need, read_mbox, run,
                           simple_message, subjects)
 
 tcp = clients_util.tcp  # the fixture: imapd on a loopback TCP port
@@ -86,3 +86,21 @@ folderfilter = lambda f: f in ["INBOX", "Work"]
     up = b"".join(ln for ln in w[1].visible().splitlines(True)
                   if not ln.startswith(b"X-OfflineIMAP:"))
     assert up == msg
+
+    # Deleted locally: gone from the server. Expunged on the server (another client): gone
+    # from the Maildir. The rest stays as it was.
+    files = maildir(str(local / "INBOX"))
+    agenda = [n for n, b in files.items() if b"Subject: Agenda for the server" in b][0]
+    os.unlink(local / "INBOX" / agenda)
+    c = imap_connect(tcp)
+    c.select("Work")
+    typ, data = c.uid("STORE", "1", "+FLAGS.SILENT", "(\\Deleted)")
+    assert typ == "OK", data
+    assert c.expunge()[0] == "OK"
+    c.logout()
+    sync()
+    assert [m.subject for m in read_mbox(mailstore.inbox)] == subjects(inbox[:1] + inbox[2:])
+    assert [m.subject for m in read_mbox(work)] == ["written offline"]
+    local_work = [b for b in maildir(str(local / "Work")).values()]
+    assert len(local_work) == 1 and b"Subject: written offline" in local_work[0]
+    assert len(maildir(str(local / "INBOX"))) == 2
