@@ -4,6 +4,7 @@ compare what the retriever delivered with the mbox file and read the file back a
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -11,8 +12,8 @@ import time
 import pytest
 
 import clients_util
-from clients_util import (CORPUS, as_user, build_mbox, crlf_to_lf, fixture, need, read_mbox, run,
-                          simple_message, subjects)
+from clients_util import (CORPUS, as_user, build_mbox, crlf_to_lf, fixture, need, procmail,
+                          read_mbox, run, simple_message, subjects)
 
 tcp = clients_util.tcp  # the fixture: imapd on a loopback TCP port
 
@@ -209,3 +210,84 @@ verbose = 0
     got = [crlf_to_lf(m) for m in getmail_maildir(md)]
     assert len(got) == 8 and sum(b"Subject: last one\n" in m for m in got) == 1
     assert read_mbox(mailstore.inbox) == [] and read_mbox(work) == []
+
+
+def test_getmail_idle_picks_up_delivery(tcp, user, mailstore):
+    """getmail --idle: it fetches what is there, waits in IDLE (RFC 2177), and fetches the
+    message procmail delivers while it waits."""
+    need("getmail")
+    if tcp.preauth:
+        pytest.skip("getmail cannot use a PREAUTH greeting")
+    mailstore.write_inbox(build_mbox([fixture(n) for n in CORPUS[:2]]))
+    top = tempfile.mkdtemp(prefix="getmail-", dir=user.home)
+    proc = None
+    try:
+        md = os.path.join(top, "Maildir")
+        gdir = os.path.join(top, "getmail")
+        for d in [os.path.join(md, s) for s in ("new", "cur", "tmp")] + [gdir]:
+            os.makedirs(d)
+        rc = os.path.join(gdir, "getmailrc")
+        with open(rc, "w") as f:
+            f.write(f"""[retriever]
+type = SimpleIMAPRetriever
+server = {tcp.host}
+port = {tcp.port}
+username = {tcp.login}
+password = {tcp.password}
+mailboxes = ("INBOX",)
+record_mailbox = false
+
+[destination]
+type = Maildir
+path = {md}/
+
+[options]
+read_all = false
+delete = false
+delivered_to = false
+received = false
+verbose = 0
+""")
+        for root, dirs, files in os.walk(top):
+            for n in [root] + [os.path.join(root, x) for x in files]:
+                os.chown(n, user.uid, user.gid)
+
+        def wait_count(n, timeout=15):
+            deadline = time.time() + timeout
+            while time.time() < deadline:
+                if len(getmail_maildir(md)) >= n:
+                    return getmail_maildir(md)
+                assert proc.poll() is None, proc.communicate()
+                time.sleep(0.1)
+            raise AssertionError("getmail has %d messages, not %d" % (
+                len(getmail_maildir(md)), n))
+
+        def start():
+            nonlocal proc
+            proc = subprocess.Popen(
+                ["getmail", f"--rcfile={rc}", f"--getmaildir={gdir}", "--idle=INBOX"],
+                preexec_fn=as_user(user), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                env={"HOME": user.home, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+            try:
+                return wait_count(2)
+            except AssertionError:
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait()
+                raise
+        tcp.pam_retry(start)
+        time.sleep(1)       # let it settle into IDLE
+        procmail(user, simple_message("for getmail in IDLE", "Straight through."))
+        got = wait_count(3)
+        stored = read_mbox(mailstore.inbox)
+        assert sorted(unfold(crlf_to_lf(m)) for m in got) == sorted(
+            unfold(m.visible()) for m in stored)
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(top, ignore_errors=True)
