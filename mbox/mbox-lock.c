@@ -84,31 +84,24 @@ drop_fcntl(int fd)
 	(void)fcntl(fd, F_SETLK, &fl);
 }
 
+/* One try at the dotlock: 1 taken, 0 busy, -1 error. */
 static int
-take_dotlock(const char *dotpath, long deadline, struct mbox_error *err_r)
+try_dotlock(const char *dotpath, struct mbox_error *err_r)
 {
-	int round = 0, r;
+	int r, e;
 
-	for (;;) {
-		/* No retries inside liblockfile: it sleeps 5 s and more between them.  One try
-		 * still removes a stale lock and tries again at once. */
-		r = lockfile_create(dotpath, 0, L_PID);
-		if (r == L_SUCCESS)
-			return 0;
-		if (r != L_MAXTRYS) {
-			int e = errno != 0 ? errno : EACCES;
-
-			mbox_set_error(err_r, e, "cannot create dotlock %s (liblockfile %d): %s",
-			    dotpath, r, strerror(e));
-			return -1;
-		}
-		if (now_ms() >= deadline) {
-			mbox_set_error(err_r, ETIMEDOUT,
-			    "mailbox is dotlocked by another process");
-			return -1;
-		}
-		backoff(&round);
-	}
+	/* No retries inside liblockfile: it sleeps 5 s and more between them.  One try
+	 * still removes a stale lock and tries again at once. */
+	errno = 0;
+	r = lockfile_create(dotpath, 0, L_PID);
+	if (r == L_SUCCESS)
+		return 1;
+	if (r == L_MAXTRYS)
+		return 0;
+	e = errno != 0 ? errno : EACCES;
+	mbox_set_error(err_r, e, "cannot create dotlock %s (liblockfile %d): %s", dotpath, r,
+	    strerror(e));
+	return -1;
 }
 
 int
@@ -117,30 +110,51 @@ mbox_lock_acquire(struct mbox_lock *lk, int fd, const char *path, int write, int
 {
 	long deadline = now_ms() + timeout_ms;
 	size_t n = strlen(path);
+	int round = 0;
 
 	lk->fd = -1;
 	lk->fcntl_held = 0;
 	lk->dot_held = 0;
-	lk->dotpath = NULL;
-	if (take_fcntl(fd, write, deadline, err_r) < 0)
-		return -1;
-	lk->fd = fd;
-	lk->fcntl_held = 1;
 	lk->dotpath = malloc(n + 6);
 	if (lk->dotpath == NULL) {
 		mbox_set_error(err_r, ENOMEM, "out of memory");
-		goto fail;
+		return -1;
 	}
 	memcpy(lk->dotpath, path, n);
 	memcpy(lk->dotpath + n, ".lock", 6);
-	if (take_dotlock(lk->dotpath, deadline, err_r) < 0)
-		goto fail;
+	/*
+	 * fcntl first, then the dotlock (Debian Policy 11.6). procmail takes them the other
+	 * way round, so while the dotlock is busy the fcntl lock is let go between tries:
+	 * holding one while waiting for the other would stall both until the timeout.
+	 */
+	for (;;) {
+		int r;
+
+		if (take_fcntl(fd, write, deadline, err_r) < 0)
+			goto fail;
+		lk->fd = fd;
+		lk->fcntl_held = 1;
+		r = try_dotlock(lk->dotpath, err_r);
+		if (r == 1)
+			break;
+		drop_fcntl(fd);
+		lk->fcntl_held = 0;
+		lk->fd = -1;
+		if (r < 0)
+			goto fail;
+		if (now_ms() >= deadline) {
+			mbox_set_error(err_r, ETIMEDOUT, "mailbox is dotlocked by another process");
+			goto fail;
+		}
+		backoff(&round);
+	}
 	lk->dot_held = 1;
 	return 0;
 fail:
 	free(lk->dotpath);
 	lk->dotpath = NULL;
-	drop_fcntl(fd);
+	if (lk->fcntl_held)
+		drop_fcntl(fd);
 	lk->fcntl_held = 0;
 	lk->fd = -1;
 	return -1;

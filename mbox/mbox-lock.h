@@ -6,7 +6,8 @@
  * directory is not writable by the user).  Release is in the reverse order.  Stale dotlocks
  * are handled by liblockfile: one naming a dead process, or older than five minutes, is
  * removed.  Both locks are retried with short sleeps until the timeout, never with a wait
- * that blocks forever.
+ * that blocks forever; while the dotlock is busy the fcntl lock is let go between tries,
+ * since procmail takes the two in the other order.
  *
  * fcntl() locks belong to the process: a process must not lock the same file twice through
  * two descriptors, and closing any descriptor of the file drops them.  The store only holds
