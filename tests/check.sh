@@ -113,14 +113,17 @@ if make -s -j"$JOBS" fuzz; then
 		work=$(mktemp -d)
 		[ -d "tests/fuzz/corpus/$name" ] && cp -r "tests/fuzz/corpus/$name/." "$work/"
 		if "$f" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
+			-artifact_prefix="$work.art-" \
 			-print_final_stats=0 "$work" >"$work.log" 2>&1; then
 			pass=$((pass + 1))
 			echo "   fuzz-$name: ok ($(grep -c . "$work.log") log lines)"
 		else
 			tail -n 40 "$work.log"
+			# Keep the input that failed, outside the source tree.
+			cp "$work".art-* build-fuzz/ 2>/dev/null && echo "   input kept in build-fuzz/"
 			note_fail "fuzz-$name"
 		fi
-		rm -rf "$work" "$work.log"
+		rm -rf "$work" "$work.log" "$work".art-*
 	done
 else
 	note_fail "fuzz-build"

@@ -389,10 +389,12 @@ def test_tcp_through_systemd_socket_activate(pam, user, tmp_path, inetd):
     pam.add(user.name, user.password)
     p, port = activate(pam, user, tmp_path, inetd)
     try:
-        # Two clients at once: one process per connection.
+        # Two clients at once: one process per connection. The second connects after the
+        # first has logged in: pam_wrapper, the test PAM library, races when two processes
+        # start at the same instant (its per-process directories).
         c1 = imaplib.IMAP4("127.0.0.1", port)
-        c2 = imaplib.IMAP4("127.0.0.1", port)
         assert c1.login(user.name, user.password)[0] == "OK"
+        c2 = imaplib.IMAP4("127.0.0.1", port)
         assert c2.login(user.name, user.password)[0] == "OK"
         assert c1.noop()[0] == "OK"
         assert c1.logout()[0] == "BYE"
