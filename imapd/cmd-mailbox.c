@@ -668,9 +668,11 @@ name_args(struct command *cmd, size_t n, const char **name_r, size_t *len_r,
 	return true;
 }
 
-/* RFC 3501 6.3.3 */
-void
-cmd_create(struct command *cmd)
+/* CREATE and DELETE: one mailbox name, one folder operation, a plain completion. */
+static void
+one_name_op(struct command *cmd, const char *what,
+    enum folder_status (*op)(const struct folder_root *, const char *, size_t,
+	struct folder_error *))
 {
 	const char *name;
 	size_t len;
@@ -680,32 +682,26 @@ cmd_create(struct command *cmd)
 
 	if (!name_args(cmd, 1, &name, &len, NULL, NULL) || (root = root_open(cmd)) == NULL)
 		return;
-	st = folder_create(root, name, len, &err);
+	st = op(root, name, len, &err);
 	folder_root_free(&root);
 	if (st != FOLDER_OK)
-		folder_no(cmd, "CREATE", st, &err);
+		folder_no(cmd, what, st, &err);
 	else
-		resp_ok(cmd, "CREATE completed");
+		resp_ok(cmd, "%s completed", what);
+}
+
+/* RFC 3501 6.3.3 */
+void
+cmd_create(struct command *cmd)
+{
+	one_name_op(cmd, "CREATE", folder_create);
 }
 
 /* RFC 3501 6.3.4 */
 void
 cmd_delete(struct command *cmd)
 {
-	const char *name;
-	size_t len;
-	struct folder_root *root;
-	struct folder_error err = { 0 };
-	enum folder_status st;
-
-	if (!name_args(cmd, 1, &name, &len, NULL, NULL) || (root = root_open(cmd)) == NULL)
-		return;
-	st = folder_delete(root, name, len, &err);
-	folder_root_free(&root);
-	if (st != FOLDER_OK)
-		folder_no(cmd, "DELETE", st, &err);
-	else
-		resp_ok(cmd, "DELETE completed");
+	one_name_op(cmd, "DELETE", folder_delete);
 }
 
 /*
