@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import time
 
-from conftest import IMAPD, ROOT, user_config
+from conftest import IMAPD, ROOT, free_port, user_config, wait_listening
 
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "messages")
 DOVECOT_IMAP = "/usr/lib/dovecot/imap"
@@ -184,14 +184,6 @@ def crlf_to_lf(b):
     return b.replace(b"\r\n", b"\n")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def children_of(pid):
     out = []
     for d in os.listdir("/proc"):
@@ -269,13 +261,9 @@ class TcpServer:
         self.logf = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, env=full, stdout=self.logf, stderr=subprocess.STDOUT,
                                      start_new_session=True)
-        for _ in range(200):
-            try:
-                socket.create_connection((self.host, self.port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.025)
-        else:
+        try:
+            wait_listening(self.port, self.proc)
+        except AssertionError:
             self.stop()
             raise AssertionError("socket activation did not listen: " + self.log())
 

@@ -91,8 +91,36 @@ def clean_pam_wrapper_dirs():
 clean_pam_wrapper_dirs()
 
 
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_listening(port, proc=None, timeout=15):
+    """Waits until a socket listens on 127.0.0.1:port, reading /proc/net/tcp rather than
+    connecting: a probe connection makes an activator start a server process that exits at
+    once, and pam_wrapper's per-process directories race when such a process starts next to
+    the first real client's."""
+    want = "0100007F:%04X" % port
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with open("/proc/net/tcp") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 3 and fields[1] == want and fields[3] == "0A":
+                    return
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"listener exited early: {proc.returncode}")
+        time.sleep(0.02)
+    raise AssertionError(f"nothing listens on port {port}")
+
+
 class Pam:
     def __init__(self, d, service="imap"):
+        clean_pam_wrapper_dirs()
         self.dir = d
         self.service = service
         self.passdb = os.path.join(d, "passdb")

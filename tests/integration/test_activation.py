@@ -23,31 +23,10 @@ import time
 
 import pytest
 
-from conftest import IMAPD, ROOT, sanitizer_env, user_config
+from conftest import IMAPD, ROOT, free_port, sanitizer_env, user_config, wait_listening
 
 UNITS = os.path.join(ROOT, "systemd")
 SHIPPED_BIN = "/usr/sbin/imapd"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_port(port, proc, timeout=15):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"listener exited early: {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"nothing listens on port {port}")
 
 
 def stop(proc, sig=signal.SIGTERM):
@@ -219,7 +198,7 @@ def test_imapd_service_under_socket_activate(setup, user, cert, inetd):
     port = free_port()
     p = socket_activate(port, adapt(exec_start("imapd@.service"), conf), env, inetd)
     try:
-        wait_port(port, p)
+        wait_listening(port, p)
 
         def two_sessions():
             a = imaplib.IMAP4("127.0.0.1", port)
@@ -237,7 +216,7 @@ def test_imapd_service_under_socket_activate(setup, user, cert, inetd):
         stop(p)
     err = p.stderr.read().decode()
     spawned = re.findall(r"as PID (\d+)", err)
-    assert len(spawned) >= 3 and len(set(spawned)) == len(spawned), err
+    assert len(spawned) >= 2 and len(set(spawned)) == len(spawned), err
 
 
 def test_imaps_service_under_socket_activate(setup, user, cert):
@@ -245,7 +224,7 @@ def test_imaps_service_under_socket_activate(setup, user, cert):
     port = free_port()
     p = socket_activate(port, adapt(exec_start("imaps@.service"), conf), env)
     try:
-        wait_port(port, p)
+        wait_listening(port, p)
 
         def session():
             c = imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=tls_ctx(cert))
@@ -265,7 +244,9 @@ def test_listening_socket_is_refused(setup):
                           IMAPD, "-d", "-c", conf], stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     try:
-        wait_port(port, p)
+        wait_listening(port, p)
+        # Without Accept=yes the activator starts imapd on the first connection.
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
         rc = p.wait(15)
     finally:
         stop(p)
@@ -304,8 +285,8 @@ def test_openbsd_inetd_runs_the_shipped_lines(tmp_path, setup, user, cert):
     p = subprocess.Popen([inetd, "-d", "-E", str(inetd_conf)], stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     try:
-        wait_port(ports["imap2"], p)
-        wait_port(ports["imaps"], p)
+        wait_listening(ports["imap2"], p)
+        wait_listening(ports["imaps"], p)
         pwrap_retry(lambda: starttls_session(ports["imap2"], user, cert))
         pwrap_retry(lambda: imaps_session(ports["imaps"], user, cert))
     finally:
@@ -363,8 +344,8 @@ def test_xinetd_runs_the_shipped_file(tmp_path, setup, user, cert):
                           str(tmp_path / "xinetd.pid")], stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     try:
-        wait_port(ports["imap2"], p)
-        wait_port(ports["imaps"], p)
+        wait_listening(ports["imap2"], p)
+        wait_listening(ports["imaps"], p)
         pwrap_retry(lambda: starttls_session(ports["imap2"], user, cert))
         pwrap_retry(lambda: imaps_session(ports["imaps"], user, cert))
     finally:

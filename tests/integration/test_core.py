@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import IMAPD, Raw, user_config, sanitizer_env
+from conftest import IMAPD, Raw, free_port, sanitizer_env, user_config, wait_listening
 
 
 def greet(raw):
@@ -353,14 +353,6 @@ def test_expired_account(server_factory, pam, tmp_path):
         subprocess.run(["userdel", name], check=False)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def activate(pam, user, tmp_path, inetd=True):
     port = free_port()
     conf = tmp_path / "imapd.conf"
@@ -375,12 +367,7 @@ def activate(pam, user, tmp_path, inetd=True):
     cmd += [IMAPD, "-d", "-c", str(conf)]
     log = open(tmp_path / "activate.log", "wb")
     p = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    wait_listening(port, p)
     return p, port
 
 
