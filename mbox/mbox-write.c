@@ -222,13 +222,17 @@ plan_msg(struct mbox *mb, struct patchset *ps, const struct mbox_msg *m)
 	struct meta_loc loc;
 	char v[32];
 	struct wbuf kw = { 0 };
-	int r;
+	int r, first;
 	size_t saved_n = ps->n, saved_data = ps->data.n;
 
 	if (!(m->state & MSG_UID_STORED) || (m->state & MSG_NO_BLANK))
 		return 0;
 	find_meta(mb, m->from_off + m->from_len, m->body_off, &loc);
-	if (loc.count[META_XUID] != 1 || loc.count[META_XIMAPBASE] + loc.count[META_XIMAP] > 0)
+	/* The first message carries the X-IMAPbase header (plan_base patches it); anywhere
+	 * else, or with UW's X-IMAP, the message is rewritten and the stray header dropped. */
+	first = m == &mb->m.v[0] && !mb->base.pseudo;
+	if (loc.count[META_XUID] != 1 || loc.count[META_XIMAP] > 0 ||
+	    loc.count[META_XIMAPBASE] > (first ? 1 : 0))
 		return 0;
 	status_value(v, sizeof(v), m->flags, !(m->state & MSG_APPENDED));
 	r = patch_value(ps, &loc, META_STATUS, v, strlen(v));
@@ -425,22 +429,57 @@ tail_gen(void *ctx, struct wbuf *b)
 	}
 }
 
+/* Patches closer than this are written with one pwrite, the bytes between them copied from
+ * the map (they are what the file holds, so a crash between writes changes nothing). */
+#define PATCH_MERGE_GAP	512
+
 static int
 apply_patches(struct mbox *mb, struct patchset *ps)
 {
+	struct wbuf run = { 0 };
+	uint64_t run_off = 0;
 	size_t i;
+	int ret = -1;
 
-	for (i = 0; i < ps->n; i++) {
-		const struct patch *p = &ps->v[i];
+	for (i = 0; i <= ps->n; i++) {
+		const struct patch *p = i < ps->n ? &ps->v[i] : NULL;
+		const unsigned char *bytes = p != NULL ? ps->data.p + p->at : NULL;
 
-		mbox_crash_point(mb);
-		if (pwrite(mb->fd, ps->data.p + p->at, p->len, (off_t)p->off) != (ssize_t)p->len) {
-			mbox_set_error(&mb->err, errno ? errno : EIO, "write %s: %s", mb->path,
-			    strerror(errno ? errno : EIO));
-			return -1;
+		/* a value that is already there needs no write (\Seen leaves X-Status alone) */
+		if (p != NULL && p->off + p->len <= mb->size &&
+		    memcmp(mb->map + p->off, bytes, p->len) == 0)
+			continue;
+		if (p != NULL && run.n > 0 && p->off >= run_off + run.n &&
+		    p->off - (run_off + run.n) <= PATCH_MERGE_GAP) {
+			uint64_t gap = p->off - (run_off + run.n);
+
+			if (wbuf_add(&run, mb->map + run_off + run.n, (size_t)gap) < 0 ||
+			    wbuf_add(&run, bytes, p->len) < 0)
+				goto nomem;
+			continue;
+		}
+		if (run.n > 0) {
+			mbox_crash_point(mb);
+			if (pwrite(mb->fd, run.p, run.n, (off_t)run_off) != (ssize_t)run.n) {
+				mbox_set_error(&mb->err, errno ? errno : EIO, "write %s: %s",
+				    mb->path, strerror(errno ? errno : EIO));
+				goto out;
+			}
+			run.n = 0;
+		}
+		if (p != NULL) {
+			run_off = p->off;
+			if (wbuf_add(&run, bytes, p->len) < 0)
+				goto nomem;
 		}
 	}
-	return 0;
+	ret = 0;
+	goto out;
+nomem:
+	mbox_set_error(&mb->err, ENOMEM, "out of memory");
+out:
+	free(run.p);
+	return ret;
 }
 
 /* After a tail rewrite from index `from` (with `skip` applied), re-read the new offsets. */

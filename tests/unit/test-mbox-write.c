@@ -146,6 +146,53 @@ test_flags_in_place(void **state)
 	tdir_clean(&t);
 }
 
+/*
+ * The first message holds X-IMAPbase next to its own metadata; its flags too change in
+ * place.  With the journal directory replaced by a file the store can patch but cannot
+ * rewrite a tail, so a commit that succeeds proves nothing was rewritten.
+ */
+static void
+test_first_message_flags_in_place(void **state)
+{
+	struct tdir t;
+	struct mbox *mb;
+	size_t n0, n1;
+	char *f0, *f1, *b0, *b1;
+	(void)state;
+
+	tdir_make(&t);
+	write_file(t.path, plain, strlen(plain));
+	mb = open_rw(&t);
+	assert_non_null(mb);
+	f0 = read_file(t.path, &n0);
+	assert_non_null(strstr(f0, "X-IMAPbase: "));
+	assert_int_equal(rmdir(t.jdir), 0);
+	write_file(t.jdir, "x", 1);
+	mbox_msg_set_flags(mb, 0, MBOX_SEEN | MBOX_ANSWERED, 0);
+	mbox_msg_set_flags(mb, 2, MBOX_SEEN, 0);
+	assert_int_equal(mbox_commit_flags(mb), 0);
+	mbox_free(&mb);
+	assert_int_equal(unlink(t.jdir), 0);
+	assert_int_equal(mkdir(t.jdir, 0700), 0);
+	f1 = read_file(t.path, &n1);
+	assert_int_equal(n0, n1);
+	assert_non_null(strstr(f1, "Status: RO\nX-Status: A   \n"));
+	/* the message in between is untouched */
+	b0 = strstr(f0, "From b@x");
+	b1 = strstr(f1, "From b@x");
+	assert_non_null(b0);
+	assert_int_equal(b1 - f1, b0 - f0);
+	assert_memory_equal(b0, b1, (size_t)(strstr(f0, "From c@x") - b0));
+	mb = open_rw(&t);
+	assert_int_equal(mbox_msg_flags(mb, 0), MBOX_SEEN | MBOX_ANSWERED);
+	assert_int_equal(mbox_msg_flags(mb, 1), 0);
+	assert_int_equal(mbox_msg_flags(mb, 2), MBOX_SEEN);
+	mbox_free(&mb);
+	free(f0);
+	free(f1);
+	tdir_clean(&t);
+}
+
 /* UW writes X-Status only when there are flags, and no padding: a new flag needs the
  * tail rewritten. */
 static const char uw_tight[] =
@@ -696,6 +743,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_first_rw_open_persists),
 		cmocka_unit_test(test_flags_in_place),
+		cmocka_unit_test(test_first_message_flags_in_place),
 		cmocka_unit_test(test_flags_tail_rewrite),
 		cmocka_unit_test(test_many_keywords_rewrite),
 		cmocka_unit_test(test_expunge),
