@@ -374,8 +374,14 @@ selected_set(struct selected *sel, const char *text, bool uid)
 			hi = t;
 		}
 		if (!uid) {
-			/* only what the client has been told of */
-			for (i = lo; i <= hi && i <= sel->exists && i <= n; i++)
+			/* a number above EXISTS, or '*' in an empty mailbox, gets BAD (RFC 3501
+			 * 9, seq-number) */
+			if (hi == 0 || hi > sel->exists) {
+				seqset_clear(&set);
+				free(mark);
+				return NULL;
+			}
+			for (i = lo; i <= hi && i <= n; i++)
 				if (i > 0)
 					mark[i - 1] = 1;
 			continue;

@@ -51,7 +51,8 @@ void	selected_write_flags(struct session *s, const struct mbox *mb, uint32_t i);
 /*
  * The messages a sequence set (uid: a UID set) names, as a malloc'd array of one byte per
  * message index (1 = named); only messages the client has been told of count.  NULL when
- * the text is not a valid set (the caller answers BAD).
+ * the text is not a valid set or names a sequence number above EXISTS (the caller answers
+ * BAD, RFC 3501 9); UIDs that do not exist are simply not named.
  */
 uint8_t	*selected_set(struct selected *sel, const char *text, bool uid);
 

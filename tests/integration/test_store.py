@@ -129,6 +129,24 @@ def test_store_flags_and_keywords(sessions):
     assert "* 3 FETCH (FLAGS (\\Answered \\Flagged \\Draft \\Recent))" in r
 
 
+def test_sequence_numbers_above_exists_are_bad(sessions):
+    """RFC 3501 9 (seq-number): a message number above EXISTS, or '*' in an empty mailbox,
+    gets BAD; a UID set naming UIDs that do not exist is not an error."""
+    sessions.store.write_inbox(mbox(3))
+    a = sessions()
+    a.ok("SELECT INBOX")
+    for text in ("FETCH 4 FLAGS", "FETCH 2:9 FLAGS", "STORE 3:4 +FLAGS (\\Seen)",
+                 "COPY 7 INBOX", "FETCH 0 FLAGS"):
+        assert a.cmd(text)[-1].startswith("BAD"), text
+    assert a.ok("FETCH 3:* FLAGS")[0].startswith("* 3 FETCH")
+    assert a.ok("UID FETCH 2:9 FLAGS")[-2].startswith("* 3 FETCH")
+    assert a.ok("UID FETCH 100 FLAGS") == ["OK FETCH completed"]
+    sessions.store.write_mailbox("empty", "")
+    a.ok("SELECT empty")
+    assert a.cmd("FETCH 1:* FLAGS")[-1].startswith("BAD")
+    assert a.ok("UID FETCH 1:* FLAGS") == ["OK FETCH completed"]
+
+
 def test_expunge_and_uid_expunge(sessions):
     sessions.store.write_inbox(mbox(5))
     a = sessions()
