@@ -143,6 +143,45 @@ test_split(void **state)
 	tdir_clean(&t);
 }
 
+/*
+ * Boundaries at every offset modulo the scanner's 16-byte blocks, next to near misses
+ * ("\nFrog", "\nFrom" at the very end, an LF-F pair across a block edge): every message is
+ * found and every body is whole.
+ */
+static void
+test_split_at_every_alignment(void **state)
+{
+	char buf[1024], body[64], *b;
+	struct tdir t;
+	struct mbox *mb;
+	size_t pad, len;
+	(void)state;
+
+	for (pad = 0; pad < 40; pad++) {
+		memset(body, 'x', pad);
+		body[pad] = '\0';
+		len = (size_t)snprintf(buf, sizeof(buf),
+		    "From a Mon Jan  5 01:02:03 2015\nSubject: 1\n\n%s\nFrog\n\n"
+		    "From b Mon Jan  5 01:02:03 2015\nSubject: 2\n\n%s\n\n"
+		    "From c Mon Jan  5 01:02:03 2015\nSubject: 3\n\nlast %s\nFrom", body, body,
+		    body);
+		assert_true(len < sizeof(buf));
+		tdir_make(&t);
+		mb = open_str(&t, buf, 0);
+		assert_non_null(mb);
+		assert_int_equal(mbox_count(mb), 3);
+		b = body_of(mb, 0);
+		assert_int_equal(strlen(b), pad + 6);
+		free(b);
+		b = body_of(mb, 2);
+		assert_int_equal(strlen(b), 5 + pad + 5);
+		assert_memory_equal(b + strlen(b) - 5, "\nFrom", 5);
+		free(b);
+		mbox_free(&mb);
+		tdir_clean(&t);
+	}
+}
+
 static void
 test_empty_and_missing(void **state)
 {
@@ -438,6 +477,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_from_variants),
 		cmocka_unit_test(test_split),
+		cmocka_unit_test(test_split_at_every_alignment),
 		cmocka_unit_test(test_empty_and_missing),
 		cmocka_unit_test(test_odd_endings),
 		cmocka_unit_test(test_crlf_file),
