@@ -16,15 +16,22 @@
  *     simply dropped (not done); once it is, new mail starts at S1.
  * New mail found so is carried along by writing a new journal whose tail is C plus that
  * mail, which replaces the old one atomically.
+ *
+ * An expunge that collapses a range out of the file (mbox-collapse.h) writes a journal of
+ * another kind under the same name, told apart by its magic; see "Collapse journal" below.
  */
 #include "mbox/mbox-private.h"
+#include "mbox/mbox-collapse.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/falloc.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -465,6 +472,12 @@ mbox_journal_recover(struct mbox *mb)
 	jfd = open(fin, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	if (jfd < 0)
 		return errno == ENOENT ? 0 : sys_err(mb, "open", fin);
+	if (pread_all(jfd, (unsigned char *)h.magic, sizeof(h.magic), 0) == 0 &&
+	    memcmp(h.magic, MBOX_COLLAPSE_MAGIC, sizeof(h.magic)) == 0) {
+		ret = mbox_collapse_recover(mb, jfd, fin);
+		(void)close(jfd);
+		return ret;
+	}
 	buf = malloc(JOURNAL_CHUNK);
 	if (buf == NULL) {
 		mbox_set_error(&mb->err, ENOMEM, "out of memory");
@@ -520,5 +533,230 @@ mbox_journal_recover(struct mbox *mb)
 out:
 	free(buf);
 	(void)close(jfd);
+	return ret;
+}
+
+/*
+ * Collapse journal (mbox-collapse.h).  The step's states, in the order they happen:
+ *   P  the file as before (possibly with mail an MDA appended after s0);
+ *   Q  the range [ca, ca + len) collapsed, K's new header maybe partly written at a;
+ *   D  the new header written: done.
+ * The journal is complete on disk before P ends, and holds all that is needed to go from
+ * P or Q to D, so recovery always finishes the step.  It tells P from Q by a probe window
+ * past the new header, where the two states hold different bytes: chosen when the journal
+ * is written as the first offset p >= a + nh_len with O[p] != O[p + len] (O the file
+ * before), both windows kept.  The file's size is no witness: an MDA that broke our stale
+ * dotlock after a crash may have appended exactly len bytes.  In P the collapse is done
+ * again (and if the filesystem now refuses it, nothing had changed and the journal is
+ * dropped), in Q and D the header is (re)written; it lies wholly before the probe, so a
+ * header written before the collapse reached the disk (power loss) does not confuse P.
+ */
+struct cjhdr {
+	char magic[8];
+	uint64_t dev, ino;
+	uint64_t a, ca, len;
+	uint64_t s0;		/* file size before */
+	uint64_t probe;		/* probe window offset (the same in both states) */
+	uint32_t nh_len, probe_len;
+	unsigned char probe_old[MBOX_COLLAPSE_PROBE_LEN];	/* state P */
+	unsigned char probe_new[MBOX_COLLAPSE_PROBE_LEN];	/* states Q and D */
+	uint32_t crc_nh;
+	uint32_t hcrc;		/* of the fields above */
+};
+
+static uint32_t
+chdr_crc(const struct cjhdr *h)
+{
+	return (uint32_t)crc32(0, (const unsigned char *)h, offsetof(struct cjhdr, hcrc));
+}
+
+uint64_t
+mbox_collapse_block(struct mbox *mb)
+{
+	struct statfs sf;
+	struct stat st;
+	uint64_t bs;
+
+	if (mb->fd < 0 || fstatfs(mb->fd, &sf) < 0 || fstat(mb->fd, &st) < 0)
+		return 0;
+	/* ext4 and XFS (and f2fs) implement FALLOC_FL_COLLAPSE_RANGE; elsewhere a try would
+	 * only cost a journal before the rewrite */
+	if (sf.f_type != EXT4_SUPER_MAGIC && sf.f_type != XFS_SUPER_MAGIC &&
+	    sf.f_type != F2FS_SUPER_MAGIC)
+		return 0;
+	bs = (uint64_t)sf.f_bsize > (uint64_t)st.st_blksize ? (uint64_t)sf.f_bsize :
+	    (uint64_t)st.st_blksize;
+	/* a power of two: any multiple of it is also one of the smaller unit */
+	if (bs < 512 || bs > 1024 * 1024 || (bs & (bs - 1)) != 0)
+		return 0;
+	return bs;
+}
+
+/* The probe (see above) in the mapped file; 0 found, 1 none near enough. */
+static int
+find_probe(const struct mbox *mb, const struct mbox_collapse *c, struct cjhdr *h)
+{
+	uint64_t p = c->a + c->nh_len, lim;
+
+	if (c->len >= mb->size || p + c->len >= mb->size)
+		return 1;
+	lim = mb->size - c->len;
+	if (lim - p > MBOX_COLLAPSE_PROBE_SEARCH)
+		lim = p + MBOX_COLLAPSE_PROBE_SEARCH;
+	while (p < lim && mb->map[p] == mb->map[p + c->len])
+		p++;
+	if (p >= lim)
+		return 1;
+	h->probe = p;
+	h->probe_len = mb->size - c->len - p < MBOX_COLLAPSE_PROBE_LEN ?
+	    (uint32_t)(mb->size - c->len - p) : MBOX_COLLAPSE_PROBE_LEN;
+	memcpy(h->probe_old, mb->map + p, h->probe_len);
+	memcpy(h->probe_new, mb->map + p + c->len, h->probe_len);
+	return 0;
+}
+
+/* Remove the journal (the step is done or never happened). */
+static int
+cjournal_remove(struct mbox *mb, const char *fin)
+{
+	mbox_crash_point(mb);
+	if (unlink(fin) < 0)
+		return sys_err(mb, "unlink", fin);
+	return fsync_dir(mb);
+}
+
+/* The collapse itself: 0 done, 1 refused by the filesystem, -1 error. */
+static int
+do_collapse(struct mbox *mb, uint64_t off, uint64_t len)
+{
+	mbox_crash_point(mb);
+	if (fallocate(mb->fd, FALLOC_FL_COLLAPSE_RANGE, (off_t)off, (off_t)len) == 0)
+		return 0;
+	if (errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS)
+		return 1;
+	sys_err(mb, "collapse range of", mb->path);
+	return -1;
+}
+
+/* From state Q: the header, then sync. */
+static int
+write_header(struct mbox *mb, const struct cjhdr *h, const unsigned char *nh)
+{
+	if (pwrite_all(mb, mb->fd, nh, h->nh_len, h->a, mb->path) < 0)
+		return -1;
+	return do_fsync(mb, mb->fd, mb->path);
+}
+
+int
+mbox_collapse_run(struct mbox *mb, const struct mbox_collapse *c)
+{
+	char tmp[4096], fin[4096];
+	struct cjhdr h;
+	int fd, r;
+
+	if (c->nh_len == 0 || c->nh_len > MBOX_COLLAPSE_MAX_HEADER || c->len == 0 ||
+	    c->ca < c->a || c->a + c->nh_len < c->ca)
+		return 1;
+	memset(&h, 0, sizeof(h));
+	if (find_probe(mb, c, &h) != 0)
+		return 1;
+	if (mb->journal_dir == NULL || journal_path(mb, tmp, sizeof(tmp), 1) < 0 ||
+	    journal_path(mb, fin, sizeof(fin), 0) < 0) {
+		mbox_set_error(&mb->err, EINVAL, "no usable journal directory");
+		return -1;
+	}
+	memcpy(h.magic, MBOX_COLLAPSE_MAGIC, 8);
+	h.dev = (uint64_t)mb->dev;
+	h.ino = (uint64_t)mb->ino;
+	h.a = c->a;
+	h.ca = c->ca;
+	h.len = c->len;
+	h.s0 = mb->size;
+	h.nh_len = (uint32_t)c->nh_len;
+	h.crc_nh = (uint32_t)crc32(0, c->nh, (uInt)c->nh_len);
+	h.hcrc = chdr_crc(&h);
+
+	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return sys_err(mb, "create", tmp);
+	if (write_all(mb, fd, (const unsigned char *)&h, sizeof(h), tmp) < 0 ||
+	    write_all(mb, fd, c->nh, c->nh_len, tmp) < 0 || do_fsync(mb, fd, tmp) < 0) {
+		(void)close(fd);
+		(void)unlink(tmp);
+		return -1;
+	}
+	if (close(fd) < 0) {
+		sys_err(mb, "close", tmp);
+		(void)unlink(tmp);
+		return -1;
+	}
+	mbox_crash_point(mb);
+	if (rename(tmp, fin) < 0) {
+		sys_err(mb, "rename", tmp);
+		(void)unlink(tmp);
+		return -1;
+	}
+	if (fsync_dir(mb) < 0)
+		return -1;	/* the journal stays: the next open finishes the step */
+
+	/* P -> Q; no fsync between: a header that reaches the disk first is harmless */
+	r = do_collapse(mb, h.ca, h.len);
+	if (r < 0)
+		return -1;
+	if (r > 0) {
+		/* nothing changed: drop the journal and let the caller rewrite */
+		if (cjournal_remove(mb, fin) < 0)
+			return -1;
+		return 1;
+	}
+	if (write_header(mb, &h, c->nh) < 0 || cjournal_remove(mb, fin) < 0)
+		return -1;
+	return mbox_remap(mb) < 0 ? -1 : 0;
+}
+
+int
+mbox_collapse_recover(struct mbox *mb, int jfd, const char *fin)
+{
+	struct cjhdr h;
+	struct stat st;
+	unsigned char *nh = NULL, win[MBOX_COLLAPSE_PROBE_LEN];
+	uint64_t fsize;
+	int ret = -1, r;
+
+	if (fstat(mb->fd, &st) < 0)
+		return sys_err(mb, "fstat", mb->path);
+	fsize = (uint64_t)st.st_size;
+	if (pread_all(jfd, (unsigned char *)&h, sizeof(h), 0) < 0 ||
+	    memcmp(h.magic, MBOX_COLLAPSE_MAGIC, 8) != 0 || h.hcrc != chdr_crc(&h) ||
+	    h.dev != (uint64_t)mb->dev || h.ino != (uint64_t)mb->ino ||
+	    h.nh_len == 0 || h.nh_len > MBOX_COLLAPSE_MAX_HEADER || h.len == 0 ||
+	    h.probe_len == 0 || h.probe_len > MBOX_COLLAPSE_PROBE_LEN ||
+	    h.ca < h.a || h.a + h.nh_len > h.probe || h.probe + h.len + h.probe_len > h.s0)
+		goto drop;	/* not a complete journal of ours: it never took effect */
+	nh = malloc(h.nh_len);
+	if (nh == NULL) {
+		mbox_set_error(&mb->err, ENOMEM, "out of memory");
+		return -1;
+	}
+	if (pread_all(jfd, nh, h.nh_len, sizeof(h)) < 0 ||
+	    (uint32_t)crc32(0, nh, h.nh_len) != h.crc_nh)
+		goto drop;
+	if (fsize < h.probe + h.probe_len || pread_all(mb->fd, win, h.probe_len, h.probe) < 0)
+		goto drop;	/* neither state: the file was replaced since */
+	if (fsize >= h.s0 && memcmp(win, h.probe_old, h.probe_len) == 0) {
+		r = do_collapse(mb, h.ca, h.len);
+		if (r < 0)
+			goto out;
+		if (r > 0)
+			goto drop;	/* refused now, so it was refused then: unchanged */
+	} else if (memcmp(win, h.probe_new, h.probe_len) != 0) {
+		goto drop;
+	}
+	if (write_header(mb, &h, nh) < 0)
+		goto out;
+drop:
+	ret = cjournal_remove(mb, fin);
+out:
+	free(nh);
 	return ret;
 }

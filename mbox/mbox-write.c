@@ -1,5 +1,6 @@
 /* mbox-write.c: metadata headers, flag writes in place, tail rewrites. */
 #include "mbox/mbox-private.h"
+#include "mbox/mbox-collapse.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -150,6 +151,17 @@ struct meta_loc {
 	uint64_t room[8];		/* value length of the first (single line only) */
 };
 
+static int
+only_space(const unsigned char *p, uint64_t n)
+{
+	uint64_t i;
+
+	for (i = 0; i < n; i++)
+		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' && p[i] != '\n')
+			return 0;
+	return 1;
+}
+
 static void
 find_meta(const struct mbox *mb, uint64_t start, uint64_t end, struct meta_loc *loc)
 {
@@ -167,8 +179,11 @@ find_meta(const struct mbox *mb, uint64_t start, uint64_t end, struct meta_loc *
 			continue;
 		eol = l.off + l.len - (l.value_off + l.value_len);
 		loc->off[k] = l.value_off;
-		/* folded values are not updated in place */
-		loc->room[k] = eol <= 2 ? l.value_len : 0;
+		/* folded values are not updated in place, but for padding: a value continued
+		 * by lines of whitespace only (what an expunge by collapse leaves) has the
+		 * first line as its room */
+		loc->room[k] = eol <= 2 || only_space(mb->map + l.value_off + l.value_len,
+		    eol) ? l.value_len : 0;
 	}
 }
 
@@ -677,7 +692,279 @@ mbox_commit_flags(struct mbox *mb)
 	return ret;
 }
 
-/* Expunge: rewrite from the first expunged message, leaving out the expunged ones. */
+/*
+ * Expunge by collapse (mbox-collapse.h).  A run of consecutive expunged messages, and the
+ * kept message K after it: K's From_ line and header are generated the way gen_msg writes
+ * them, then padded so that they fill [a, K's body - len) exactly.
+ */
+struct crun {
+	uint32_t start;		/* first expunged message of the run */
+	uint32_t k;		/* the kept message after it (m.n: the run ends the file) */
+	int ok;			/* c is a usable collapse step */
+	struct mbox_collapse c;
+	struct wbuf nh;
+};
+
+/* Append `pad` bytes of whitespace to a header line that is `len` bytes long so far (its LF
+ * not yet written): first on the line, then on continuation lines of spaces (RFC 5322 4.2,
+ * obs-FWS; hidden from clients with the field), none longer than MBOX_COLLAPSE_PAD_LINE.
+ * Returns 0, -1 on allocation failure, 1 if the bytes cannot be placed (a lone byte past a
+ * full first line). */
+static int
+pad_fold(struct wbuf *b, size_t len, size_t pad)
+{
+	size_t room = len + 1 < MBOX_COLLAPSE_PAD_LINE ? MBOX_COLLAPSE_PAD_LINE - 1 - len : 0;
+	size_t first = pad < room ? pad : room, rem = pad - first;
+
+	if (rem == 1) {
+		/* a continuation line is two bytes at least: give it one of the first line's */
+		if (first == 0)
+			return 1;
+		first--;
+		rem++;
+	}
+	if (wbuf_pad(b, first) < 0)
+		return -1;
+	while (rem > 0) {
+		size_t seg = rem < MBOX_COLLAPSE_PAD_LINE ? rem : MBOX_COLLAPSE_PAD_LINE;
+
+		if (rem - seg == 1)
+			seg--;
+		if (wbuf_str(b, "\n") < 0 || wbuf_pad(b, seg - 1) < 0)
+			return -1;
+		rem -= seg;
+	}
+	return 0;
+}
+
+/* K's From_ line and header with `pad` more bytes of whitespace in X-Keywords, ended by
+ * the empty line; 0, -1 no memory, 1 cannot (see pad_fold). */
+static int
+collapse_header(struct mbox *mb, struct wbuf *b, const struct mbox_msg *m, int first,
+    size_t pad)
+{
+	const unsigned char *map = mb->map;
+	uint64_t pos = m->from_off + m->from_len;
+	struct hdr_line l;
+	struct wbuf meta = { 0 };
+	size_t i, kw_end = 0, kw_start = 0;
+	int r = -1;
+
+	b->n = 0;
+	if (wbuf_add(b, map + m->from_off, m->from_len) < 0)
+		return -1;
+	while (mbox_hdr_next(map, &pos, m->body_off, &l) && !l.empty) {
+		if (l.name_len > 0 && mbox_meta_kind(map + l.off, l.name_len) != 0)
+			continue;
+		if (wbuf_add(b, map + l.off, (size_t)l.len) < 0)
+			return -1;
+	}
+	if (mbox_meta_block(mb, &meta, m, first) < 0)
+		goto out;
+	/* the X-Keywords line: its LF is the one before "X-UID:", the last line */
+	for (i = meta.n - 1; i > 0 && kw_end == 0; i--)
+		if (meta.p[i - 1] == '\n' && i + 6 <= meta.n && memcmp(meta.p + i, "X-UID:", 6) == 0)
+			kw_end = i - 1;
+	for (i = kw_end; i > 0 && meta.p[i - 1] != '\n'; i--)
+		;
+	kw_start = i;
+	if (kw_end == 0 || memcmp(meta.p + kw_start, "X-Keywords:", 11) != 0) {
+		mbox_set_error(&mb->err, EINVAL, "metadata block without X-Keywords");
+		goto out;
+	}
+	if (wbuf_add(b, meta.p, kw_end) < 0)
+		goto out;
+	r = pad_fold(b, kw_end - kw_start, pad);
+	if (r != 0)
+		goto out;
+	r = wbuf_add(b, meta.p + kw_end, meta.n - kw_end) < 0 || wbuf_str(b, "\n") < 0 ? -1 : 0;
+out:
+	free(meta.p);
+	return r;
+}
+
+/*
+ * Plan the collapse step of run r: the largest block-aligned range inside [a, K's body)
+ * that leaves room for K's new header.  Its padding is what is left over (under two
+ * blocks, whatever K carried before: the header is generated afresh each time).
+ */
+static int
+plan_collapse(struct mbox *mb, struct crun *r, uint64_t bs)
+{
+	const struct mbox_msg *k = &mb->m.v[r->k];
+	uint64_t a = mb->m.v[r->start].from_off, ca, lmax, x, len;
+	int first = r->start == 0 && !mb->base.pseudo, rc;
+
+	r->ok = 0;
+	if (r->k >= mb->m.n || (k->state & MSG_NO_BLANK) || k->from_len == 0 ||
+	    mb->map[k->from_off + k->from_len - 1] != '\n' || k->from_off < a)
+		return 0;
+	rc = collapse_header(mb, &r->nh, k, first, 0);
+	if (rc != 0)
+		return rc < 0 ? -1 : 0;
+	if (r->nh.n > MBOX_COLLAPSE_MAX_HEADER || k->body_off < a + r->nh.n)
+		return 0;
+	ca = (a + bs - 1) / bs * bs;
+	if (ca >= k->body_off)
+		return 0;
+	x = k->body_off - a - r->nh.n;
+	lmax = (k->body_off - ca) / bs * bs;
+	len = x / bs * bs;
+	if (len > lmax)
+		len = lmax;
+	if (len == 0)
+		return 0;
+	rc = collapse_header(mb, &r->nh, k, first, (size_t)(x - len));
+	if (rc != 0)
+		return rc < 0 ? -1 : 0;
+	if (a + r->nh.n + len != k->body_off) {
+		mbox_set_error(&mb->err, EIO, "collapse header has the wrong length");
+		return -1;
+	}
+	r->c.a = a;
+	r->c.ca = ca;
+	r->c.len = len;
+	r->c.nh = r->nh.p;
+	r->c.nh_len = r->nh.n;
+	r->ok = 1;
+	return 0;
+}
+
+/* After step r: K starts at a, everything after it moved back by len. */
+static int
+collapse_done(struct mbox *mb, const struct crun *r, const uint8_t *skip)
+{
+	struct mbox_msg *k = &mb->m.v[r->k], t;
+	struct mbox_base base;
+	uint64_t len = r->c.len;
+	int first = r->start == 0 && !mb->base.pseudo;
+	uint32_t i;
+
+	for (i = r->k + 1; i < mb->m.n; i++) {
+		struct mbox_msg *m = &mb->m.v[i];
+
+		if (skip[i])
+			continue;
+		m->from_off -= len;
+		m->body_off -= len;
+		m->end -= len;
+	}
+	k->from_off = r->c.a;
+	k->body_off -= len;
+	k->end -= len;
+	t = *k;
+	memset(&base, 0, sizeof(base));
+	if (mbox_reparse_header(mb, &t, first, first ? &base : NULL) != 0 || !t.x_uid_ok ||
+	    t.x_uid != k->uid || t.body_off != k->body_off || (t.state & MSG_NO_BLANK) ||
+	    (first && !base.found)) {
+		mbox_set_error(&mb->err, EIO, "%s: collapsed message does not read back",
+		    mb->path);
+		return -1;
+	}
+	k->hdr_vsize = t.hdr_vsize;
+	if (first)
+		mb->base = base;
+	return 0;
+}
+
+/*
+ * Remove the expunged messages (skip[i] set), k of them, first the lowest index.  Runs that
+ * can be collapsed are, from the last to the first, while that is cheaper than rewriting
+ * (MBOX_COLLAPSE_STEP_COST); what is after the last collapsed run is rewritten first.
+ */
+static int
+expunge_apply(struct mbox *mb, const uint8_t *skip, uint32_t first, uint32_t k)
+{
+	struct crun *runs = NULL;
+	uint32_t nr = 0, i, j, live = 0, best = 0;
+	uint64_t bs = 0, best_cost, cost;
+	int ret = -1, any_gone = 0;
+
+	for (i = 0; i < mb->m.n; i++) {
+		live += !(mb->m.v[i].state & MSG_GONE);
+		any_gone |= (mb->m.v[i].state & MSG_GONE) != 0;
+	}
+	if (live == k && !mb->base.pseudo) {
+		/* emptied: keep the UID state in a pseudo message (see gen_new_pseudo) */
+		struct tailgen g = { mb, first, 0, skip, 1, 1 };
+
+		if (mbox_tail_replace(mb, 0, tail_gen, &g) < 0)
+			return -1;
+		return rescan_tail(mb, 0, first, skip);
+	}
+	/* messages others removed have no place in the file to shift: rewrite */
+	if (!any_gone)
+		bs = mbox_collapse_block(mb);
+	if (bs > 0) {
+		runs = calloc(MBOX_COLLAPSE_MAX_STEPS + 1, sizeof(*runs));
+		if (runs == NULL) {
+			mbox_set_error(&mb->err, ENOMEM, "out of memory");
+			return -1;
+		}
+		for (i = first; i < mb->m.n && nr <= MBOX_COLLAPSE_MAX_STEPS; i++) {
+			if (!skip[i] || (i > first && skip[i - 1]))
+				continue;
+			runs[nr].start = i;
+			for (j = i; j < mb->m.n && skip[j]; j++)
+				;
+			runs[nr].k = j;
+			if (plan_collapse(mb, &runs[nr], bs) < 0)
+				goto out;
+			nr++;
+		}
+	}
+	/* best = how many runs (from the first) to collapse; the rest is rewritten */
+	/* a rewrite has a step's fixed cost (journal, syncs) too, plus its bytes */
+	best_cost = MBOX_COLLAPSE_STEP_COST + mb->size - mb->m.v[first].from_off;
+	for (i = 0; i < nr && i < MBOX_COLLAPSE_MAX_STEPS && runs[i].ok; i++) {
+		cost = (uint64_t)(i + 1) * MBOX_COLLAPSE_STEP_COST;
+		if (i + 1 < nr)
+			cost += MBOX_COLLAPSE_STEP_COST + mb->size -
+			    mb->m.v[runs[i + 1].start].from_off;
+		if (cost < best_cost) {
+			best_cost = cost;
+			best = i + 1;
+		}
+	}
+	/* the runs after the last collapsed one (all if none is) are rewritten first; every
+	 * run is planned when nr <= MBOX_COLLAPSE_MAX_STEPS, else best < nr */
+	if (best < nr || best == 0) {
+		uint32_t from = best == 0 ? first : runs[best].start;
+		struct tailgen g = { mb, from, 0, skip, from > 0 || mb->base.pseudo, 0 };
+		uint64_t off = mb->m.v[from].from_off;
+
+		if (mbox_tail_replace(mb, off, tail_gen, &g) < 0 ||
+		    rescan_tail(mb, off, from, skip) < 0)
+			goto out;
+	}
+	for (i = best; i > 0; i--) {
+		int r = mbox_collapse_run(mb, &runs[i - 1].c);
+
+		if (r < 0)
+			goto out;
+		if (r > 0) {
+			/* refused: rewrite what is left (the runs done are skipped alike) */
+			struct tailgen g = { mb, first, 0, skip, first > 0 || mb->base.pseudo, 0 };
+			uint64_t off = mb->m.v[first].from_off;
+
+			if (mbox_tail_replace(mb, off, tail_gen, &g) < 0 ||
+			    rescan_tail(mb, off, first, skip) < 0)
+				goto out;
+			break;
+		}
+		if (collapse_done(mb, &runs[i - 1], skip) < 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	for (i = 0; i < nr; i++)
+		free(runs[i].nh.p);
+	free(runs);
+	return ret;
+}
+
+/* Expunge: collapse or rewrite from the first expunged message, leaving out the expunged
+ * ones (expunge_apply). */
 int
 mbox_expunge(struct mbox *mb, const uint32_t *uids, size_t n_uids, uint32_t **expunged_r,
     size_t *n_r)
@@ -731,22 +1018,7 @@ mbox_expunge(struct mbox *mb, const uint32_t *uids, size_t n_uids, uint32_t **ex
 			first = i;
 	}
 	if (k > 0) {
-		struct tailgen g = { mb, first, 0, skip, first > 0 || mb->base.pseudo, 0 };
-		uint64_t off = mb->m.v[first].from_off;
-		uint32_t live = 0;
-
-		for (i = 0; i < mb->m.n; i++)
-			live += !(mb->m.v[i].state & MSG_GONE);
-		if (live == k && !mb->base.pseudo) {
-			/* emptied: keep the UID state in a pseudo message (see gen_new_pseudo) */
-			g.new_pseudo = 1;
-			g.first_done = 1;
-			off = 0;
-		}
-
-		if (mbox_tail_replace(mb, off, tail_gen, &g) < 0)
-			goto out;
-		if (rescan_tail(mb, off, first, skip) < 0)
+		if (expunge_apply(mb, skip, first, k) < 0)
 			goto out;
 		for (i = 0, j = 0; i < mb->m.n; i++) {
 			if (skip[i]) {

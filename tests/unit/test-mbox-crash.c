@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 
 #include "test-mbox-util.h"
+#include "mbox/mbox-collapse.h"
 
 #define NMSG 6
 #define MAX_POINTS 500
@@ -25,27 +26,77 @@ static const char *const bodies[NMSG] = {
 	"sixth and last\n",
 };
 
+/* Bodies of the collapse scenarios: several blocks each, sizes no multiple of a block, and
+ * text that differs from message to message (as mail does).  In OP_BIG_RUN the last is
+ * big enough that both runs before it are collapsed rather than the tail rewritten
+ * (MBOX_COLLAPSE_STEP_COST). */
+#define BIG_MAX (4 * MBOX_COLLAPSE_STEP_COST)
+
+static void
+big_body(int i, int huge, char *buf, size_t size)
+{
+	size_t n = 0, l, lines = huge ? 3 * MBOX_COLLAPSE_STEP_COST / 40 :
+	    (size_t)(150 + 60 * i);
+
+	buf[0] = '\0';
+	for (l = 0; l < lines; l++) {
+		int w = snprintf(buf + n, size - n, "m%d line %04zu %s\n", i, l,
+		    l % 7 == 0 ? "" : "abcdefghijklmnopqrstuvwxyz");
+
+		assert_true(w > 0 && (size_t)w < size - n);
+		n += (size_t)w;
+	}
+}
+
 static const char late[] = "From mda@x Fri Jan  9 01:02:03 2015\nSubject: late\n\nlate mail\n\n";
+
+enum op { OP_EXPUNGE_FIRST, OP_EXPUNGE_SOME, OP_GROW, OP_APPEND, OP_BIG_FIRST, OP_BIG_MIDDLE,
+	OP_BIG_RUN };
+
+/* the expected body of original message i */
+static void
+body_for(enum op op, int i, char *buf, size_t size)
+{
+	if (op >= OP_BIG_FIRST)
+		big_body(i, op == OP_BIG_RUN && i == NMSG - 1, buf, size);
+	else
+		snprintf(buf, size, "%s", bodies[i]);
+}
+
+/* ls -A on the journal directory, but the disposable cache, is empty */
+static int
+jdir_empty(const struct tdir *t)
+{
+	char cmd[400];
+
+	snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A %s | grep -v '^\\.imapd-cache-')\"",
+	    t->jdir);
+	return system(cmd) == 0;
+}
 
 /* A pristine mailbox, then opened once read-write so the metadata is in the file. */
 static void
-prepare(struct tdir *t)
+prepare(struct tdir *t, enum op op)
 {
-	char buf[4096], *p = buf;
+	char *buf = malloc(2 * BIG_MAX), *p = buf, *b = malloc(BIG_MAX);
 	struct mbox *mb;
 	struct mbox_error err;
 	int i;
 
-	for (i = 0; i < NMSG; i++)
+	assert_non_null(buf);
+	assert_non_null(b);
+	for (i = 0; i < NMSG; i++) {
+		body_for(op, i, b, BIG_MAX);
 		p += sprintf(p, "From u%d@x Mon Jan  5 01:02:0%d 2015\nSubject: m%d\n\n%s\n", i,
-		    i, i, bodies[i]);
+		    i, i, b);
+	}
 	write_file(t->path, buf, (size_t)(p - buf));
+	free(buf);
+	free(b);
 	if (mbox_open(t->path, t->jdir, MBOX_OPEN_RW, &mb, &err) < 0)
 		fail_msg("prepare: %s", err.msg);
 	mbox_free(&mb);
 }
-
-enum op { OP_EXPUNGE_FIRST, OP_EXPUNGE_SOME, OP_GROW, OP_APPEND };
 
 /* In the child: do the operation; exit 0 if it completed. */
 static void
@@ -64,6 +115,7 @@ child(struct tdir *t, enum op op, long n)
 		_exit(3);
 	switch (op) {
 	case OP_EXPUNGE_FIRST:
+	case OP_BIG_FIRST:
 		mbox_msg_set_flags(mb, 0, MBOX_DELETED, 0);
 		if (mbox_expunge(mb, NULL, 0, &ex, &k) < 0 || k != 1)
 			_exit(4);
@@ -72,6 +124,20 @@ child(struct tdir *t, enum op op, long n)
 		mbox_msg_set_flags(mb, 1, MBOX_DELETED, 0);
 		mbox_msg_set_flags(mb, 4, MBOX_DELETED | MBOX_SEEN, 0);
 		if (mbox_expunge(mb, NULL, 0, &ex, &k) < 0 || k != 2)
+			_exit(4);
+		break;
+	case OP_BIG_MIDDLE:
+		mbox_msg_set_flags(mb, 2, MBOX_DELETED | MBOX_FLAGGED, 0);
+		if (mbox_expunge(mb, NULL, 0, &ex, &k) < 0 || k != 1)
+			_exit(4);
+		break;
+	case OP_BIG_RUN:
+		/* a run of two, and the message after the second run is the last */
+		mbox_msg_set_flags(mb, 0, MBOX_DELETED, 0);
+		mbox_msg_set_flags(mb, 1, MBOX_DELETED, 0);
+		mbox_msg_set_flags(mb, 3, MBOX_DELETED, 0);
+		mbox_msg_set_flags(mb, 4, MBOX_DELETED, 0);
+		if (mbox_expunge(mb, NULL, 0, &ex, &k) < 0 || k != 4)
 			_exit(4);
 		break;
 	case OP_GROW:
@@ -110,13 +176,13 @@ check(struct tdir *t, enum op op, int with_late, long n)
 	struct mbox_error err;
 	uint32_t i, k, c;
 	int done, expect[NMSG + 2], ne = 0;
-	char cmd[400];
+	char *want = malloc(BIG_MAX);
 
+	assert_non_null(want);
 	/* a reader first: it finishes the journal too, and sees the mailbox whole */
 	if (mbox_open(t->path, t->jdir, 0, &mb, &err) < 0)
 		fail_msg("point %ld: read-only reopen: %s", n, err.msg);
-	snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A %s)\"", t->jdir);
-	if (system(cmd) != 0)
+	if (!jdir_empty(t))
 		fail_msg("point %ld: journal left by the reader", n);
 	for (i = 0; i < mbox_count(mb); i++)
 		if (mbox_msg_body_size(mb, i) == 0)
@@ -127,6 +193,7 @@ check(struct tdir *t, enum op op, int with_late, long n)
 	c = mbox_count(mb);
 	switch (op) {
 	case OP_EXPUNGE_FIRST:
+	case OP_BIG_FIRST:
 		done = c == NMSG - 1 + (uint32_t)with_late;
 		for (i = done ? 1 : 0; i < NMSG; i++)
 			expect[ne++] = (int)i;
@@ -136,6 +203,25 @@ check(struct tdir *t, enum op op, int with_late, long n)
 		for (i = 0; i < NMSG; i++)
 			if (!done || (i != 1 && i != 4))
 				expect[ne++] = (int)i;
+		break;
+	case OP_BIG_MIDDLE:
+		done = c == NMSG - 1 + (uint32_t)with_late;
+		for (i = 0; i < NMSG; i++)
+			if (!done || i != 2)
+				expect[ne++] = (int)i;
+		break;
+	case OP_BIG_RUN:
+		done = c == NMSG - 4 + (uint32_t)with_late;
+		/* each run is its own step: after the later one, before the earlier one */
+		if (c == NMSG - 2 + (uint32_t)with_late)
+			for (i = 0; i < NMSG; i++) {
+				if (i != 3 && i != 4)
+					expect[ne++] = (int)i;
+			}
+		else
+			for (i = 0; i < NMSG; i++)
+				if (!done || (i != 0 && i != 1 && i != 3 && i != 4))
+					expect[ne++] = (int)i;
 		break;
 	case OP_GROW:
 		done = (mbox_msg_flags(mb, 2) & MBOX_FLAGGED) != 0;
@@ -155,8 +241,9 @@ check(struct tdir *t, enum op op, int with_late, long n)
 	for (k = 0; k < (uint32_t)ne; k++) {
 		char *b = body_of(mb, k);
 
-		if (strcmp(b, bodies[expect[k]]) != 0)
-			fail_msg("point %ld: message %u body %s", n, k, b);
+		body_for(op, expect[k], want, BIG_MAX);
+		if (strcmp(b, want) != 0)
+			fail_msg("point %ld: message %u body %.60s", n, k, b);
 		if (mbox_msg_uid(mb, k) != (uint32_t)expect[k] + 1)
 			fail_msg("point %ld: message %u uid %u", n, k, mbox_msg_uid(mb, k));
 		free(b);
@@ -175,9 +262,9 @@ check(struct tdir *t, enum op op, int with_late, long n)
 		free(b);
 	}
 	mbox_free(&mb);
+	free(want);
 	/* recovery leaves no journal behind */
-	snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A %s)\"", t->jdir);
-	if (system(cmd) != 0)
+	if (!jdir_empty(t))
 		fail_msg("point %ld: journal left", n);
 }
 
@@ -193,7 +280,7 @@ run(enum op op, int with_late)
 		int st;
 
 		tdir_make(&t);
-		prepare(&t);
+		prepare(&t, op);
 		pid = fork();
 		assert_true(pid >= 0);
 		if (pid == 0)
@@ -235,6 +322,49 @@ test_crash_expunge_late_mail(void **state)
 	run(OP_EXPUNGE_SOME, 1);
 }
 
+/* The collapse path (where the filesystem has it, else the same through a rewrite). */
+static void
+test_crash_collapse_first(void **state)
+{
+	(void)state;
+	run(OP_BIG_FIRST, 0);
+}
+
+static void
+test_crash_collapse_first_late_mail(void **state)
+{
+	(void)state;
+	run(OP_BIG_FIRST, 1);
+}
+
+static void
+test_crash_collapse_middle(void **state)
+{
+	(void)state;
+	run(OP_BIG_MIDDLE, 0);
+}
+
+static void
+test_crash_collapse_middle_late_mail(void **state)
+{
+	(void)state;
+	run(OP_BIG_MIDDLE, 1);
+}
+
+static void
+test_crash_collapse_runs(void **state)
+{
+	(void)state;
+	run(OP_BIG_RUN, 0);
+}
+
+static void
+test_crash_collapse_runs_late_mail(void **state)
+{
+	(void)state;
+	run(OP_BIG_RUN, 1);
+}
+
 static void
 test_crash_grow(void **state)
 {
@@ -263,6 +393,12 @@ main(void)
 		cmocka_unit_test(test_crash_expunge_first),
 		cmocka_unit_test(test_crash_expunge_some),
 		cmocka_unit_test(test_crash_expunge_late_mail),
+		cmocka_unit_test(test_crash_collapse_first),
+		cmocka_unit_test(test_crash_collapse_first_late_mail),
+		cmocka_unit_test(test_crash_collapse_middle),
+		cmocka_unit_test(test_crash_collapse_middle_late_mail),
+		cmocka_unit_test(test_crash_collapse_runs),
+		cmocka_unit_test(test_crash_collapse_runs_late_mail),
 		cmocka_unit_test(test_crash_grow),
 		cmocka_unit_test(test_crash_grow_late_mail),
 		cmocka_unit_test(test_crash_append),

@@ -4,8 +4,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
 
 #include "test-mbox-util.h"
+#include "mbox/mbox-collapse.h"
 
 static const char plain[] =
     "From a@x Mon Jan  5 01:02:03 2015\n"
@@ -737,6 +741,259 @@ test_readonly_never_writes(void **state)
 	tdir_clean(&t);
 }
 
+/*
+ * Expunge by collapse.  Bodies of several blocks, each different; the filesystem under the
+ * test's temporary directory must support FALLOC_FL_COLLAPSE_RANGE (ext4, XFS) or the test
+ * is skipped.
+ */
+#define CL_MSGS 12
+
+static int
+collapse_supported(const struct tdir *t)
+{
+	char path[400], buf[3 * 4096];
+	int fd, r;
+
+	snprintf(path, sizeof(path), "%s/collapse-probe", t->dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	memset(buf, 'x', sizeof(buf));
+	assert_int_equal(write(fd, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	r = fallocate(fd, FALLOC_FL_COLLAPSE_RANGE, 4096, 4096);
+	if (r < 0)
+		assert_true(errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS);
+	close(fd);
+	unlink(path);
+	return r == 0;
+}
+
+/* Message bodies; the last is big enough that rewriting it costs more than collapsing
+ * twice (MBOX_COLLAPSE_STEP_COST), so expunges before it collapse every run. */
+static char *
+cl_body(int i)
+{
+	size_t lines = i == CL_MSGS - 1 ? 3 * MBOX_COLLAPSE_STEP_COST / 40 :
+	    (size_t)(120 + 37 * (i % 5) + 11 * i);
+	size_t cap = lines * 80 + 1, n = 0, l;
+	char *b = malloc(cap);
+
+	assert_non_null(b);
+	for (l = 0; l < lines; l++)
+		n += (size_t)snprintf(b + n, cap - n, "msg %d line %zu %s\n", i, l,
+		    l % 5 ? "the quick brown fox jumps over the lazy dog" : "");
+	b[n] = 0;
+	return b;
+}
+
+struct cl_msg {
+	uint32_t uid;
+	uint64_t size;
+	char *hdr, *body;
+};
+
+/* what a client sees of message i */
+static void
+cl_take(struct mbox *mb, uint32_t i, struct cl_msg *m)
+{
+	m->uid = mbox_msg_uid(mb, i);
+	m->size = mbox_msg_size(mb, i);
+	m->hdr = visible_header(mb, i);
+	m->body = body_of(mb, i);
+}
+
+static void
+cl_same(struct mbox *mb, const struct cl_msg *want, uint32_t n)
+{
+	uint32_t i;
+
+	assert_int_equal(mbox_count(mb), n);
+	for (i = 0; i < n; i++) {
+		struct cl_msg g;
+
+		cl_take(mb, i, &g);
+		assert_int_equal(g.uid, want[i].uid);
+		assert_int_equal(g.size, want[i].size);
+		assert_string_equal(g.hdr, want[i].hdr);
+		assert_string_equal(g.body, want[i].body);
+		free(g.hdr);
+		free(g.body);
+	}
+}
+
+/* The file as a plain mbox reader splits it: every header line under 998 octets, lines of
+ * whitespace only just in X-Keywords, and a blank line before each From_ line. */
+static void
+cl_check_file(const char *path, uint32_t n_msgs, size_t max_header)
+{
+	size_t n, i = 0, hstart = 0;
+	char *f = read_file(path, &n);
+	uint32_t count = 0;
+	int in_header = 0, in_kw = 0;
+
+	while (i < n) {
+		char *nl = memchr(f + i, '\n', n - i);
+		size_t len = nl != NULL ? (size_t)(nl - (f + i)) : n - i;
+
+		if (len >= 5 && memcmp(f + i, "From ", 5) == 0 &&
+		    (i == 0 || (i >= 2 && f[i - 2] == '\n'))) {
+			count++;
+			in_header = 1;
+			hstart = i;
+		} else if (in_header && len == 0) {
+			in_header = 0;
+			assert_true(i - hstart <= max_header);
+		} else if (in_header) {
+			size_t k;
+
+			assert_true(len < 998);
+			for (k = 0; k < len && (f[i + k] == ' ' || f[i + k] == '\t'); k++)
+				;
+			if (k == len)
+				assert_true(in_kw);	/* whitespace-only: X-Keywords padding */
+			else if (k == 0)
+				in_kw = len >= 11 && memcmp(f + i, "X-Keywords:", 11) == 0;
+		}
+		i += len + 1;
+	}
+	assert_int_equal(count, n_msgs);
+	free(f);
+}
+
+static void
+test_expunge_collapse(void **state)
+{
+	struct tdir t;
+	struct mbox *mb;
+	struct cl_msg want[CL_MSGS];
+	uint32_t *ex, i, n = CL_MSGS, j;
+	size_t k, n0, n1, sz;
+	char *f;
+	(void)state;
+
+	tdir_make(&t);
+	if (!collapse_supported(&t)) {
+		tdir_clean(&t);
+		skip();
+	}
+	{
+		size_t cap = 8 * MBOX_COLLAPSE_STEP_COST, len = 0;
+		char *buf = malloc(cap);
+
+		for (i = 0; i < CL_MSGS; i++) {
+			char *b = cl_body((int)i);
+
+			assert_true(strlen(b) + 200 < cap - len);
+			len += (size_t)snprintf(buf + len, cap - len,
+			    "From u%u@example.org Mon Jan  5 01:02:03 2015\n"
+			    "Subject: message %u\nX-Other: %*s\n\n%s\n", i, i, (int)(i * 13), "v", b);
+			free(b);
+		}
+		write_file(t.path, buf, len);
+		free(buf);
+	}
+	mb = open_rw(&t);
+	assert_non_null(mb);
+	for (i = 0; i < n; i++)
+		cl_take(mb, i, &want[i]);
+
+	/* the first message: collapse removes whole blocks, the rest becomes padding */
+	free(read_file(t.path, &n0));
+	mbox_msg_set_flags(mb, 0, MBOX_DELETED, 0);
+	assert_int_equal(mbox_expunge(mb, NULL, 0, &ex, &k), 0);
+	assert_int_equal(k, 1);
+	assert_int_equal(ex[0], 1);
+	free(ex);
+	free(want[0].hdr);
+	free(want[0].body);
+	memmove(want, want + 1, --n * sizeof(want[0]));
+	f = read_file(t.path, &n1);
+	assert_true(n1 < n0 && (n0 - n1) % 4096 == 0);
+	assert_memory_equal(f, "From u1@example.org", 19);
+	assert_non_null(strstr(f, "X-IMAPbase: "));
+	assert_true(strstr(f, "X-IMAPbase: ") < strstr(f, "\n\n"));
+	free(f);
+	cl_same(mb, want, n);
+	cl_check_file(t.path, n, 3 * 4096);
+	mbox_free(&mb);
+	mb = open_rw(&t);
+	cl_same(mb, want, n);
+
+	/* the padded header's flags and keywords change in place */
+	free(read_file(t.path, &n0));
+	mbox_msg_set_flags(mb, 0, MBOX_SEEN | MBOX_FLAGGED, 0);
+	assert_true(mbox_keyword_lookup(mb, "$Label1", 7, 1) >= 0);
+	mbox_msg_set_flags(mb, 0, MBOX_SEEN | MBOX_FLAGGED,
+	    1ULL << mbox_keyword_lookup(mb, "$Label1", 7, 0));
+	assert_int_equal(mbox_commit_flags(mb), 0);
+	free(read_file(t.path, &n1));
+	assert_int_equal(n0, n1);
+	mbox_free(&mb);
+	mb = open_rw(&t);
+	assert_int_equal(mbox_msg_flags(mb, 0), MBOX_SEEN | MBOX_FLAGGED);
+	assert_int_equal(mbox_msg_keywords(mb, 0), 1);
+	cl_same(mb, want, n);
+
+	/* a middle message and a run of two, in one expunge */
+	mbox_msg_set_flags(mb, 3, MBOX_DELETED, 0);
+	mbox_msg_set_flags(mb, 6, MBOX_DELETED | MBOX_ANSWERED, 0);
+	mbox_msg_set_flags(mb, 7, MBOX_DELETED, 0);
+	free(read_file(t.path, &n0));
+	assert_int_equal(mbox_expunge(mb, NULL, 0, &ex, &k), 0);
+	assert_int_equal(k, 3);
+	free(ex);
+	free(read_file(t.path, &n1));
+	assert_true(n1 < n0 && (n0 - n1) % 4096 == 0);
+	for (i = 0, j = 0; i < n; i++) {
+		if (i == 3 || i == 6 || i == 7) {
+			free(want[i].hdr);
+			free(want[i].body);
+			continue;
+		}
+		want[j++] = want[i];
+	}
+	n = j;
+	cl_same(mb, want, n);
+	assert_int_equal(mbox_msg_flags(mb, 0), MBOX_SEEN | MBOX_FLAGGED);
+	cl_check_file(t.path, n, 3 * 4096);
+	mbox_free(&mb);
+	mb = open_rw(&t);
+	cl_same(mb, want, n);
+	assert_int_equal(mbox_msg_keywords(mb, 0), 1);
+
+	/* the first message again and again: the padding does not pile up */
+	while (n > 2) {
+		mbox_msg_set_flags(mb, 0, MBOX_DELETED, 0);
+		assert_int_equal(mbox_expunge(mb, NULL, 0, &ex, &k), 0);
+		assert_int_equal(k, 1);
+		free(ex);
+		free(want[0].hdr);
+		free(want[0].body);
+		memmove(want, want + 1, --n * sizeof(want[0]));
+		cl_same(mb, want, n);
+		cl_check_file(t.path, n, 3 * 4096);
+	}
+	mbox_free(&mb);
+	mb = open_rw(&t);
+	cl_same(mb, want, n);
+	assert_int_equal(mbox_uidvalidity(mb) != 0, 1);
+	assert_int_equal(mbox_msg_uid(mb, n - 1), CL_MSGS);
+	mbox_free(&mb);
+	/* no journal left */
+	{
+		char cmd[400];
+
+		snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A %s | grep -v '^\\.imapd-cache-')\"",
+		    t.jdir);
+		assert_int_equal(system(cmd), 0);
+	}
+	sz = n;
+	for (i = 0; i < sz; i++) {
+		free(want[i].hdr);
+		free(want[i].body);
+	}
+	tdir_clean(&t);
+}
+
 int
 main(void)
 {
@@ -748,6 +1005,7 @@ main(void)
 		cmocka_unit_test(test_many_keywords_rewrite),
 		cmocka_unit_test(test_expunge),
 		cmocka_unit_test(test_expunge_all_keeps_uids),
+		cmocka_unit_test(test_expunge_collapse),
 		cmocka_unit_test(test_append),
 		cmocka_unit_test(test_append_to_missing),
 		cmocka_unit_test(test_copy),
