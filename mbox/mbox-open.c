@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -42,6 +43,18 @@ mbox_remap(struct mbox *mb)
 	mb->ino = st.st_ino;
 	mb->mtime_sec = st.st_mtim.tv_sec;
 	mb->mtime_nsec = st.st_mtim.tv_nsec;
+	mb->ctime_sec = st.st_ctim.tv_sec;
+	mb->ctime_nsec = st.st_ctim.tv_nsec;
+	{
+		/* The kernel stamps changes with the coarse clock: once it has moved past
+		 * ctime, any later change gets a later ctime.  Until then a change made in the
+		 * same tick (after our lock is gone) would leave size and times as they are. */
+		struct timespec now;
+
+		mb->view_racy = clock_gettime(CLOCK_REALTIME_COARSE, &now) < 0 ||
+		    now.tv_sec < st.st_ctim.tv_sec || (now.tv_sec == st.st_ctim.tv_sec &&
+		    now.tv_nsec <= st.st_ctim.tv_nsec);
+	}
 	if (st.st_size > 0) {
 		void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, mb->fd, 0);
 
@@ -225,7 +238,7 @@ mbox_open(const char *path, const char *journal_dir, unsigned flags, struct mbox
 {
 	struct mbox *mb;
 	struct mbox_lock lk = MBOX_LOCK_INIT;
-	int rw = (flags & MBOX_OPEN_RW) != 0, oflags;
+	int rw = (flags & MBOX_OPEN_RW) != 0, oflags, wrote = 0;
 
 	*mb_r = NULL;
 	if (rw && journal_dir == NULL) {
@@ -245,6 +258,8 @@ mbox_open(const char *path, const char *journal_dir, unsigned flags, struct mbox
 		const char *c = getenv("IMAPD_MBOX_CRASH_AFTER");
 
 		mb->crash_after = c != NULL ? strtol(c, NULL, 10) : 0;
+		c = getenv("IMAPD_MBOX_CACHE_MIN_SIZE");
+		mb->cache_min_size = c != NULL ? strtoull(c, NULL, 10) : MBOX_CACHE_MIN_SIZE;
 	}
 	mb->path = strdup(path);
 	mb->journal_dir = journal_dir != NULL ? strdup(journal_dir) : NULL;
@@ -285,13 +300,25 @@ mbox_open(const char *path, const char *journal_dir, unsigned flags, struct mbox
 	}
 	if (rw && mbox_journal_recover(mb) < 0)
 		goto fail_locked;
-	if (mbox_remap(mb) < 0 || mbox_scan(mb, 0, &mb->m, &mb->base) < 0)
+	if (mbox_remap(mb) < 0)
+		goto fail_locked;
+	/* the cache gives what the parse would; everything after it is the same either way */
+	mb->cache_used = mbox_cache_load(mb);
+	if (mb->cache_used == MBOX_CACHE_NONE && mbox_scan(mb, 0, &mb->m, &mb->base) < 0)
 		goto fail_locked;
 	setup_uids(mb);
 	mark_recent(mb, 0);
-	if (rw && needs_write(mb) && mbox_write_locked(mb) < 0)
-		goto fail_locked;
+	if (rw && needs_write(mb)) {
+		if (mbox_write_locked(mb) < 0)
+			goto fail_locked;
+		wrote = 1;
+	}
+	mb->cache_ok = 1;
+	if (wrote || mb->cache_used != MBOX_CACHE_EXACT)
+		mbox_cache_settle(mb);
 	mbox_unlock(mb, &lk);
+	/* outside the lock: the view and its stamp are ours, whatever happens to the file */
+	mbox_cache_save(mb);
 	*mb_r = mb;
 	return 0;
 fail_locked:
@@ -310,6 +337,9 @@ mbox_free(struct mbox **mbp)
 
 	if (mb == NULL)
 		return;
+	/* the session's own writes changed the file: keep the next open from parsing it */
+	if (mb->cache_ok)
+		mbox_cache_save(mb);
 	if (mb->map != NULL)
 		munmap((void *)(uintptr_t)mb->map, (size_t)mb->size);
 	if (mb->fd >= 0)

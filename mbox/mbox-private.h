@@ -68,6 +68,24 @@ struct mbox_base {
 	uint64_t pseudo_end;	/* pseudo message: offset of the next message (or EOF) */
 };
 
+/* What identifies one state of the file: a cache file holds the view of one stamp. */
+struct mbox_stamp {
+	uint64_t dev;
+	uint64_t ino;
+	uint64_t size;
+	int64_t mtime_sec;
+	int64_t mtime_nsec;
+	int64_t ctime_sec;
+	int64_t ctime_nsec;
+	int racy;		/* the clock had not moved past ctime when the file was read: a
+				 * change in the same timestamp tick would keep the stamp */
+};
+
+/* How mbox_open() got its messages (mb->cache_used; for tests). */
+#define MBOX_CACHE_NONE		0	/* parsed the whole file */
+#define MBOX_CACHE_EXACT	1	/* the cache as it was, no parse */
+#define MBOX_CACHE_PREFIX	2	/* the cache's headers re-read, the rest parsed */
+
 struct mbox {
 	char *path;
 	char *journal_dir;
@@ -81,6 +99,14 @@ struct mbox {
 	int64_t mtime_sec;
 	long mtime_nsec;
 	uint32_t tail_crc;	/* crc32 of the last bytes before size, to check appends */
+	int64_t ctime_sec;	/* with mtime: see struct mbox_stamp */
+	long ctime_nsec;
+	int view_racy;		/* see struct mbox_stamp */
+
+	struct mbox_stamp cache_stamp;	/* the view the cache file holds (zero: none) */
+	int cache_used;		/* MBOX_CACHE_*, set by mbox_open() */
+	int cache_ok;		/* the view is whole (open finished): it may be saved */
+	uint64_t cache_min_size;	/* MBOX_CACHE_MIN_SIZE unless a test says otherwise */
 
 	struct msgvec m;
 	struct mbox_base base;	/* as parsed from the file */
@@ -173,6 +199,37 @@ int wbuf_add(struct wbuf *b, const void *p, size_t n);
 int wbuf_reserve(struct wbuf *b, size_t n);
 int mbox_meta_block(struct mbox *mb, struct wbuf *b, const struct mbox_msg *m, int first);
 int mbox_base_line(struct mbox *mb, struct wbuf *b);
+
+/* mbox-sync.c */
+/* With mb->m the messages known at an earlier, shorter (or equal) state of the file and
+ * the file mapped now: re-read every known header, check each is still at its offset, and
+ * parse from the last known message on.  Returns 1 with *nv and *nb as mbox_scan(mb, 0)
+ * would give them (UIDs not assigned), 0 if the layout changed, -1 on error. */
+int mbox_scan_incremental(struct mbox *mb, struct msgvec *nv, struct mbox_base *nb);
+
+/* mbox-cache.c: the per-mailbox cache file in the journal directory (see mbox-cache.c). */
+/* Cache files: "JOURNAL_DIR/.imapd-cache-HASH" (HASH of the mailbox path). */
+#define MBOX_CACHE_PREFIX_NAME	".imapd-cache-"
+/* Mailboxes smaller than this get no cache: they parse in well under a millisecond, about
+ * what opening and reading a cache file costs, and a user's many small folders would each
+ * leave a file behind for nothing.  The environment variable IMAPD_MBOX_CACHE_MIN_SIZE
+ * (bytes), read by mbox_open(), overrides it for tests. */
+#define MBOX_CACHE_MIN_SIZE	(256 * 1024)
+/*
+ * Under the lock, right after mbox_remap() and with mb->m and the keywords empty: fill
+ * mb->m, mb->base and the keywords as mbox_scan(mb, 0, &mb->m, &mb->base) would, from the
+ * cache file when it describes this file.  Returns MBOX_CACHE_EXACT or MBOX_CACHE_PREFIX,
+ * or MBOX_CACHE_NONE (no usable cache; mb as it was: the caller parses).
+ */
+int mbox_cache_load(struct mbox *mb);
+/* Under the lock: if the view is racy, wait (a few milliseconds at most) until the clock
+ * passes the file's ctime, so that a cache saved from it can be trusted as it is. */
+void mbox_cache_settle(struct mbox *mb);
+/* Save the view as the cache file (atomically) unless the file already holds this view.
+ * Best effort: a cache that cannot be written is no error. */
+void mbox_cache_save(struct mbox *mb);
+/* Stamp of the current view. */
+void mbox_view_stamp(const struct mbox *mb, struct mbox_stamp *s_r);
 
 /* mbox-journal.c */
 /* Generator of the new tail: called until it returns 0 (done) or -1 (error); appends

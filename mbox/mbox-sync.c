@@ -66,8 +66,8 @@ reopen(struct mbox *mb)
  * message on.  Returns 1 with *nv and *nb filled, 0 if the layout changed (the caller
  * re-reads everything), -1 on error.
  */
-static int
-scan_incremental(struct mbox *mb, struct msgvec *nv, struct mbox_base *nb)
+int
+mbox_scan_incremental(struct mbox *mb, struct msgvec *nv, struct mbox_base *nb)
 {
 	struct msgvec head = { 0 };
 	uint32_t i, n = mb->m.n;
@@ -337,7 +337,7 @@ reload(struct mbox *mb, struct mbox_sync_result *res, int keep_gone)
 	memset(&nb, 0, sizeof(nb));
 	r = 0;
 	if (old_size > 0 && mb->size >= old_size && mbox_tail_crc(mb->map, old_size) == old_tail)
-		r = scan_incremental(mb, &nv, &nb);
+		r = mbox_scan_incremental(mb, &nv, &nb);
 	if (r < 0)
 		goto fail;
 	if (r == 0) {
