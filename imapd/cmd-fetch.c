@@ -19,6 +19,7 @@
 #include "imapd/selected.h"
 #include "mbox/decode.h"
 #include "mbox/message.h"
+#include "mbox/message-cache.h"
 
 /* Items in one FETCH; RFC 3501 has about twenty kinds, so this is generous. */
 #define FETCH_MAX_ITEMS	64
@@ -32,6 +33,7 @@ enum fitem {
 struct item {
 	enum fitem kind;
 	bool peek;
+	bool hx;			/* a section the header index can answer */
 	char *text;			/* copy of the atom the section points into */
 	struct fetch_section sec;
 };
@@ -131,6 +133,7 @@ parse_att(struct fetch *f, const struct imap_arg *a)
 		}
 		f->n++;
 		f->need_msg = true;
+		it->hx = it->kind == FI_SECTION && msg_hindex_covers(&it->sec.spec);
 		if (it->sec.spec.npath > 0 || it->kind != FI_SECTION)
 			f->need_mime = true;	/* BINARY sizes come from the full parse */
 		if (!it->peek)
@@ -286,13 +289,127 @@ write_binary(struct session *s, const struct msg *msg, const struct item *it)
 		(void)msg_decoded_write(msg, p, start, len, to_client, &o);
 }
 
-static void
-write_item(struct session *s, struct selected *sel, uint32_t i, const struct msg *msg,
-	   const struct item *it)
+/*
+ * One message being answered.  The bytes are found cheaply (mbox_msg_range); the parse and
+ * the header index are made only when an item needs them, and the index and rendered
+ * ENVELOPE/BODY/BODYSTRUCTURE are kept in the selection's cache for later commands.
+ */
+struct fmsg {
+	struct selected *sel;
+	uint32_t i;
+	const unsigned char *data;
+	size_t len;
+	struct msg_cache_key key;
+	bool mime;
+	struct msg *msg;
+	const struct msg_hindex *hx;
+	bool hx_done;
+};
+
+static bool
+hide(const char *name, size_t len, void *ctx)
 {
+	(void)ctx;
+	return mbox_header_is_hidden(name, len) != 0;
+}
+
+static void
+fmsg_init(struct fmsg *m, struct selected *sel, uint32_t i, bool mime)
+{
+	size_t hl;
+
+	memset(m, 0, sizeof(*m));
+	m->sel = sel;
+	m->i = i;
+	m->mime = mime;
+	(void)mbox_msg_range(sel->mb, i, &m->data, &m->len, &hl, &m->key.off);
+	m->key.len = m->len;
+	m->key.uid = mbox_msg_uid(sel->mb, i);
+}
+
+static const struct msg *
+fmsg_msg(struct fmsg *m)
+{
+	if (m->msg == NULL)
+		m->msg = m->mime ? msg_parse(m->data, m->len, hide, NULL) :
+			 msg_parse_header(m->data, m->len, hide, NULL);
+	return m->msg;
+}
+
+static const struct msg_hindex *
+fmsg_hindex(struct fmsg *m)
+{
+	if (!m->hx_done) {
+		m->hx = msg_cache_hindex(selected_cache(m->sel), m->i, &m->key, m->data, m->len,
+					 hide, NULL);
+		m->hx_done = true;
+	}
+	return m->hx;
+}
+
+static void
+write_rendered(struct session *s, struct fmsg *m, enum fitem kind)
+{
+	enum msg_ctext ck = kind == FI_ENVELOPE ? MSG_CTEXT_ENVELOPE :
+			    kind == FI_BODY ? MSG_CTEXT_BODY : MSG_CTEXT_BODYSTRUCTURE;
+	struct msg_cache *cache = selected_cache(m->sel);
+	const char *p;
+	size_t len;
+	struct dbuf b;
+
+	resp_printf(s, "%s ", kind == FI_ENVELOPE ? "ENVELOPE" :
+		    kind == FI_BODY ? "BODY" : "BODYSTRUCTURE");
+	if (msg_cache_text(cache, m->i, &m->key, ck, &p, &len)) {
+		resp_raw(s, p, len);
+		return;
+	}
+	dbuf_init(&b, SIZE_MAX);
+	if (kind == FI_ENVELOPE)
+		fetch_render_envelope(&b, msg_root(fmsg_msg(m))->envelope);
+	else
+		fetch_render_bodystructure(&b, msg_root(fmsg_msg(m)), kind == FI_BODYSTRUCTURE);
+	resp_raw(s, b.data, b.len);
+	msg_cache_put_text(cache, m->i, &m->key, ck, b.data, b.len);
+	dbuf_free(&b);
+	/* the header is at hand now: index it for HEADER.FIELDS and SEARCH later */
+	(void)fmsg_hindex(m);
+}
+
+/* Could the cache answer this item without a parse? */
+static bool
+cached_item(struct fmsg *m, const struct item *it)
+{
+	enum msg_ctext ck;
+	const char *p;
+	size_t len;
+
+	switch (it->kind) {
+	case FI_FLAGS:
+	case FI_INTERNALDATE:
+	case FI_RFC822_SIZE:
+	case FI_UID:
+		return true;
+	case FI_ENVELOPE:
+	case FI_BODY:
+	case FI_BODYSTRUCTURE:
+		ck = it->kind == FI_ENVELOPE ? MSG_CTEXT_ENVELOPE :
+		     it->kind == FI_BODY ? MSG_CTEXT_BODY : MSG_CTEXT_BODYSTRUCTURE;
+		return msg_cache_text(selected_cache(m->sel), m->i, &m->key, ck, &p, &len);
+	case FI_SECTION:
+		return it->hx;
+	default:
+		return false;
+	}
+}
+
+static void
+write_item(struct session *s, struct fmsg *m, const struct item *it)
+{
+	struct selected *sel = m->sel;
+	uint32_t i = m->i;
 	struct msg_body body = MSG_BODY_INIT;
 	struct msg_section_spec spec = { NULL, 0, MSG_SECT_FULL, NULL, 0 };
-	struct dbuf b;
+	const struct msg_hindex *hx;
 
 	switch (it->kind) {
 	case FI_FLAGS:
@@ -311,22 +428,14 @@ write_item(struct session *s, struct selected *sel, uint32_t i, const struct msg
 	case FI_ENVELOPE:
 	case FI_BODY:
 	case FI_BODYSTRUCTURE:
-		dbuf_init(&b, SIZE_MAX);
-		if (it->kind == FI_ENVELOPE)
-			fetch_render_envelope(&b, msg_root(msg)->envelope);
-		else
-			fetch_render_bodystructure(&b, msg_root(msg), it->kind == FI_BODYSTRUCTURE);
-		resp_printf(s, "%s ", it->kind == FI_ENVELOPE ? "ENVELOPE" :
-			    it->kind == FI_BODY ? "BODY" : "BODYSTRUCTURE");
-		resp_raw(s, b.data, b.len);
-		dbuf_free(&b);
+		write_rendered(s, m, it->kind);
 		return;
 	case FI_RFC822:
 	case FI_RFC822_HEADER:
 	case FI_RFC822_TEXT:
 		spec.kind = it->kind == FI_RFC822 ? MSG_SECT_FULL :
 			    it->kind == FI_RFC822_HEADER ? MSG_SECT_HEADER : MSG_SECT_TEXT;
-		(void)msg_section(msg, &spec, &body);
+		(void)msg_section(fmsg_msg(m), &spec, &body);
 		resp_printf(s, "%s ", it->kind == FI_RFC822 ? "RFC822" :
 			    it->kind == FI_RFC822_HEADER ? "RFC822.HEADER" : "RFC822.TEXT");
 		write_body(s, &body, NULL);
@@ -334,7 +443,11 @@ write_item(struct session *s, struct selected *sel, uint32_t i, const struct msg
 		return;
 	case FI_SECTION:
 		write_section_name(s, "BODY", it);
-		if (msg_section(msg, &it->sec.spec, &body) != 0)
+		/* header fields the index knows: only their bytes are read */
+		if (it->hx && (hx = fmsg_hindex(m)) != NULL &&
+		    msg_hindex_section(hx, m->data, m->len, &it->sec.spec, &body) == 0)
+			write_body(s, &body, &it->sec);
+		else if (msg_section(fmsg_msg(m), &it->sec.spec, &body) != 0)
 			resp_printf(s, "\"\"");	/* no such part: empty, as Dovecot answers */
 		else
 			write_body(s, &body, &it->sec);
@@ -343,7 +456,7 @@ write_item(struct session *s, struct selected *sel, uint32_t i, const struct msg
 	case FI_BINARY:
 	case FI_BINARY_SIZE:
 		write_section_name(s, it->kind == FI_BINARY ? "BINARY" : "BINARY.SIZE", it);
-		write_binary(s, msg, it);
+		write_binary(s, fmsg_msg(m), it);
 		return;
 	}
 }
@@ -369,31 +482,6 @@ unknown_cte(const struct msg *msg, const struct fetch *f)
 			return true;
 	}
 	return false;
-}
-
-static bool
-hide(const char *name, size_t len, void *ctx)
-{
-	(void)ctx;
-	return mbox_header_is_hidden(name, len) != 0;
-}
-
-/* The message as one range of the mapping: its first visible header line to its end. */
-static struct msg *
-load(struct mbox *mb, uint32_t i, bool mime)
-{
-	const unsigned char *hp, *bp;
-	size_t hl, bl;
-	uint64_t pos = 0;
-
-	if (mbox_header_next(mb, i, &pos, &hp, &hl) <= 0)
-		hp = NULL;
-	mbox_msg_body(mb, i, &bp, &bl);
-	if (hp == NULL || hp > bp)
-		hp = bp;
-	if (!mime)
-		return msg_parse_header(hp, (size_t)(bp + bl - hp), hide, NULL);
-	return msg_parse(hp, (size_t)(bp + bl - hp), hide, NULL);
 }
 
 void
@@ -427,15 +515,23 @@ cmd_fetch(struct command *cmd)
 	selected_refresh(sel);
 	n = mbox_count(sel->mb);
 	for (i = 0; i < n; i++) {
-		struct msg *msg;
+		struct fmsg m;
 		size_t k;
 		bool first = true, flags_sent = false;
 
 		if (!mark[i])
 			continue;
-		msg = f.need_msg ? load(sel->mb, i, f.need_mime) : NULL;
-		if (msg != NULL && unknown_cte(msg, &f)) {
-			msg_free(&msg);
+		fmsg_init(&m, sel, i, f.need_mime);
+		if (f.need_msg) {
+			bool parse = false;
+
+			for (k = 0; k < f.n && !parse; k++)
+				parse = !cached_item(&m, &f.items[k]);
+			if (parse)
+				(void)fmsg_msg(&m);	/* once, before any output */
+		}
+		if (m.msg != NULL && unknown_cte(m.msg, &f)) {
+			msg_free(&m.msg);
 			free(mark);
 			fetch_clear(&f);
 			resp_no(cmd, "[UNKNOWN-CTE] Cannot decode the content transfer encoding");
@@ -455,7 +551,7 @@ cmd_fetch(struct command *cmd)
 			first = false;
 			if (f.items[k].kind == FI_FLAGS)
 				flags_sent = true;
-			write_item(s, sel, i, msg, &f.items[k]);
+			write_item(s, &m, &f.items[k]);
 		}
 		if (!flags_sent) {
 			/* \Seen was just set: say so (RFC 3501 6.4.5) */
@@ -463,7 +559,7 @@ cmd_fetch(struct command *cmd)
 			selected_write_flags(s, sel->mb, i);
 		}
 		resp_printf(s, ")\r\n");
-		msg_free(&msg);
+		msg_free(&m.msg);
 	}
 	free(mark);
 	fetch_clear(&f);

@@ -19,11 +19,15 @@
 #define RET_ALL		0x08
 
 struct smsg {
-	struct mbox *mb;
+	struct selected *sel;
 	uint32_t i;
 	struct msg *msg;
 	bool loaded;
 	bool mime;		/* a full parse, not only the header */
+	bool ranged;
+	const unsigned char *data;	/* the message as FETCH reads it (mbox_msg_range) */
+	size_t len;
+	struct msg_cache_key key;
 };
 
 static bool
@@ -33,36 +37,55 @@ hide(const char *name, size_t len, void *ctx)
 	return mbox_header_is_hidden(name, len) != 0;
 }
 
+static void
+range(struct smsg *m)
+{
+	size_t hl;
+
+	if (m->ranged)
+		return;
+	m->ranged = true;
+	(void)mbox_msg_range(m->sel->mb, m->i, &m->data, &m->len, &hl, &m->key.off);
+	m->key.len = m->len;
+	m->key.uid = mbox_msg_uid(m->sel->mb, m->i);
+}
+
 static const struct msg *
 get_msg(void *ctx)
 {
 	struct smsg *m = ctx;
-	const unsigned char *hp, *bp;
-	size_t hl, bl;
-	uint64_t pos = 0;
 
 	if (m->loaded)
 		return m->msg;
 	m->loaded = true;
-	if (mbox_header_next(m->mb, m->i, &pos, &hp, &hl) <= 0)
-		hp = NULL;
-	mbox_msg_body(m->mb, m->i, &bp, &bl);
-	if (hp == NULL || hp > bp)
-		hp = bp;
+	range(m);
 	if (m->mime)
-		m->msg = msg_parse(hp, (size_t)(bp + bl - hp), hide, NULL);
+		m->msg = msg_parse(m->data, m->len, hide, NULL);
 	else
-		m->msg = msg_parse_header(hp, (size_t)(bp + bl - hp), hide, NULL);
+		m->msg = msg_parse_header(m->data, m->len, hide, NULL);
 	return m->msg;
+}
+
+/* The header index, from the selection's cache (built and kept on first use). */
+static const struct msg_hindex *
+get_hindex(void *ctx, const unsigned char **data_r, size_t *len_r)
+{
+	struct smsg *m = ctx;
+
+	range(m);
+	*data_r = m->data;
+	*len_r = m->len;
+	return msg_cache_hindex(selected_cache(m->sel), m->i, &m->key, m->data, m->len, hide,
+				NULL);
 }
 
 static bool
 has_keyword(void *ctx, const char *kw)
 {
 	struct smsg *m = ctx;
-	int idx = mbox_keyword_lookup(m->mb, kw, strlen(kw), 0);
+	int idx = mbox_keyword_lookup(m->sel->mb, kw, strlen(kw), 0);
 
-	return idx >= 0 && (mbox_msg_keywords(m->mb, m->i) >> idx & 1) != 0;
+	return idx >= 0 && (mbox_msg_keywords(m->sel->mb, m->i) >> idx & 1) != 0;
 }
 
 /* RETURN (...) options; returns the arguments after them, or NULL on a syntax error. */
@@ -152,10 +175,14 @@ cmd_search(struct command *cmd)
 	if (hits == NULL)
 		abort();
 	for (i = 0; i < n; i++) {
-		struct smsg sm = { sel->mb, i, NULL, false, mime };
+		struct smsg sm;
 		struct search_msg m;
 		int tz;
 
+		memset(&sm, 0, sizeof(sm));
+		sm.sel = sel;
+		sm.i = i;
+		sm.mime = mime;
 		memset(&m, 0, sizeof(m));
 		m.seq = i + 1;
 		m.uid = mbox_msg_uid(sel->mb, i);
@@ -165,6 +192,7 @@ cmd_search(struct command *cmd)
 		m.size = mbox_msg_size(sel->mb, i);
 		m.has_keyword = has_keyword;
 		m.get_msg = get_msg;
+		m.get_hindex = get_hindex;
 		m.ctx = &sm;
 		if (search_match(prog, &box, &m))
 			hits[nhits++] = cmd->uid ? m.uid : m.seq;

@@ -9,6 +9,7 @@
 
 #include "mbox/decode.h"
 #include "mbox/mbox.h"
+#include "mbox/message-cache.h"
 
 /* Raw bytes decoded per step when searching a body part. */
 #define SEARCH_CHUNK	65536
@@ -35,6 +36,10 @@ struct node {
 	char *str;		/* UTF-8 search string, keyword */
 	size_t len;
 	char *field;		/* HEADER field name */
+	int hkind;		/* HEADER: the field's msg_hkind(), -1 if not indexed */
+	char *fold;		/* str case-folded (utf8_fold), for the header fast path */
+	size_t flen;
+	bool fold_ascii;	/* fold is all ASCII */
 	long long day;
 	uint64_t num;
 	struct range *ranges;
@@ -60,6 +65,7 @@ free_node(struct node *n)
 		free_node(n->child);
 		free(n->str);
 		free(n->field);
+		free(n->fold);
 		free(n->ranges);
 		free(n);
 		n = next;
@@ -249,7 +255,25 @@ take_string(struct pstate *ps, const struct imap_arg **ap, struct node *n)
 	if (b.len > 0)
 		memcpy(n->str, b.data, b.len);
 	n->str[b.len] = '\0';
+	dbuf_reset(&b);
 	dbuf_free(&b);
+	/* the folded needle, so plain ASCII header values need no decoding to be matched */
+	dbuf_init(&b, SIZE_MAX);
+	utf8_fold(n->str, n->len, &b);
+	n->flen = b.len;
+	n->fold = malloc(b.len + 1);
+	if (n->fold == NULL)
+		abort();
+	if (b.len > 0)
+		memcpy(n->fold, b.data, b.len);
+	n->fold[b.len] = '\0';
+	dbuf_free(&b);
+	n->fold_ascii = true;
+	for (size_t k = 0; k < n->flen; k++) {
+		if ((unsigned char)n->fold[k] >= 0x80)
+			n->fold_ascii = false;
+	}
+	n->hkind = n->field != NULL ? msg_hkind(n->field, strlen(n->field)) : -1;
 	*ap = a->next;
 	return 0;
 }
@@ -543,6 +567,75 @@ field_has(const struct msg_field *f, const struct node *n)
 	return r;
 }
 
+/*
+ * field_has() for a value that is plain ASCII: no encoded word, no 8-bit byte, no line end
+ * and no control character, which RFC 2047 decoding and charset conversion would leave
+ * exactly as it is.  Folding such text only lowers ASCII letters, so the folded needle is
+ * looked for with an ASCII case-insensitive comparison.  Returns -1 when the value is not
+ * plain (the caller decodes), else whether it matches.
+ */
+static int
+plain_field_has(const struct msg_field *f, const struct node *n)
+{
+	const unsigned char *v = (const unsigned char *)f->value;
+	size_t len = f->value_len, i, k;
+
+	for (i = 0; i < len; i++) {
+		unsigned char c = v[i];
+
+		if (c >= 0x80 || (c < 0x20 && c != '\t') || c == 0x7f ||
+		    (c == '=' && i + 1 < len && v[i + 1] == '?'))
+			return -1;
+	}
+	if (n->flen == 0)
+		return 1;
+	if (!n->fold_ascii || n->flen > len)
+		return 0;
+	for (i = 0; i + n->flen <= len; i++) {
+		for (k = 0; k < n->flen; k++) {
+			unsigned char c = v[i + k];
+
+			if ((c >= 'A' && c <= 'Z' ? c + 32 : c) != (unsigned char)n->fold[k])
+				break;
+		}
+		if (k == n->flen)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * HEADER/FROM/SUBJECT/... of an indexed field through the header index: only the fields of
+ * that name are read.  Returns -1 when the index cannot be used (the caller parses).
+ */
+static int
+indexed_header_has(const struct search_msg *m, const struct node *n)
+{
+	const unsigned char *data;
+	const struct msg_hindex *hx;
+	size_t len;
+	unsigned int k;
+
+	if (n->hkind < 0 || m->get_hindex == NULL ||
+	    (hx = m->get_hindex(m->ctx, &data, &len)) == NULL)
+		return -1;
+	for (k = 0; k < hx->nfields; k++) {
+		struct msg_field f;
+		int r;
+
+		if (hx->f[k].kind != n->hkind)
+			continue;
+		if (!msg_hindex_field(hx, data, len, k, &f))
+			return -1;
+		r = n->len == 0 ? 1 : plain_field_has(&f, n);
+		if (r < 0)
+			r = field_has(&f, n);
+		if (r > 0)
+			return 1;
+	}
+	return 0;
+}
+
 /* field == NULL: any field (TEXT). */
 static bool
 header_has(const struct msg *msg, const struct msg_part *part, const char *field,
@@ -665,6 +758,7 @@ eval(const struct node *n, const struct search_box *box, const struct search_msg
 	const struct node *c;
 	const struct msg *msg;
 	long long day;
+	int r;
 
 	switch (n->kind) {
 	case N_ALL:
@@ -712,6 +806,8 @@ eval(const struct node *n, const struct search_box *box, const struct search_msg
 	case N_SMALLER:
 		return m->size < n->num;
 	case N_HEADER:
+		if ((r = indexed_header_has(m, n)) >= 0)
+			return r > 0;
 		msg = m->get_msg(m->ctx);
 		return msg != NULL && header_has(msg, msg_root(msg), n->field, n);
 	case N_BODY:

@@ -8,6 +8,7 @@
 
 #include "imapd/parser.h"
 #include "mbox/message.h"
+#include "mbox/message-cache.h"
 
 /*
  * SEARCH criteria (RFC 3501 6.4.4): parsed once from the command's arguments into a tree,
@@ -36,6 +37,13 @@ struct search_msg {
 	bool (*has_keyword)(void *ctx, const char *keyword);
 	/* the parsed message, parsed on first use; NULL if it cannot be read */
 	const struct msg *(*get_msg)(void *ctx);
+	/*
+	 * Optional (may be NULL): the message's header index (mbox/message-cache.h) and the
+	 * bytes it indexes, the same bytes get_msg parses; NULL if there is none.  Header keys
+	 * on indexed fields then read only those fields.
+	 */
+	const struct msg_hindex *(*get_hindex)(void *ctx, const unsigned char **data_r,
+					       size_t *len_r);
 	void *ctx;
 };
 

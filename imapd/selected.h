@@ -7,6 +7,7 @@
 #include "imapd/command.h"
 #include "imapd/session.h"
 #include "mbox/mbox.h"
+#include "mbox/message-cache.h"
 
 /*
  * The selected mailbox (RFC 3501 state "selected"): the open store plus what the client
@@ -21,7 +22,23 @@ struct selected {
 	uint32_t	exists;		/* the last EXISTS the client was sent */
 	uint32_t	recent;		/* the last RECENT the client was sent */
 	unsigned	n_kw;		/* keywords the last FLAGS response listed */
+	/*
+	 * What FETCH and SEARCH parsed, per message index, for the rest of the selection
+	 * (NULL until first used; selected_close() frees it with msg_cache_free()).  Entries
+	 * are keyed by UID and file position, so renumbering and rewrites need no
+	 * invalidation: a stale entry simply misses.
+	 */
+	struct msg_cache *cache;
 };
+
+/* The selection's parse cache, made on first use. */
+static inline struct msg_cache *
+selected_cache(struct selected *sel)
+{
+	if (sel->cache == NULL)
+		sel->cache = msg_cache_new(MSG_CACHE_MAX_BYTES);
+	return sel->cache;
+}
 
 /*
  * The session's on_tagged hook while a mailbox is selected: picks up changes others made

@@ -251,4 +251,16 @@ void mbox_append_abort(struct mbox_append **ap);
 int mbox_copy(struct mbox *dst, struct mbox *src, const uint32_t *idx, size_t n,
     uint32_t *uid_first_r);
 
+/*
+ * Message i as one range of the mapping, as FETCH and SEARCH read it: from its first visible
+ * header line (the hidden fields before it skipped; the empty line ending the header if none
+ * is visible) to the end of the message.  Only the hidden fields at the start are looked at,
+ * so this is cheap.  *hdr_len_r: the bytes of the range up to the body (the rest of the
+ * header as the store found it, its empty line included); *off_r: the file offset of the
+ * range, which changes when the message moves.  Borrowed like mbox_header_next()'s
+ * pointers.  Returns 0, or -1 (an empty range) for a message another process removed.
+ */
+int mbox_msg_range(const struct mbox *mb, uint32_t i, const unsigned char **p_r, size_t *len_r,
+    size_t *hdr_len_r, uint64_t *off_r);
+
 #endif

@@ -3,6 +3,7 @@
  * criteria text (atoms, "quoted" strings, nested lists) into an argument tree like the one
  * the command parser builds, parsed by search_parse and run against a small fixed message.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -78,6 +79,8 @@ read_list(struct reader *r, bool nested)
 
 static const char message[] =
 	"From: =?utf-8?q?J=C3=B6rg?= <j@x>\nSubject: hello\nDate: 1 Jan 2024 00:00 +0100\n"
+	"To: Plain Person <p@q.example>\nTo: second\n\tfolded\nCc: L\xc3\xa9on <l@x>\n"
+	"Bcc: Ij \x01ctl\nReply-To: =?iso-8859-1?q?=E9?= x\nMessage-ID: <id@h>\n"
 	"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Transfer-Encoding: base64\n\n"
 	"aGVsbG8gd29ybGQ=\n--b\nContent-Type: text/plain; charset=koi8-r\n\n\xc1\xc2\n--b--\n";
 
@@ -85,6 +88,26 @@ static const struct msg *
 get_msg(void *ctx)
 {
 	return ctx;
+}
+
+struct both_ctx {
+	const struct msg_hindex *hx;
+	const struct msg *msg;
+};
+
+/* The header index of the same bytes, for the indexed path. */
+static const struct msg_hindex *
+get_hindex(void *ctx, const unsigned char **data_r, size_t *len_r)
+{
+	*data_r = (const unsigned char *)message;
+	*len_r = sizeof(message) - 1;
+	return ((struct both_ctx *)ctx)->hx;
+}
+
+static const struct msg *
+get_msg_both(void *ctx)
+{
+	return ((struct both_ctx *)ctx)->msg;
 }
 
 int
@@ -97,6 +120,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const struct search_box box = { 3, 9 };
 	const char *why;
 	struct msg *msg;
+	struct both_ctx bc;
+	bool plain;
 
 	if (size > 4096)
 		return 0;
@@ -118,7 +143,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		m.size = 100;
 		m.get_msg = get_msg;
 		m.ctx = msg;
-		(void)search_match(prog, &box, &m);
+		plain = search_match(prog, &box, &m);
+		/* the header index must not change any answer */
+		bc.hx = msg_hindex_build((const unsigned char *)message, sizeof(message) - 1, NULL,
+					 NULL);
+		bc.msg = msg;
+		m.get_msg = get_msg_both;
+		m.get_hindex = get_hindex;
+		m.ctx = &bc;
+		if (search_match(prog, &box, &m) != plain)
+			abort();
+		free((void *)(uintptr_t)bc.hx);
 		msg_free(&msg);
 		search_free(&prog);
 	}
