@@ -45,8 +45,9 @@
 #define CACHE_MIN_MSG	7
 /* Records normalized and written per write() call. */
 #define CACHE_CHUNK	256
-/* Longest wait for the clock to pass a racy view's ctime (one tick is 1-10 ms). */
-#define CACHE_SETTLE_MS	30
+/* Longest wait for the clock to pass a racy view's ctime: one tick is 1-10 ms; longer
+ * means a file system with other clocks (NFS), where the cache stays racy. */
+#define CACHE_SETTLE_MS	12
 
 /* Every field sized explicitly: no padding, so the checksum covers no stray bytes. */
 struct cache_hdr {
@@ -244,43 +245,52 @@ load_keywords(struct mbox *mb, const unsigned char *p, size_t len, uint32_t n_kw
 	return 0;
 }
 
-/* Every record as the scan makes them, inside the cached size, in file order. */
+/* One record as the scan makes it, inside the cached size, after the one before (whose
+ * end and UID are in *prev_end and *prev_uid, 0 for the first). */
+static int
+check_record(const struct cache_hdr *h, const struct mbox_msg *m, uint32_t i,
+    uint64_t *prev_end, uint32_t *prev_uid)
+{
+	uint64_t kw_mask = h->n_kw >= 64 ? UINT64_MAX : (1ULL << h->n_kw) - 1;
+	uint64_t hdr_bytes;
+
+	if (i == 0) {
+		if (m->from_off != (h->base_pseudo ? h->base_pseudo_end : 0))
+			return -1;
+	} else if (m->from_off <= *prev_end) {
+		return -1;
+	}
+	if (m->from_len < 6 || m->from_len > MBOX_FROM_LINE_MAX + 1 ||
+	    m->from_off > h->size || m->from_len > h->size - m->from_off ||
+	    m->body_off < m->from_off + m->from_len || m->end < m->body_off ||
+	    m->end > h->size)
+		return -1;
+	hdr_bytes = m->body_off - m->from_off - m->from_len;
+	if (m->hdr_vsize > 2 * hdr_bytes || m->body_bare_lf > m->end - m->body_off)
+		return -1;
+	if ((m->flags & ~MBOX_FLAGS_STORED) != 0 || m->disk_flags != m->flags ||
+	    m->keywords != m->disk_keywords || (m->keywords & ~kw_mask) != 0)
+		return -1;
+	if ((m->state & ~(MSG_UID_STORED | MSG_STATUS_O | MSG_NO_BLANK)) != 0 ||
+	    m->x_uid_ok > 1)
+		return -1;
+	if (m->uid <= *prev_uid || m->uid >= h->next_uid)
+		return -1;
+	*prev_uid = m->uid;
+	*prev_end = m->end;
+	return 0;
+}
+
+/* Every record, in file order. */
 static int
 check_records(const struct cache_hdr *h, const struct mbox_msg *v)
 {
-	uint64_t kw_mask = h->n_kw >= 64 ? UINT64_MAX : (1ULL << h->n_kw) - 1;
 	uint64_t prev_end = 0;
 	uint32_t i, prev_uid = 0;
 
-	for (i = 0; i < h->n_msgs; i++) {
-		const struct mbox_msg *m = &v[i];
-		uint64_t hdr_bytes;
-
-		if (i == 0) {
-			if (m->from_off != (h->base_pseudo ? h->base_pseudo_end : 0))
-				return -1;
-		} else if (m->from_off <= prev_end) {
+	for (i = 0; i < h->n_msgs; i++)
+		if (check_record(h, &v[i], i, &prev_end, &prev_uid) < 0)
 			return -1;
-		}
-		if (m->from_len < 6 || m->from_len > MBOX_FROM_LINE_MAX + 1 ||
-		    m->from_off > h->size || m->from_len > h->size - m->from_off ||
-		    m->body_off < m->from_off + m->from_len || m->end < m->body_off ||
-		    m->end > h->size)
-			return -1;
-		hdr_bytes = m->body_off - m->from_off - m->from_len;
-		if (m->hdr_vsize > 2 * hdr_bytes || m->body_bare_lf > m->end - m->body_off)
-			return -1;
-		if ((m->flags & ~MBOX_FLAGS_STORED) != 0 || m->disk_flags != m->flags ||
-		    m->keywords != m->disk_keywords || (m->keywords & ~kw_mask) != 0)
-			return -1;
-		if ((m->state & ~(MSG_UID_STORED | MSG_STATUS_O | MSG_NO_BLANK)) != 0 ||
-		    m->x_uid_ok > 1)
-			return -1;
-		if (m->uid <= prev_uid || m->uid >= h->next_uid)
-			return -1;
-		prev_uid = m->uid;
-		prev_end = m->end;
-	}
 	return 0;
 }
 
@@ -394,8 +404,8 @@ mbox_cache_settle(struct mbox *mb)
 	struct timespec now, ms = { 0, 1000000 };
 	int i;
 
-	if (mb->journal_dir == NULL || mb->fd < 0)
-		return;
+	if (mb->journal_dir == NULL || mb->fd < 0 || mb->size < mb->cache_min_size)
+		return;	/* no cache will be saved */
 	for (i = 0; i < CACHE_SETTLE_MS && mb->view_racy; i++) {
 		(void)nanosleep(&ms, NULL);
 		if (clock_gettime(CLOCK_REALTIME_COARSE, &now) < 0)
@@ -435,7 +445,8 @@ write_cache(struct mbox *mb, int fd, const struct mbox_stamp *s)
 	struct cache_tail t;
 	struct mbox_msg chunk[CACHE_CHUNK];
 	unsigned char kw[CACHE_KW_MAX];
-	uint32_t i, n = 0, crc;
+	uint32_t i, n = 0, crc, w = 0, prev_uid = 0;
+	uint64_t prev_end = 0;
 	size_t kl = 0, k = 0;
 	unsigned j;
 
@@ -485,6 +496,9 @@ write_cache(struct mbox *mb, int fd, const struct mbox_stamp *s)
 			continue;
 		chunk[k] = mb->m.v[i];
 		normalize(mb, &chunk[k]);
+		/* a view the loader would refuse (a write that failed half-way) is not saved */
+		if (check_record(&h, &chunk[k], w++, &prev_end, &prev_uid) < 0)
+			return -1;
 		if (++k == CACHE_CHUNK) {
 			crc = crc_add(crc, chunk, k * sizeof(chunk[0]));
 			if (write_full(fd, chunk, k * sizeof(chunk[0])) < 0)

@@ -87,9 +87,13 @@ mbox_unlock(struct mbox *mb, struct mbox_lock *lk)
 {
 	struct mbox_error e;
 
+	/* Last moment nobody else can change the file: if it changed in the clock's current
+	 * tick (our own write, usually), let the tick pass, so that the view may be cached as
+	 * one a later change cannot hide from (see struct mbox_stamp). */
+	if (lk->fcntl_held && mb->view_racy)
+		mbox_cache_settle(mb);
 	/* A dotlock we cannot remove is worth no more than an error text: the data is safe. */
 	(void)mbox_lock_release(lk, &e);
-	(void)mb;
 }
 
 static int
@@ -238,7 +242,7 @@ mbox_open(const char *path, const char *journal_dir, unsigned flags, struct mbox
 {
 	struct mbox *mb;
 	struct mbox_lock lk = MBOX_LOCK_INIT;
-	int rw = (flags & MBOX_OPEN_RW) != 0, oflags, wrote = 0;
+	int rw = (flags & MBOX_OPEN_RW) != 0, oflags;
 
 	*mb_r = NULL;
 	if (rw && journal_dir == NULL) {
@@ -308,14 +312,9 @@ mbox_open(const char *path, const char *journal_dir, unsigned flags, struct mbox
 		goto fail_locked;
 	setup_uids(mb);
 	mark_recent(mb, 0);
-	if (rw && needs_write(mb)) {
-		if (mbox_write_locked(mb) < 0)
-			goto fail_locked;
-		wrote = 1;
-	}
+	if (rw && needs_write(mb) && mbox_write_locked(mb) < 0)
+		goto fail_locked;
 	mb->cache_ok = 1;
-	if (wrote || mb->cache_used != MBOX_CACHE_EXACT)
-		mbox_cache_settle(mb);
 	mbox_unlock(mb, &lk);
 	/* outside the lock: the view and its stamp are ours, whatever happens to the file */
 	mbox_cache_save(mb);

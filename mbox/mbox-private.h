@@ -222,8 +222,9 @@ int mbox_scan_incremental(struct mbox *mb, struct msgvec *nv, struct mbox_base *
  * or MBOX_CACHE_NONE (no usable cache; mb as it was: the caller parses).
  */
 int mbox_cache_load(struct mbox *mb);
-/* Under the lock: if the view is racy, wait (a few milliseconds at most) until the clock
- * passes the file's ctime, so that a cache saved from it can be trusted as it is. */
+/* Under the lock (mbox_unlock() calls it): if the view is racy and the mailbox is one that
+ * gets a cache, wait (one clock tick, at most CACHE_SETTLE_MS) until the clock passes the
+ * file's ctime, so that a cache saved from the view can be trusted as it is. */
 void mbox_cache_settle(struct mbox *mb);
 /* Save the view as the cache file (atomically) unless the file already holds this view.
  * Best effort: a cache that cannot be written is no error. */

@@ -480,7 +480,8 @@ test_saved_at_close(void **state)
 	mbox_msg_set_flags(mb, 0, MBOX_DELETED, 0);
 	mbox_free(&mb);
 	mb = open_mb(&t, MBOX_OPEN_RW);
-	assert_int_not_equal(mb->cache_used, MBOX_CACHE_NONE);
+	/* the write let its clock tick pass before unlocking: the cache is trusted */
+	assert_int_equal(mb->cache_used, MBOX_CACHE_EXACT);
 	assert_int_equal(mbox_count(mb), 3);
 	assert_int_equal(mbox_msg_flags(mb, 1), MBOX_FLAGGED | MBOX_SEEN);
 	assert_int_equal(mbox_msg_keywords(mb, 1), 1);
