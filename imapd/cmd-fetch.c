@@ -35,6 +35,8 @@ struct item {
 	bool peek;
 	bool hx;			/* a section the header index can answer */
 	char *text;			/* copy of the atom the section points into */
+	char *name;			/* sections: "BODY[...]<n> " as the response names it */
+	size_t name_len;
 	struct fetch_section sec;
 };
 
@@ -56,13 +58,65 @@ static const struct {
 	{ "RFC822.HEADER", FI_RFC822_HEADER }, { "RFC822.TEXT", FI_RFC822_TEXT },
 };
 
+/* The name a section item is answered under, made once per command (not per message). */
+static void
+make_section_name(struct item *it)
+{
+	const char *prefix = it->kind == FI_SECTION ? "BODY" :
+			     it->kind == FI_BINARY ? "BINARY" : "BINARY.SIZE";
+	char num[32];
+	struct dbuf b;
+
+	dbuf_init(&b, SIZE_MAX);
+	dbuf_add(&b, prefix, strlen(prefix));
+	dbuf_add(&b, "[", 1);
+	fetch_section_name(&b, &it->sec);
+	dbuf_add(&b, "]", 1);
+	if (it->sec.partial) {
+		int n = snprintf(num, sizeof(num), "<%llu>", (unsigned long long)it->sec.origin);
+
+		dbuf_add(&b, num, (size_t)n);
+	}
+	dbuf_add(&b, " ", 1);
+	it->name = malloc(b.len + 1);
+	if (it->name == NULL)
+		abort();
+	memcpy(it->name, b.data, b.len + 1);
+	it->name_len = b.len;
+	dbuf_free(&b);
+}
+
+/* prefix, the decimal number v and suffix, without printf (this runs per message). */
+static void
+write_num(struct session *s, const char *prefix, uint64_t v, const char *suffix)
+{
+	char buf[64];
+	size_t pl = strlen(prefix), sl = strlen(suffix), i = sizeof(buf);
+
+	if (pl + sl + 20 > sizeof(buf)) {
+		resp_printf(s, "%s%llu%s", prefix, (unsigned long long)v, suffix);
+		return;
+	}
+	i -= sl;
+	memcpy(buf + i, suffix, sl);
+	do {
+		buf[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	i -= pl;
+	memcpy(buf + i, prefix, pl);
+	resp_raw(s, buf + i, sizeof(buf) - i);
+}
+
 static void
 fetch_clear(struct fetch *f)
 {
 	size_t i;
 
-	for (i = 0; i < f->n; i++)
+	for (i = 0; i < f->n; i++) {
 		free(f->items[i].text);
+		free(f->items[i].name);
+	}
 	f->n = 0;
 }
 
@@ -131,6 +185,7 @@ parse_att(struct fetch *f, const struct imap_arg *a)
 			free(it->text);
 			return -1;
 		}
+		make_section_name(it);
 		f->n++;
 		f->need_msg = true;
 		it->hx = it->kind == FI_SECTION && msg_hindex_covers(&it->sec.spec);
@@ -208,26 +263,9 @@ write_body(struct session *s, const struct msg_body *body, const struct fetch_se
 
 	if (sec != NULL && sec->partial)
 		msg_partial(body->size, sec->origin, sec->length, &start, &len);
-	resp_printf(s, "{%zu}\r\n", len);
+	write_num(s, "{", len, "}\r\n");
 	if (len > 0)
 		(void)msg_body_write(body, start, len, to_client, &o);
-}
-
-static void
-write_section_name(struct session *s, const char *prefix, const struct item *it)
-{
-	struct dbuf b;
-
-	dbuf_init(&b, 1 << 16);
-	fetch_section_name(&b, &it->sec);
-	resp_printf(s, "%s[", prefix);
-	if (b.len > 0)
-		resp_raw(s, b.data, b.len);
-	resp_printf(s, "]");
-	if (it->sec.partial)
-		resp_printf(s, "<%llu>", (unsigned long long)it->sec.origin);
-	resp_printf(s, " ");
-	dbuf_free(&b);
 }
 
 static void
@@ -420,10 +458,10 @@ write_item(struct session *s, struct fmsg *m, const struct item *it)
 		write_internaldate(s, sel->mb, i);
 		return;
 	case FI_RFC822_SIZE:
-		resp_printf(s, "RFC822.SIZE %llu", (unsigned long long)mbox_msg_size(sel->mb, i));
+		write_num(s, "RFC822.SIZE ", mbox_msg_size(sel->mb, i), "");
 		return;
 	case FI_UID:
-		resp_printf(s, "UID %u", mbox_msg_uid(sel->mb, i));
+		write_num(s, "UID ", mbox_msg_uid(sel->mb, i), "");
 		return;
 	case FI_ENVELOPE:
 	case FI_BODY:
@@ -442,7 +480,7 @@ write_item(struct session *s, struct fmsg *m, const struct item *it)
 		msg_body_clear(&body);
 		return;
 	case FI_SECTION:
-		write_section_name(s, "BODY", it);
+		resp_raw(s, it->name, it->name_len);
 		/* header fields the index knows: only their bytes are read */
 		if (it->hx && (hx = fmsg_hindex(m)) != NULL &&
 		    msg_hindex_section(hx, m->data, m->len, &it->sec.spec, &body) == 0)
@@ -455,7 +493,7 @@ write_item(struct session *s, struct fmsg *m, const struct item *it)
 		return;
 	case FI_BINARY:
 	case FI_BINARY_SIZE:
-		write_section_name(s, it->kind == FI_BINARY ? "BINARY" : "BINARY.SIZE", it);
+		resp_raw(s, it->name, it->name_len);
 		write_binary(s, fmsg_msg(m), it);
 		return;
 	}
@@ -544,10 +582,10 @@ cmd_fetch(struct command *cmd)
 		} else {
 			flags_sent = true;	/* no change to report */
 		}
-		resp_printf(s, "* %u FETCH (", i + 1);
+		write_num(s, "* ", i + 1, " FETCH (");
 		for (k = 0; k < f.n; k++) {
 			if (!first)
-				resp_printf(s, " ");
+				resp_raw(s, " ", 1);
 			first = false;
 			if (f.items[k].kind == FI_FLAGS)
 				flags_sent = true;
@@ -558,7 +596,7 @@ cmd_fetch(struct command *cmd)
 			resp_printf(s, " FLAGS ");
 			selected_write_flags(s, sel->mb, i);
 		}
-		resp_printf(s, ")\r\n");
+		resp_raw(s, ")\r\n", 3);
 		msg_free(&m.msg);
 	}
 	free(mark);

@@ -108,38 +108,46 @@ msg_hindex_build(const unsigned char *data, size_t len, msg_hide_fn *hide, void 
 	return hx;
 }
 
-/* Does data still hold, at f, one complete field of f's kind, as msg_hdr_next() splits? */
-static bool
+/*
+ * Does data still hold, at f, one complete field of f's kind, as msg_hdr_next() splits?
+ * Returns its visible size (bare LFs counted as CRLF, as msg_visible_size()), or 0 if not:
+ * the one pass over the field's line ends serves both.
+ */
+static size_t
 field_intact(const struct msg_hindex *hx, const unsigned char *data, size_t len,
 	     const struct msg_hfield *f)
 {
-	size_t off = f->off, end = (size_t)f->off + f->len, colon, i;
+	size_t off = f->off, end = (size_t)f->off + f->len, colon, i, bare = 0;
 	const unsigned char *q;
 
 	if (end > hx->header_len || hx->header_len > len || f->voff == 0 || f->voff > f->len ||
 	    (off > 0 && data[off - 1] != '\n'))
-		return false;
+		return 0;
 	/* the first colon of the first line ends the name */
 	colon = off + f->voff - 1;
 	if (data[colon] != ':' || memchr(data + off, ':', colon - off) != NULL ||
 	    memchr(data + off, '\n', colon - off) != NULL)
-		return false;
+		return 0;
 	for (i = colon; i > off && (data[i - 1] == ' ' || data[i - 1] == '\t'); i--)
 		;
 	if (msg_hkind((const char *)data + off, i - off) != f->kind)
-		return false;
+		return 0;
 	/* every line end inside is a fold, and the field ends where the next line is not one */
 	for (q = data + colon; (q = memchr(q, '\n', end - (size_t)(q - data))) != NULL; q++) {
 		size_t nl = (size_t)(q - data);
 
-		if (nl + 1 < end && data[nl + 1] != ' ' && data[nl + 1] != '\t')
-			return false;
+		if (data[nl - 1] != '\r')
+			bare++;
 		if (nl + 1 == end)
 			break;
+		if (data[nl + 1] != ' ' && data[nl + 1] != '\t')
+			return 0;
 	}
 	if (end < len && (data[end - 1] != '\n' || data[end] == ' ' || data[end] == '\t'))
-		return false;
-	return (size_t)f->len - f->voff >= f->vtrim;
+		return 0;
+	if ((size_t)f->len - f->voff < f->vtrim)
+		return 0;
+	return f->len + bare;
 }
 
 bool
@@ -149,7 +157,7 @@ msg_hindex_field(const struct msg_hindex *hx, const unsigned char *data, size_t 
 	const struct msg_hfield *f;
 	size_t ne;
 
-	if (k >= hx->nfields || !field_intact(hx, data, len, &hx->f[k]))
+	if (k >= hx->nfields || field_intact(hx, data, len, &hx->f[k]) == 0)
 		return false;
 	f = &hx->f[k];
 	ne = f->off + (size_t)f->voff - 1;
@@ -218,15 +226,16 @@ msg_hindex_section(const struct msg_hindex *hx, const unsigned char *data, size_
 		return -1;
 	for (k = 0; k < hx->nfields; k++) {
 		const struct msg_hfield *f = &hx->f[k];
+		size_t size;
 
 		if (!(want >> f->kind & 1))
 			continue;
-		if (!field_intact(hx, data, len, f)) {
+		if ((size = field_intact(hx, data, len, f)) == 0) {
 			body->nslices = 0;
 			body->size = 0;
 			return -1;
 		}
-		add_slice(body, data + f->off, f->len, msg_visible_size(data + f->off, f->len));
+		add_slice(body, data + f->off, f->len, size);
 	}
 	if (hx->blank_off < hx->header_len) {
 		size_t bl = hx->header_len - hx->blank_off;
