@@ -28,13 +28,14 @@
 #include "mbox/message.h"
 
 /*
- * Bytes the cache may hold in all (entries, rendered text, the slot array).  An index entry
- * is about 150 bytes, so 100,000 messages fit with room to spare; past the budget new
- * messages are simply not cached (nothing is evicted: a full scan stays a full scan).
+ * Bytes the cache may hold in all (entries, rendered text, the slot array).  A message's
+ * entry with its index takes about 200 bytes, so the index of a 100,000-message mailbox fits
+ * beside the text below; past the budget new messages are simply not cached (nothing is
+ * evicted, so a scan over a bigger mailbox cannot thrash).
  */
-#define MSG_CACHE_MAX_BYTES		(32u << 20)
-/* Of that, bytes of rendered text (ENVELOPE/BODYSTRUCTURE run to about 1 KB a message). */
-#define MSG_CACHE_TEXT_MAX_BYTES	(12u << 20)
+#define MSG_CACHE_MAX_BYTES		(40u << 20)
+/* Of that, bytes of rendered text (ENVELOPE+BODYSTRUCTURE run to about 1 KB a message). */
+#define MSG_CACHE_TEXT_MAX_BYTES	(8u << 20)
 /* Indexed fields per message; a header with more of them (a forgery) is not indexed. */
 #define MSG_HINDEX_MAX_FIELDS		64
 
