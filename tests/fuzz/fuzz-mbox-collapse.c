@@ -1,0 +1,159 @@
+/*
+ * fuzz-mbox-collapse.c: expunge by collapse (mbox-collapse.h) on arbitrary mailbox bytes.
+ * The input is the mailbox after a generated first message of several blocks, so that
+ * expunging that one collapses blocks and rewrites the first input message's header (with
+ * X-IMAPbase and padding) from whatever bytes it holds.  The file lives on a disk
+ * filesystem (under /var/tmp or /tmp, not tmpfs, which cannot collapse).  Whatever the
+ * bytes: nothing crashes, the kept messages read back exactly as before, and a second open
+ * agrees.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mbox/mbox.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define FIRST_LINES	300	/* about 12 KB: three blocks and some */
+#define MAX_KEPT	64	/* messages compared after the expunge */
+
+static char dir[128], path[160], jdir[160];
+
+static void
+cleanup(void)
+{
+	char f[256];
+	DIR *d = opendir(jdir);
+	struct dirent *e;
+
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.' && (e->d_name[1] == 0 ||
+		    (e->d_name[1] == '.' && e->d_name[2] == 0)))
+			continue;
+		snprintf(f, sizeof(f), "%s/%s", jdir, e->d_name);
+		(void)unlink(f);
+	}
+	if (d != NULL)
+		closedir(d);
+	(void)rmdir(jdir);
+	(void)unlink(path);
+	snprintf(f, sizeof(f), "%s.lock", path);
+	(void)unlink(f);
+	(void)rmdir(dir);
+}
+
+static void
+setup(void)
+{
+	if (dir[0] != 0)
+		return;
+	atexit(cleanup);
+	snprintf(dir, sizeof(dir), "/var/tmp/imapd-fuzz-collapse.%d", (int)getpid());
+	if (mkdir(dir, 0700) < 0) {
+		snprintf(dir, sizeof(dir), "/tmp/imapd-fuzz-collapse.%d", (int)getpid());
+		(void)mkdir(dir, 0700);
+	}
+	snprintf(path, sizeof(path), "%s/mbox", dir);
+	snprintf(jdir, sizeof(jdir), "%s/j", dir);
+	(void)mkdir(jdir, 0700);
+}
+
+struct seen {
+	uint32_t uid;
+	uint64_t size;
+	uint64_t sum;
+};
+
+/* Checksum of what a client sees of message i. */
+static uint64_t
+msg_sum(struct mbox *mb, uint32_t i)
+{
+	uint64_t pos = 0, sum = 0;
+	const unsigned char *p;
+	size_t len, k;
+
+	while (mbox_header_next(mb, i, &pos, &p, &len))
+		for (k = 0; k < len; k++)
+			sum = sum * 31 + p[k];
+	mbox_msg_body(mb, i, &p, &len);
+	for (k = 0; k < len; k++)
+		sum = sum * 131 + p[k];
+	return sum;
+}
+
+static void
+compare(struct mbox *mb, const struct seen *want, uint32_t n)
+{
+	uint32_t i;
+
+	if (mbox_count(mb) < n)
+		abort();
+	for (i = 0; i < n; i++)
+		if (mbox_msg_uid(mb, i) != want[i].uid || mbox_msg_size(mb, i) != want[i].size ||
+		    msg_sum(mb, i) != want[i].sum)
+			abort();
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct mbox *mb = NULL;
+	struct mbox_error err;
+	struct seen want[MAX_KEPT];
+	uint32_t n, i, k = 0, *ex;
+	size_t nex;
+	FILE *f;
+	int l;
+
+	setup();
+	f = fopen(path, "w");
+	if (f == NULL)
+		abort();
+	fputs("From first@example.org Mon Jan  5 01:02:03 2015\nSubject: big\n\n", f);
+	for (l = 0; l < FIRST_LINES; l++)
+		fprintf(f, "line %d of the first message, which is expunged %d\n", l, l * 7);
+	fputc('\n', f);
+	if (size > 0 && fwrite(data, 1, size, f) != size)
+		abort();
+	if (fclose(f) != 0)
+		abort();
+
+	if (mbox_open(path, jdir, MBOX_OPEN_RW, &mb, &err) < 0)
+		abort();
+	n = mbox_count(mb);
+	if (n == 0)
+		abort();
+	/* expunge the first and every third after it; remember the others */
+	for (i = 0; i < n; i++) {
+		/* the input's own X-Status may say D: only ours count */
+		mbox_msg_set_flags(mb, i, i % 3 == 0 ? MBOX_DELETED : 0, 0);
+		if (i % 3 != 0 && k < MAX_KEPT) {
+			want[k].uid = mbox_msg_uid(mb, i);
+			want[k].size = mbox_msg_size(mb, i);
+			want[k].sum = msg_sum(mb, i);
+			k++;
+		}
+	}
+	if (mbox_expunge(mb, NULL, 0, &ex, &nex) < 0)
+		abort();
+	free(ex);
+	if (nex != (n + 2) / 3 || mbox_count(mb) != n - (uint32_t)nex)
+		abort();
+	compare(mb, want, k);
+	mbox_free(&mb);
+
+	if (mbox_open(path, jdir, MBOX_OPEN_RW, &mb, &err) < 0)
+		abort();
+	if (mbox_count(mb) != n - (uint32_t)nex)
+		abort();
+	compare(mb, want, k);
+	mbox_free(&mb);
+	return 0;
+}
