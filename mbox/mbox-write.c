@@ -706,8 +706,11 @@ struct crun {
 };
 
 /* Append `pad` bytes of whitespace to a header line that is `len` bytes long so far (its LF
- * not yet written): first on the line, then on continuation lines of spaces (RFC 5322 4.2,
- * obs-FWS; hidden from clients with the field), none longer than MBOX_COLLAPSE_PAD_LINE.
+ * not yet written): first on the line, then on continuation lines of spaces, none longer
+ * than MBOX_COLLAPSE_PAD_LINE.  Lines of white space only are RFC 5322's obsolete syntax
+ * (4.2, obs-FWS: readers must accept it, 3.2.2 says not to generate it): a deliberate
+ * departure, in a metadata field clients never see; any other byte would be read as a
+ * keyword by UW, Dovecot or us.  Dovecot's mbox reader takes such a header as it is.
  * Returns 0, -1 on allocation failure, 1 if the bytes cannot be placed (a lone byte past a
  * full first line). */
 static int
