@@ -48,11 +48,10 @@ struct mbox_msg {
 };
 
 /*
- * Seam for the planned persistent per-mailbox cache: a cache file would hold the msgvec
- * (these records), the base, the file's size, mtime, inode and tail_crc.  mbox_open()
- * would load it and validate it the way mbox_sync() validates its own view on an append
- * (scan_incremental: tail checksum, each known message still at its offset, headers
- * re-read), then mbox_scan() only from the cached end: O(changes), not O(bytes).
+ * The messages of a view, in file order.  mbox-cache.c saves them (with the base, the
+ * keywords and the file's stamp) in a cache file and mbox_open() reads them straight back
+ * into this vector when the file is unchanged, or uses them as the known prefix the way
+ * mbox_sync() uses its own view on an append (mbox_scan_incremental()).
  */
 struct msgvec {
 	struct mbox_msg *v;
