@@ -8,6 +8,7 @@
 #include "imapd/limits.h"
 #include "imapd/log.h"
 #include "imapd/resp.h"
+#include "imapd/selected.h"
 #include "imapd/sigbus.h"
 #include "imapd/tls.h"
 
@@ -245,6 +246,8 @@ session_run(struct session *s)
 	while (run_command(s))
 		;
 	io_flush(s->io);
+	/* after the last response is out: closing the mailbox saves its cache (mbox/) */
+	selected_close(s);
 	log_logout((unsigned long long)s->commands, (unsigned long long)io_bytes_in(s->io),
 		   (unsigned long long)io_bytes_out(s->io));
 	return 0;

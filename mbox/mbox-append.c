@@ -535,7 +535,7 @@ fail_write:
 	(void)mbox_remap(mb);
 out:
 	if (locked)
-		mbox_unlock(mb, &lk);
+		mbox_unlock_nowait(mb, &lk);
 	free(b.p);
 	mbox_append_abort(app);
 	return ret;

@@ -83,17 +83,29 @@ mbox_lock(struct mbox *mb, struct mbox_lock *lk, int write)
 }
 
 void
-mbox_unlock(struct mbox *mb, struct mbox_lock *lk)
+mbox_unlock_nowait(struct mbox *mb, struct mbox_lock *lk)
 {
 	struct mbox_error e;
+	struct timespec now;
 
+	/* the tick may have passed during the write by itself */
+	if (mb->view_racy && clock_gettime(CLOCK_REALTIME_COARSE, &now) == 0 &&
+	    (now.tv_sec > mb->ctime_sec || (now.tv_sec == mb->ctime_sec &&
+	    now.tv_nsec > mb->ctime_nsec)))
+		mb->view_racy = 0;
+	/* A dotlock we cannot remove is worth no more than an error text: the data is safe. */
+	(void)mbox_lock_release(lk, &e);
+}
+
+void
+mbox_unlock(struct mbox *mb, struct mbox_lock *lk)
+{
 	/* Last moment nobody else can change the file: if it changed in the clock's current
 	 * tick (our own write, usually), let the tick pass, so that the view may be cached as
 	 * one a later change cannot hide from (see struct mbox_stamp). */
 	if (lk->fcntl_held && mb->view_racy)
 		mbox_cache_settle(mb);
-	/* A dotlock we cannot remove is worth no more than an error text: the data is safe. */
-	(void)mbox_lock_release(lk, &e);
+	mbox_unlock_nowait(mb, lk);
 }
 
 static int

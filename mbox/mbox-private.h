@@ -179,6 +179,10 @@ int mbox_remap(struct mbox *mb);
 uint32_t mbox_tail_crc(const unsigned char *map, uint64_t size);
 int mbox_lock(struct mbox *mb, struct mbox_lock *lk, int write);
 void mbox_unlock(struct mbox *mb, struct mbox_lock *lk);
+/* The same without waiting for the clock: for appends, which come in bursts (a client
+ * uploading a folder) and would each wait up to a tick; the view may stay racy, and a cache
+ * saved from it is checked against the file's headers at the next open. */
+void mbox_unlock_nowait(struct mbox *mb, struct mbox_lock *lk);
 int mbox_keyword_add(struct mbox *mb, const unsigned char *name, size_t len);
 /* Bring the view up to date with the file under the lock already held.  Messages others
  * removed stay as MSG_GONE entries and changes are recorded in mb->pend, to be reported
