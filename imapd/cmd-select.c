@@ -188,6 +188,7 @@ selected_close(struct session *s)
 	if (sel == NULL)
 		return;
 	mbox_free(&sel->mb);
+	msg_cache_free(&sel->cache);
 	free(sel->name);
 	free(sel);
 	s->selected = NULL;

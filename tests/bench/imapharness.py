@@ -270,8 +270,10 @@ class Conn:
                     continue
                 if buf.startswith(head, pos):
                     return self.read_response(deadline)
-            c = buf.find(needle, pos)
+            # the tagged line can only come before the next literal: searching the whole
+            # buffer for it at every literal made the client quadratic in the bytes buffered
             lit = buf.find(b"}\r\n", pos)
+            c = buf.find(needle, pos, lit + 3 if lit != -1 else len(buf))
             if lit != -1 and (c == -1 or lit < c):
                 j = buf.rfind(b"{", max(pos, lit - 22), lit)
                 digits = bytes(buf[j + 1:lit]).rstrip(b"+") if j != -1 else b""
