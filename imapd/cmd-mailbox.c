@@ -14,6 +14,7 @@
 #include "imapd/command.h"
 #include "imapd/log.h"
 #include "imapd/resp.h"
+#include "imapd/selected.h"
 #include "mbox/folder.h"
 #include "mbox/mbox.h"
 #include "mbox/subs.h"
@@ -705,26 +706,6 @@ cmd_delete(struct command *cmd)
 }
 
 /*
- * imapd's own directory (journals), as the store wants it: cfg->state_dir, relative to the
- * home unless absolute, made 0700 when missing. Returns 0 or -1.
- */
-static int
-state_dir(const struct session *s, char *buf, size_t size)
-{
-	int n;
-
-	if (s->cfg->state_dir[0] == '/')
-		n = snprintf(buf, size, "%s", s->cfg->state_dir);
-	else
-		n = snprintf(buf, size, "%s/%s", s->home, s->cfg->state_dir);
-	if (n < 0 || (size_t)n >= size)
-		return -1;
-	if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-		return -1;
-	return 0;
-}
-
-/*
  * RENAME INBOX (RFC 3501 6.3.5): every message moves to the new mailbox and INBOX stays,
  * empty. Copy first, then expunge exactly the copied UIDs from INBOX, so that a crash in
  * between leaves the mail twice rather than lost, and mail that arrives meanwhile stays in
@@ -743,7 +724,7 @@ rename_inbox(struct command *cmd, struct folder_root *root, const char *name, si
 	enum folder_status st;
 	const char *fail = NULL;
 
-	if (state_dir(cmd->s, journal, sizeof(journal)) != 0) {
+	if (selected_state_dir(cmd->s, journal, sizeof(journal)) != 0) {
 		log_warn("state directory");
 		resp_no(cmd, "[UNAVAILABLE] RENAME failed: cannot use imapd's state directory");
 		return;

@@ -401,17 +401,14 @@ reject:
 void
 mbox_cache_settle(struct mbox *mb)
 {
-	struct timespec now, ms = { 0, 1000000 };
+	struct timespec ms = { 0, 1000000 };
 	int i;
 
 	if (mb->journal_dir == NULL || mb->fd < 0 || mb->size < mb->cache_min_size)
 		return;	/* no cache will be saved */
 	for (i = 0; i < CACHE_SETTLE_MS && mb->view_racy; i++) {
 		(void)nanosleep(&ms, NULL);
-		if (clock_gettime(CLOCK_REALTIME_COARSE, &now) < 0)
-			return;
-		if (now.tv_sec > mb->ctime_sec || (now.tv_sec == mb->ctime_sec &&
-		    now.tv_nsec > mb->ctime_nsec))
+		if (mbox_clock_past_ctime(mb))
 			mb->view_racy = 0;
 	}
 }

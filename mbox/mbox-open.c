@@ -24,6 +24,22 @@ mbox_tail_crc(const unsigned char *map, uint64_t size)
 	return (uint32_t)crc32(0, map + size - n, (unsigned)n);
 }
 
+/*
+ * The kernel stamps changes with the coarse clock: once it has moved past the ctime the
+ * view was read at, any later change gets a later ctime.  Until then a change made in the
+ * same tick (after our lock is gone) would leave size and times as they are.
+ */
+int
+mbox_clock_past_ctime(const struct mbox *mb)
+{
+	struct timespec now;
+
+	if (clock_gettime(CLOCK_REALTIME_COARSE, &now) < 0)
+		return 0;
+	return now.tv_sec > mb->ctime_sec || (now.tv_sec == mb->ctime_sec &&
+	    now.tv_nsec > mb->ctime_nsec);
+}
+
 int
 mbox_remap(struct mbox *mb)
 {
@@ -45,16 +61,7 @@ mbox_remap(struct mbox *mb)
 	mb->mtime_nsec = st.st_mtim.tv_nsec;
 	mb->ctime_sec = st.st_ctim.tv_sec;
 	mb->ctime_nsec = st.st_ctim.tv_nsec;
-	{
-		/* The kernel stamps changes with the coarse clock: once it has moved past
-		 * ctime, any later change gets a later ctime.  Until then a change made in the
-		 * same tick (after our lock is gone) would leave size and times as they are. */
-		struct timespec now;
-
-		mb->view_racy = clock_gettime(CLOCK_REALTIME_COARSE, &now) < 0 ||
-		    now.tv_sec < st.st_ctim.tv_sec || (now.tv_sec == st.st_ctim.tv_sec &&
-		    now.tv_nsec <= st.st_ctim.tv_nsec);
-	}
+	mb->view_racy = !mbox_clock_past_ctime(mb);
 	if (st.st_size > 0) {
 		void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, mb->fd, 0);
 
@@ -86,12 +93,9 @@ void
 mbox_unlock_nowait(struct mbox *mb, struct mbox_lock *lk)
 {
 	struct mbox_error e;
-	struct timespec now;
 
 	/* the tick may have passed during the write by itself */
-	if (mb->view_racy && clock_gettime(CLOCK_REALTIME_COARSE, &now) == 0 &&
-	    (now.tv_sec > mb->ctime_sec || (now.tv_sec == mb->ctime_sec &&
-	    now.tv_nsec > mb->ctime_nsec)))
+	if (mb->view_racy && mbox_clock_past_ctime(mb))
 		mb->view_racy = 0;
 	/* A dotlock we cannot remove is worth no more than an error text: the data is safe. */
 	(void)mbox_lock_release(lk, &e);

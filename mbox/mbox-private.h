@@ -178,6 +178,8 @@ int mbox_meta_kind(const unsigned char *name, size_t len);
 int mbox_remap(struct mbox *mb);
 uint32_t mbox_tail_crc(const unsigned char *map, uint64_t size);
 int mbox_lock(struct mbox *mb, struct mbox_lock *lk, int write);
+/* Whether the coarse clock has moved past the ctime of the view (it is no longer racy). */
+int mbox_clock_past_ctime(const struct mbox *mb);
 void mbox_unlock(struct mbox *mb, struct mbox_lock *lk);
 /* The same without waiting for the clock: for appends, which come in bursts (a client
  * uploading a folder) and would each wait up to a tick; the view may stay racy, and a cache

@@ -26,6 +26,7 @@
 #include <zlib.h>
 
 #include "mbox/mbox-private.h"
+#include "tests/fuzz/scratch.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -59,7 +60,7 @@ static const char fixture[] =
     "\n"
     "three\n";
 
-static char dir[128], path[160], jdir[160], cpath[400];
+static char cpath[400];
 static unsigned char *good;
 static size_t good_len;
 static struct mbox *ref;
@@ -67,24 +68,8 @@ static struct mbox *ref;
 static void
 cleanup(void)
 {
-	char f[400];
-	DIR *d = opendir(jdir);
-	struct dirent *e;
-
 	mbox_free(&ref);
 	free(good);
-	while (d != NULL && (e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.' && (e->d_name[1] == 0 ||
-		    (e->d_name[1] == '.' && e->d_name[2] == 0)))
-			continue;
-		snprintf(f, sizeof(f), "%s/%s", jdir, e->d_name);
-		(void)unlink(f);
-	}
-	if (d != NULL)
-		closedir(d);
-	(void)rmdir(jdir);
-	(void)unlink(path);
-	(void)rmdir(dir);
 }
 
 static void
@@ -131,18 +116,10 @@ setup(void)
 	struct dirent *e;
 	struct mbox *mb;
 
-	if (dir[0] != 0)
+	if (scratch_make("/dev/shm", "mbox-cache") != 0)
 		return;
-	atexit(cleanup);
+	atexit(cleanup);	/* runs before the scratch directory goes */
 	setenv("IMAPD_MBOX_CACHE_MIN_SIZE", "0", 1);
-	snprintf(dir, sizeof(dir), "/dev/shm/imapd-fuzz-mbox-cache.%d", (int)getpid());
-	if (mkdir(dir, 0700) < 0 && access(dir, W_OK) < 0) {
-		snprintf(dir, sizeof(dir), "/tmp/imapd-fuzz-mbox-cache.%d", (int)getpid());
-		(void)mkdir(dir, 0700);
-	}
-	snprintf(path, sizeof(path), "%s/mbox", dir);
-	snprintf(jdir, sizeof(jdir), "%s/j", dir);
-	(void)mkdir(jdir, 0700);
 	put(path, fixture, sizeof(fixture) - 1);
 	/* wait out the file's timestamp tick, so that the cache saved is a trusted one */
 	usleep(20000);

@@ -16,48 +16,14 @@
 #include <unistd.h>
 
 #include "mbox/mbox.h"
+#include "tests/fuzz/scratch.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static char dir[128], path[160], jdir[160];
-
-static void
-cleanup(void)
-{
-	char f[256];
-	DIR *d = opendir(jdir);
-	struct dirent *e;
-
-	while (d != NULL && (e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.' && (e->d_name[1] == 0 ||
-		    (e->d_name[1] == '.' && e->d_name[2] == 0)))
-			continue;
-		snprintf(f, sizeof(f), "%s/%s", jdir, e->d_name);
-		(void)unlink(f);
-	}
-	if (d != NULL)
-		closedir(d);
-	(void)rmdir(jdir);
-	(void)unlink(path);
-	snprintf(f, sizeof(f), "%s.lock", path);
-	(void)unlink(f);
-	(void)rmdir(dir);
-}
 
 static void
 setup(void)
 {
-	if (dir[0] != 0)
-		return;
-	atexit(cleanup);
-	snprintf(dir, sizeof(dir), "/dev/shm/imapd-fuzz-mbox.%d", (int)getpid());
-	if (mkdir(dir, 0700) < 0 && access(dir, W_OK) < 0) {
-		snprintf(dir, sizeof(dir), "/tmp/imapd-fuzz-mbox.%d", (int)getpid());
-		(void)mkdir(dir, 0700);
-	}
-	snprintf(path, sizeof(path), "%s/mbox", dir);
-	snprintf(jdir, sizeof(jdir), "%s/j", dir);
-	(void)mkdir(jdir, 0700);
+	(void)scratch_make("/dev/shm", "mbox");
 }
 
 static uint64_t
