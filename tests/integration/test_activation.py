@@ -303,9 +303,9 @@ def find_xinetd(tmp_path):
     x = shutil.which("xinetd")
     if x:
         return x
-    # openbsd-inetd and xinetd conflict as packages: unpack xinetd's binary if its .deb
-    # is in apt's cache (apt-get download xinetd).
-    for d in ("/var/cache/apt/archives", os.path.join(ROOT, "build")):
+    # openbsd-inetd and xinetd conflict as packages: unpack xinetd's binary from its .deb,
+    # which tests/deps.sh fetches into /var/cache/imapd-tests (apt-get download xinetd).
+    for d in ("/var/cache/imapd-tests", "/var/cache/apt/archives", os.path.join(ROOT, "build")):
         if os.path.isdir(d):
             for n in sorted(os.listdir(d)):
                 if n.startswith("xinetd_") and n.endswith(".deb"):
@@ -321,7 +321,7 @@ def find_xinetd(tmp_path):
 def test_xinetd_runs_the_shipped_file(tmp_path, setup, user, cert):
     xinetd = find_xinetd(tmp_path)
     if xinetd is None:
-        pytest.skip("no xinetd binary (apt-get download xinetd into build/)")
+        pytest.skip("no xinetd binary nor .deb (run tests/deps.sh check as root)")
     conf, env = setup
     with open(os.path.join(UNITS, "xinetd.d", "imapd")) as f:
         text = f.read()
