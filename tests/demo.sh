@@ -17,6 +17,15 @@ PAM_WRAPPER=/usr/lib/x86_64-linux-gnu/libpam_wrapper.so
 PAM_MATRIX=/usr/lib/x86_64-linux-gnu/pam_wrapper/pam_matrix.so
 
 clean() {
+	# The activator execs in place of this script, so the pid it wrote is the server's.
+	if [ -f "$DEMO_DIR/pid" ]; then
+		pid=$(cat "$DEMO_DIR/pid")
+		if kill -0 "$pid" 2>/dev/null &&
+		    grep -q socket-activate "/proc/$pid/cmdline" 2>/dev/null; then
+			echo "the demo still runs (pid $pid); stop it with Ctrl-C first" >&2
+			exit 1
+		fi
+	fi
 	if [ -f "$DEMO_DIR/.created-user" ] && id "$DEMO_USER" >/dev/null 2>&1; then
 		userdel "$DEMO_USER" && echo "removed Unix user $DEMO_USER"
 	fi
@@ -123,9 +132,13 @@ CONF
 	chmod 644 "$DEMO_DIR/imapd.conf" "$DEMO_DIR/pam/passdb" "$DEMO_DIR/pam/imap" \
 		"$DEMO_DIR/pam/other"
 
+	made="the directory $DEMO_DIR (sample INBOX, settings, PAM files, the user's home)"
+	if [ -f "$DEMO_DIR/.created-user" ]; then
+		made="$made and the Unix user $user"
+	fi
 	cat <<INFO
 
-imapd demo: everything it made is under $DEMO_DIR${user:+ (and the user $user if it said so above)}.
+imapd demo: it created $made on this host; make demo-clean removes them.
 
   host      127.0.0.1
   port      $PORT (plain IMAP; loopback, so LOGIN is allowed without TLS)
@@ -141,6 +154,7 @@ Try, from another terminal:
 Logs of each connection appear below. Ctrl-C stops the demo; make demo-clean removes it.
 
 INFO
+	echo $$ >"$DEMO_DIR/pid"
 	export LD_PRELOAD=$PAM_WRAPPER PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR=$DEMO_DIR/pam
 	exec systemd-socket-activate --inetd -a -l "127.0.0.1:$PORT" \
 		-E LD_PRELOAD -E PAM_WRAPPER -E PAM_WRAPPER_SERVICE_DIR \
