@@ -140,15 +140,20 @@ status_items_parse(const struct imap_arg *list, unsigned int *order, size_t *n_r
 
 /*
  * Open the mailbox at ref read-only and write "* STATUS name (...)". Returns 0, or -1 with
- * *merr filled and nothing written.
+ * *merr filled and nothing written. The open is given the state directory, so that a
+ * mailbox whose file has not changed since the last look is answered from its cache
+ * without a parse, and an expunge a killed process left half done is finished before
+ * anything is counted (mbox_open()).
  */
 static int
 status_put(struct session *s, const char *name, size_t len, const struct folder_ref *ref,
     const unsigned int *order, size_t nitems, struct mbox_error *merr)
 {
 	struct mbox *mb = NULL;
+	char state[FOLDER_PATH_MAX];
+	const char *dir = selected_state_dir(s, state, sizeof(state)) == 0 ? state : NULL;
 
-	if (mbox_open(ref->path, NULL, ref->n.inbox ? MBOX_OPEN_MISSING_OK : 0, &mb, merr) != 0)
+	if (mbox_open(ref->path, dir, ref->n.inbox ? MBOX_OPEN_MISSING_OK : 0, &mb, merr) != 0)
 		return -1;
 	uint32_t n = mbox_count(mb), unseen = 0;
 	uint64_t size = 0;

@@ -4,6 +4,7 @@ and every way of reaching outside the mail directory, each refused."""
 import os
 import re
 import stat
+import time
 
 import pytest
 
@@ -286,6 +287,49 @@ def test_status(sess):
     assert sess.cmd('STATUS "box" (BOGUS)')[-1].startswith("BAD")
     assert sess.cmd('STATUS "box" ()')[-1].startswith("BAD")
     assert sess.cmd('STATUS "box"')[-1].startswith("BAD")
+
+
+def cache_files(user):
+    d = os.path.join(user.home, ".imapd")
+    if not os.path.isdir(d):
+        return {}
+    return {n: os.stat(os.path.join(d, n)) for n in os.listdir(d)
+            if n.startswith(".imapd-cache-") and "." not in n[len(".imapd-cache-"):]}
+
+
+def test_status_unchanged_mailbox_comes_from_the_cache(sess):
+    """STATUS of a mailbox that is not selected keeps the store's cache (~/.imapd): a file
+    that has not changed since the last look is not parsed again, so the cache file is
+    left as it is; mail appended meanwhile is counted (the cache is extended)."""
+    st, user = sess.store, sess.user
+    big = mbox(400, extra=lambda i: "X-Pad: " + "x" * 900 + "\n")
+    path = st.write_mailbox("big", big)
+    assert len(big) > 256 * 1024          # over the store's MBOX_CACHE_MIN_SIZE
+    assert cache_files(user) == {}
+    assert sess.ok('STATUS "big" (MESSAGES UNSEEN)') == [
+        '* STATUS "big" (MESSAGES 400 UNSEEN 400)']
+    first = cache_files(user)
+    assert len(first) == 1, first
+    name, before = next(iter(first.items()))
+    # the second look at the unchanged file is answered from the cache, which stays
+    time.sleep(0.05)
+    assert sess.ok('STATUS "big" (MESSAGES UNSEEN)') == [
+        '* STATUS "big" (MESSAGES 400 UNSEEN 400)']
+    after = cache_files(user)[name]
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    # LIST-STATUS goes the same way
+    got = sess.ok('LIST "" "big" RETURN (STATUS (MESSAGES))')
+    assert got[-1] == '* STATUS "big" (MESSAGES 400)'
+    after = cache_files(user)[name]
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    # an MDA appends: the change is seen, and the cache is brought up to date
+    with open(path, "a") as f:
+        f.write(MSG.format(n=400, extra=""))
+    assert sess.ok('STATUS "big" (MESSAGES UNSEEN)') == [
+        '* STATUS "big" (MESSAGES 401 UNSEEN 401)']
+    assert cache_files(user)[name].st_ino != before.st_ino
+    # STATUS is still read-only: the mailbox file is what the MDA left
+    assert st.read(path) == (big + MSG.format(n=400, extra="")).encode()
 
 
 def test_modified_utf7_names(sess):
