@@ -150,7 +150,10 @@ def test_authenticate_plain(login_server, user):
     raw.send("f LOGOUT\r\n")
     raw.until_tagged("f")
     assert srv.wait() == 0
-    assert "login: method=PLAIN" in srv.log()
+    log = srv.log()
+    assert "login: method=PLAIN" in log
+    # Neither the AUTHENTICATE data nor the password inside it is logged.
+    assert msg not in log and user.password not in log
 
 
 def test_authenticate_continuation_imaplib(login_server, user):
@@ -252,6 +255,26 @@ def test_many_bad_commands_end_the_session(server_factory):
     bads = [l for l in lines if " BAD " in l]
     assert 1 <= len(bads) <= 25
     assert lines[-1].startswith("* BYE")
+    assert srv.wait() == 0
+
+
+def test_bad_command_limit_exactly(server_factory):
+    """IMAPD_BAD_MAX (20) BAD answers in a row end the session; a good command between
+    them starts the count again."""
+    srv = server_factory()
+    raw = Raw(srv.sock)
+    greet(raw)
+    raw.send("".join(f"x{i} BOGUS\r\n" for i in range(19)) + "n NOOP\r\n")
+    for i in range(19):
+        assert raw.until_tagged(f"x{i}") == [f"x{i} BAD Unknown command BOGUS"]
+    assert raw.until_tagged("n") == ["n OK NOOP completed"]
+    # Parse errors count too: 19 of them and one unknown command make 20.
+    raw.send("".join(f"y{i} NOOP (\r\n" for i in range(19)) + "z BOGUS\r\n")
+    for i in range(19):
+        assert raw.until_tagged(f"y{i}")[-1].startswith(f"y{i} BAD ")
+    assert raw.until_tagged("z") == ["z BAD Unknown command BOGUS"]
+    assert raw.line() == "* BYE Too many invalid commands"
+    assert raw.closed()
     assert srv.wait() == 0
 
 
