@@ -145,6 +145,18 @@ def test_list_attributes(sess):
     assert got["Lists"] >= {"\\Noselect", "\\HasChildren"}
     assert got["Empty"] >= {"\\Noselect", "\\HasNoChildren"}
     assert "\\HasNoChildren" not in got["Sent"]   # implied by \NoInferiors (RFC 3348)
+    # \Marked where cheap: new mail since the last read (mtime after atime, as mail
+    # readers have always guessed); \Unmarked otherwise, and for an empty mailbox
+    now = time.time()
+    os.utime(os.path.join(st.mail_dir, "Sent"), (now - 100, now))
+    write_nested(sess, "Lists/old", mbox(1))
+    os.utime(os.path.join(st.mail_dir, "Lists/old"), (now, now - 100))
+    marks = sess.list()
+    assert "\\Marked" in marks["Sent"] and "\\Unmarked" not in marks["Sent"]
+    assert "\\Unmarked" in marks["Lists/old"] and "\\Marked" not in marks["Lists/old"]
+    assert "\\Unmarked" in marks["Drafts"]
+    assert not marks["Lists"] & {"\\Marked", "\\Unmarked"}
+    os.unlink(os.path.join(st.mail_dir, "Lists/old"))
     assert set(sess.list(pat="%")) == {"INBOX", "Sent", "Drafts", "Lists", "Empty"}
     assert set(sess.list(pat="Lists/%")) == {"Lists/debian"}
     assert set(sess.list(ref="Lists/", pat="%")) == {"Lists/debian"}
