@@ -324,9 +324,14 @@ last_component(const struct folder_name *fn, size_t *len_r)
 	return c;
 }
 
-/* Examine the last component under parent directory `cur`; fill ref path/type/link. */
+/*
+ * Examine the last component under parent directory `cur`; fill ref path/type/link. With
+ * `follow`, a link that stays inside leaves the real path of its target in ref->path, for
+ * those who open the mailbox (the store opens with O_NOFOLLOW); without, ref->path is the
+ * link itself, for those who remove or rename the name.
+ */
 static enum folder_status
-examine_last(const char *real, const char *cur, struct folder_ref *ref,
+examine_last(const char *real, const char *cur, struct folder_ref *ref, bool follow,
     struct folder_error *err_r)
 {
 	size_t clen;
@@ -350,6 +355,8 @@ examine_last(const char *real, const char *cur, struct folder_ref *ref,
 			return FOLDER_OK;	/* dangling: nothing there, yet the name is taken */
 		if (s != FOLDER_OK)
 			return s;
+		if (follow)
+			memcpy(ref->path, target, strlen(target) + 1);
 	}
 	if (S_ISREG(st.st_mode))
 		ref->type = FOLDER_T_MAILBOX;
@@ -360,9 +367,10 @@ examine_last(const char *real, const char *cur, struct folder_ref *ref,
 	return FOLDER_OK;
 }
 
-enum folder_status
-folder_resolve(const struct folder_root *root, const char *name, size_t len, unsigned int flags,
-    struct folder_ref *ref_r, struct folder_error *err_r)
+/* folder_resolve(); `follow` as examine_last(). */
+static enum folder_status
+resolve(const struct folder_root *root, const char *name, size_t len, unsigned int flags,
+    bool follow, struct folder_ref *ref_r, struct folder_error *err_r)
 {
 	char real[FOLDER_PATH_MAX], cur[FOLDER_PATH_MAX];
 	enum folder_status s;
@@ -391,7 +399,14 @@ folder_resolve(const struct folder_root *root, const char *name, size_t len, uns
 			return folder_fail(err_r, FOLDER_ETOOLONG, ENAMETOOLONG, "path too long");
 		return FOLDER_OK;
 	}
-	return examine_last(real, cur, ref_r, err_r);
+	return examine_last(real, cur, ref_r, follow, err_r);
+}
+
+enum folder_status
+folder_resolve(const struct folder_root *root, const char *name, size_t len, unsigned int flags,
+    struct folder_ref *ref_r, struct folder_error *err_r)
+{
+	return resolve(root, name, len, flags, true, ref_r, err_r);
 }
 
 enum folder_status
@@ -417,7 +432,7 @@ folder_create(const struct folder_root *root, const char *name, size_t len,
 	s = walk_parent(real, &ref.n, true, cur, &missing, err_r);
 	if (s != FOLDER_OK)
 		return s;
-	s = examine_last(real, cur, &ref, err_r);
+	s = examine_last(real, cur, &ref, false, err_r);
 	if (s != FOLDER_OK)
 		return s;
 	if (ref.type != FOLDER_T_NONE || ref.link)
@@ -446,7 +461,8 @@ folder_delete(const struct folder_root *root, const char *name, size_t len,
 	enum folder_status s;
 	int r;
 
-	s = folder_resolve(root, name, len, FOLDER_NAME_DIR_OK, &ref, err_r);
+	/* a link is removed, never what it points to */
+	s = resolve(root, name, len, FOLDER_NAME_DIR_OK, false, &ref, err_r);
 	if (s != FOLDER_OK)
 		return s;
 	if (ref.n.inbox)
@@ -503,11 +519,12 @@ folder_rename(const struct folder_root *root, const char *oldname, size_t oldlen
 		return s;
 	if (to.n.inbox)
 		return folder_fail(err_r, FOLDER_EEXIST, 0, "INBOX always exists");
-	s = folder_resolve(root, oldname, oldlen, FOLDER_NAME_DIR_OK, &from, err_r);
+	/* a link is renamed itself; what it points to stays where it is */
+	s = resolve(root, oldname, oldlen, FOLDER_NAME_DIR_OK, false, &from, err_r);
 	if (s != FOLDER_OK)
 		return s;
 	if (from.n.inbox) {
-		s = folder_resolve(root, newname, newlen, FOLDER_NAME_DIR_OK | FOLDER_NAME_CREATE,
+		s = resolve(root, newname, newlen, FOLDER_NAME_DIR_OK | FOLDER_NAME_CREATE, false,
 		    &to, err_r);
 		if (s != FOLDER_OK)
 			return s;
@@ -537,7 +554,7 @@ folder_rename(const struct folder_root *root, const char *oldname, size_t oldlen
 		to.path[0] = '\0';
 		to.type = FOLDER_T_NONE;
 		to.link = false;
-		s = examine_last(real, cur, &to, err_r);
+		s = examine_last(real, cur, &to, false, err_r);
 		if (s != FOLDER_OK)
 			return s;
 		if (to.type != FOLDER_T_NONE || to.link)

@@ -404,6 +404,38 @@ def test_escapes_refused(sess, user):
     assert not os.path.exists(os.path.join(user.base, "x"))
     assert not os.path.exists("/tmp/x")
     assert os.path.exists(st.inbox)
+    # names over the limits (FOLDER_COMPONENT_MAX 255 a level, FOLDER_NAME_MAX 1024 in all)
+    # are refused before the file system is asked
+    sess.ok('CREATE "%s"' % ("c" * 255))
+    sess.no('CREATE "%s"' % ("c" * 256), "LIMIT")
+    deep = "/".join(["d" * 200] * 5) + "/" + "e" * 19         # 1024 octets
+    assert len(deep) == 1024
+    sess.ok(f'CREATE "{deep}"')
+    sess.no(f'CREATE "{deep}e"', "LIMIT")
+    sess.no(f'STATUS "{deep}e" (MESSAGES)', "LIMIT")
+    assert not os.path.exists(os.path.join(st.mail_dir, "c" * 256))
+    sess.ok('DELETE "%s"' % ("c" * 255))
+    # links that stay inside the mail directory are followed
+    st.write_mailbox("real/box", mbox(2))
+    os.symlink("real/box", os.path.join(st.mail_dir, "alias"))
+    os.symlink("real", os.path.join(st.mail_dir, "dirlink"))
+    assert sess.ok('STATUS "alias" (MESSAGES)') == ['* STATUS "alias" (MESSAGES 2)']
+    assert sess.ok('STATUS "dirlink/box" (MESSAGES)') == [
+        '* STATUS "dirlink/box" (MESSAGES 2)']
+    listed = sess.list()
+    assert {"alias", "dirlink", "dirlink/box", "real/box"} <= set(listed)
+    assert "out" not in listed and "secretlink" not in listed
+    assert "* 2 EXISTS" in sess.ok('SELECT "alias"')
+    sess.ok("CLOSE")
+    # removing or renaming a link acts on the link, never on what it points to
+    sess.ok('RENAME "alias" "alias2"')
+    assert os.path.islink(os.path.join(st.mail_dir, "alias2"))
+    sess.ok('DELETE "alias2"')
+    sess.ok('DELETE "dirlink"')
+    assert not os.path.lexists(os.path.join(st.mail_dir, "dirlink"))
+    box = os.path.join(st.mail_dir, "real/box")
+    assert not os.path.islink(box)
+    assert st.read(box).count(b"\nSubject: ") == 2     # SELECT wrote its UIDs there
     # a dangling link is only a link: removing it touches nothing outside
     os.symlink(os.path.join(outside, "missing"), os.path.join(st.mail_dir, "dangling"))
     sess.ok('DELETE "dangling"')

@@ -276,6 +276,8 @@ test_resolve(void **state)
 	assert_int_equal(folder_resolve(f->root, "inlink", 6, 0, &ref, NULL), FOLDER_OK);
 	assert_int_equal(ref.type, FOLDER_T_MAILBOX);
 	assert_true(ref.link);
+	/* the path to open is the target's: the store opens with O_NOFOLLOW */
+	assert_string_equal(ref.path, real);
 	mklink(f, "/etc/passwd", "mail/passwd");
 	assert_int_equal(folder_resolve(f->root, "passwd", 6, 0, &ref, NULL), FOLDER_EPERM);
 	mklink(f, "../spool", "mail/spool");
