@@ -54,8 +54,8 @@ mbox_crash_point(struct mbox *mb)
 		_exit(99);
 }
 
-static int
-journal_path(const struct mbox *mb, char *buf, size_t size, int tmp)
+int
+mbox_journal_name(const struct mbox *mb, char *buf, size_t size, int tmp)
 {
 	int n = snprintf(buf, size, "%s/.imapd-journal-%llx-%llx%s", mb->journal_dir,
 	    (unsigned long long)mb->dev, (unsigned long long)mb->ino, tmp ? ".tmp" : "");
@@ -63,8 +63,8 @@ journal_path(const struct mbox *mb, char *buf, size_t size, int tmp)
 	return n > 0 && (size_t)n < size ? 0 : -1;
 }
 
-static int
-sys_err(struct mbox *mb, const char *what, const char *path)
+int
+mbox_jerr(struct mbox *mb, const char *what, const char *path)
 {
 	int e = errno != 0 ? errno : EIO;
 
@@ -83,15 +83,15 @@ write_all(struct mbox *mb, int fd, const unsigned char *p, size_t n, const char 
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
-			return sys_err(mb, "write", path);
+			return mbox_jerr(mb, "write", path);
 		p += w;
 		n -= (size_t)w;
 	}
 	return 0;
 }
 
-static int
-pwrite_all(struct mbox *mb, int fd, const unsigned char *p, size_t n, uint64_t off,
+int
+mbox_jpwrite(struct mbox *mb, int fd, const unsigned char *p, size_t n, uint64_t off,
     const char *path)
 {
 	while (n > 0) {
@@ -102,7 +102,7 @@ pwrite_all(struct mbox *mb, int fd, const unsigned char *p, size_t n, uint64_t o
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
-			return sys_err(mb, "write", path);
+			return mbox_jerr(mb, "write", path);
 		p += w;
 		n -= (size_t)w;
 		off += (uint64_t)w;
@@ -110,8 +110,8 @@ pwrite_all(struct mbox *mb, int fd, const unsigned char *p, size_t n, uint64_t o
 	return 0;
 }
 
-static int
-pread_all(int fd, unsigned char *p, size_t n, uint64_t off)
+int
+mbox_jpread(int fd, unsigned char *p, size_t n, uint64_t off)
 {
 	while (n > 0) {
 		ssize_t r = pread(fd, p, n, (off_t)off);
@@ -131,24 +131,24 @@ pread_all(int fd, unsigned char *p, size_t n, uint64_t off)
 	return 0;
 }
 
-static int
-do_fsync(struct mbox *mb, int fd, const char *path)
+int
+mbox_jsync(struct mbox *mb, int fd, const char *path)
 {
 	mbox_crash_point(mb);
 	if (fsync(fd) < 0)
-		return sys_err(mb, "fsync", path);
+		return mbox_jerr(mb, "fsync", path);
 	return 0;
 }
 
-static int
-fsync_dir(struct mbox *mb)
+int
+mbox_jsync_dir(struct mbox *mb)
 {
 	int fd = open(mb->journal_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int r;
 
 	if (fd < 0)
-		return sys_err(mb, "open", mb->journal_dir);
-	r = do_fsync(mb, fd, mb->journal_dir);
+		return mbox_jerr(mb, "open", mb->journal_dir);
+	r = mbox_jsync(mb, fd, mb->journal_dir);
 	(void)close(fd);
 	return r;
 }
@@ -162,7 +162,7 @@ crc_range(int fd, uint64_t a, uint64_t b, unsigned char *buf, uint32_t *crc_r)
 	while (a < b) {
 		size_t n = b - a < JOURNAL_CHUNK ? (size_t)(b - a) : JOURNAL_CHUNK;
 
-		if (pread_all(fd, buf, n, a) < 0)
+		if (mbox_jpread(fd, buf, n, a) < 0)
 			return -1;
 		crc = crc32(crc, buf, (uInt)n);
 		a += n;
@@ -193,14 +193,14 @@ journal_write(struct mbox *mb, uint64_t off, uint64_t s0, mbox_tail_gen_fn *gen,
 	int fd = -1, r;
 
 	*jfd_r = -1;
-	if (mb->journal_dir == NULL || journal_path(mb, tmp, sizeof(tmp), 1) < 0 ||
-	    journal_path(mb, fin, sizeof(fin), 0) < 0) {
+	if (mb->journal_dir == NULL || mbox_journal_name(mb, tmp, sizeof(tmp), 1) < 0 ||
+	    mbox_journal_name(mb, fin, sizeof(fin), 0) < 0) {
 		mbox_set_error(&mb->err, EINVAL, "no usable journal directory");
 		return -1;
 	}
 	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
-		return sys_err(mb, "create", tmp);
+		return mbox_jerr(mb, "create", tmp);
 	memset(h, 0, sizeof(*h));
 	if (write_all(mb, fd, (const unsigned char *)h, sizeof(*h), tmp) < 0)
 		goto fail;
@@ -231,20 +231,20 @@ journal_write(struct mbox *mb, uint64_t off, uint64_t s0, mbox_tail_gen_fn *gen,
 	if (h->s1 < s0) {
 		buf = malloc(JOURNAL_CHUNK);
 		if (buf == NULL || crc_range(mb->fd, h->s1, s0, buf, &h->crc_old) < 0) {
-			sys_err(mb, "read", mb->path);
+			mbox_jerr(mb, "read", mb->path);
 			goto fail;
 		}
 	}
 	h->hcrc = hdr_crc(h);
-	if (pwrite_all(mb, fd, (const unsigned char *)h, sizeof(*h), 0, tmp) < 0 ||
-	    do_fsync(mb, fd, tmp) < 0)
+	if (mbox_jpwrite(mb, fd, (const unsigned char *)h, sizeof(*h), 0, tmp) < 0 ||
+	    mbox_jsync(mb, fd, tmp) < 0)
 		goto fail;
 	mbox_crash_point(mb);
 	if (rename(tmp, fin) < 0) {
-		sys_err(mb, "rename", tmp);
+		mbox_jerr(mb, "rename", tmp);
 		goto fail;
 	}
-	if (fsync_dir(mb) < 0)
+	if (mbox_jsync_dir(mb) < 0)
 		goto fail_final;
 	free(b.p);
 	free(buf);
@@ -275,15 +275,15 @@ journal_play(struct mbox *mb, int jfd, const struct jhdr *h)
 		mbox_set_error(&mb->err, ENOMEM, "out of memory");
 		return -1;
 	}
-	if (journal_path(mb, fin, sizeof(fin), 0) < 0)
+	if (mbox_journal_name(mb, fin, sizeof(fin), 0) < 0)
 		goto out;
 	if (h->s1 > h->s0) {
 		mbox_crash_point(mb);
 		if (ftruncate(mb->fd, (off_t)h->s1) < 0) {
-			sys_err(mb, "extend", mb->path);
+			mbox_jerr(mb, "extend", mb->path);
 			goto out;
 		}
-		if (do_fsync(mb, mb->fd, mb->path) < 0)
+		if (mbox_jsync(mb, mb->fd, mb->path) < 0)
 			goto out;
 	}
 	while (done < len) {
@@ -300,34 +300,34 @@ journal_play(struct mbox *mb, int jfd, const struct jhdr *h)
 		}
 		if (c < 0 && errno != EXDEV && errno != ENOSYS && errno != EINVAL &&
 		    errno != EOPNOTSUPP && errno != EINTR) {
-			sys_err(mb, "copy journal into", mb->path);
+			mbox_jerr(mb, "copy journal into", mb->path);
 			goto out;
 		}
-		if (pread_all(jfd, buf, n, sizeof(*h) + done) < 0) {
-			sys_err(mb, "read", fin);
+		if (mbox_jpread(jfd, buf, n, sizeof(*h) + done) < 0) {
+			mbox_jerr(mb, "read", fin);
 			goto out;
 		}
-		if (pwrite_all(mb, mb->fd, buf, n, h->off + done, mb->path) < 0)
+		if (mbox_jpwrite(mb, mb->fd, buf, n, h->off + done, mb->path) < 0)
 			goto out;
 		done += n;
 	}
-	if (do_fsync(mb, mb->fd, mb->path) < 0)
+	if (mbox_jsync(mb, mb->fd, mb->path) < 0)
 		goto out;
 	if (h->s1 < h->s0) {
 		mbox_crash_point(mb);
 		if (ftruncate(mb->fd, (off_t)h->s1) < 0) {
-			sys_err(mb, "truncate", mb->path);
+			mbox_jerr(mb, "truncate", mb->path);
 			goto out;
 		}
-		if (do_fsync(mb, mb->fd, mb->path) < 0)
+		if (mbox_jsync(mb, mb->fd, mb->path) < 0)
 			goto out;
 	}
 	mbox_crash_point(mb);
 	if (unlink(fin) < 0) {
-		sys_err(mb, "unlink", fin);
+		mbox_jerr(mb, "unlink", fin);
 		goto out;
 	}
-	if (fsync_dir(mb) < 0)
+	if (mbox_jsync_dir(mb) < 0)
 		goto out;
 	ret = 0;
 out:
@@ -383,8 +383,8 @@ rec_gen(void *ctx, struct wbuf *b)
 	if (wbuf_reserve(b, n) < 0)
 		return -1;
 	buf = b->p + b->n;
-	if (pread_all(fd, buf, n, *pos) < 0) {
-		sys_err(g->mb, "read", "journal or mailbox");
+	if (mbox_jpread(fd, buf, n, *pos) < 0) {
+		mbox_jerr(g->mb, "read", "journal or mailbox");
 		return -1;
 	}
 	b->n += n;
@@ -415,8 +415,8 @@ extension_done(struct mbox *mb, int jfd, const struct jhdr *h, uint64_t fsize)
 	while (ok && pos < h->s1) {
 		size_t n = h->s1 - pos < JOURNAL_CHUNK ? (size_t)(h->s1 - pos) : JOURNAL_CHUNK, i;
 
-		if (pread_all(mb->fd, a, n, pos) < 0 ||
-		    pread_all(jfd, c, n, sizeof(*h) + (pos - h->off)) < 0) {
+		if (mbox_jpread(mb->fd, a, n, pos) < 0 ||
+		    mbox_jpread(jfd, c, n, sizeof(*h) + (pos - h->off)) < 0) {
 			ok = -1;
 			break;
 		}
@@ -442,10 +442,10 @@ mbox_journal_pending(struct mbox *mb)
 		return 0;
 	mb->dev = st.st_dev;
 	mb->ino = st.st_ino;
-	if (journal_path(mb, fin, sizeof(fin), 0) == 0 && access(fin, F_OK) == 0)
+	if (mbox_journal_name(mb, fin, sizeof(fin), 0) == 0 && access(fin, F_OK) == 0)
 		return 1;
 	/* an unfinished journal file: nothing reached the mailbox, but it is litter */
-	return journal_path(mb, fin, sizeof(fin), 1) == 0 && access(fin, F_OK) == 0;
+	return mbox_journal_name(mb, fin, sizeof(fin), 1) == 0 && access(fin, F_OK) == 0;
 }
 
 int
@@ -462,19 +462,24 @@ mbox_journal_recover(struct mbox *mb)
 	if (mb->journal_dir == NULL || mb->fd < 0)
 		return 0;
 	if (fstat(mb->fd, &st) < 0)
-		return sys_err(mb, "fstat", mb->path);
+		return mbox_jerr(mb, "fstat", mb->path);
 	mb->dev = st.st_dev;
 	mb->ino = st.st_ino;
 	fsize = (uint64_t)st.st_size;
-	if (journal_path(mb, fin, sizeof(fin), 0) < 0 || journal_path(mb, tmp, sizeof(tmp), 1) < 0)
+	if (mbox_journal_name(mb, fin, sizeof(fin), 0) < 0 || mbox_journal_name(mb, tmp, sizeof(tmp), 1) < 0)
 		return 0;
 	(void)unlink(tmp);	/* never renamed: the change had not started */
 	jfd = open(fin, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	if (jfd < 0)
-		return errno == ENOENT ? 0 : sys_err(mb, "open", fin);
-	if (pread_all(jfd, (unsigned char *)h.magic, sizeof(h.magic), 0) == 0 &&
+		return errno == ENOENT ? 0 : mbox_jerr(mb, "open", fin);
+	if (mbox_jpread(jfd, (unsigned char *)h.magic, sizeof(h.magic), 0) == 0 &&
 	    memcmp(h.magic, MBOX_COLLAPSE_MAGIC, sizeof(h.magic)) == 0) {
 		ret = mbox_collapse_recover(mb, jfd, fin);
+		(void)close(jfd);
+		return ret;
+	}
+	if (memcmp(h.magic, MBOX_SHIFT_MAGIC, sizeof(h.magic)) == 0) {
+		ret = mbox_shift_recover(mb, jfd, fin);
 		(void)close(jfd);
 		return ret;
 	}
@@ -483,7 +488,7 @@ mbox_journal_recover(struct mbox *mb)
 		mbox_set_error(&mb->err, ENOMEM, "out of memory");
 		goto out;
 	}
-	if (pread_all(jfd, (unsigned char *)&h, sizeof(h), 0) < 0 ||
+	if (mbox_jpread(jfd, (unsigned char *)&h, sizeof(h), 0) < 0 ||
 	    memcmp(h.magic, JOURNAL_MAGIC, 8) != 0 || h.hcrc != hdr_crc(&h) ||
 	    h.dev != (uint64_t)mb->dev || h.ino != (uint64_t)mb->ino || h.s1 < h.off ||
 	    crc_range(jfd, sizeof(h), sizeof(h) + (h.s1 - h.off), buf, &crc) < 0 ||
@@ -503,7 +508,7 @@ mbox_journal_recover(struct mbox *mb)
 	} else {
 		r = extension_done(mb, jfd, &h, fsize);
 		if (r < 0) {
-			sys_err(mb, "read", mb->path);
+			mbox_jerr(mb, "read", mb->path);
 			goto out;
 		}
 		app = r ? h.s1 : 0;	/* 0: never started, drop it */
@@ -511,10 +516,10 @@ mbox_journal_recover(struct mbox *mb)
 	if (app == 0 || app == UINT64_MAX) {
 		mbox_crash_point(mb);
 		if (unlink(fin) < 0) {
-			sys_err(mb, "unlink", fin);
+			mbox_jerr(mb, "unlink", fin);
 			goto out;
 		}
-		ret = fsync_dir(mb);
+		ret = mbox_jsync_dir(mb);
 		goto out;
 	}
 	if (fsize > app) {
@@ -621,8 +626,8 @@ cjournal_remove(struct mbox *mb, const char *fin)
 {
 	mbox_crash_point(mb);
 	if (unlink(fin) < 0)
-		return sys_err(mb, "unlink", fin);
-	return fsync_dir(mb);
+		return mbox_jerr(mb, "unlink", fin);
+	return mbox_jsync_dir(mb);
 }
 
 /* The collapse itself: 0 done, 1 refused by the filesystem, -1 error. */
@@ -634,7 +639,7 @@ do_collapse(struct mbox *mb, uint64_t off, uint64_t len)
 		return 0;
 	if (errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS)
 		return 1;
-	sys_err(mb, "collapse range of", mb->path);
+	mbox_jerr(mb, "collapse range of", mb->path);
 	return -1;
 }
 
@@ -642,9 +647,9 @@ do_collapse(struct mbox *mb, uint64_t off, uint64_t len)
 static int
 write_header(struct mbox *mb, const struct cjhdr *h, const unsigned char *nh)
 {
-	if (pwrite_all(mb, mb->fd, nh, h->nh_len, h->a, mb->path) < 0)
+	if (mbox_jpwrite(mb, mb->fd, nh, h->nh_len, h->a, mb->path) < 0)
 		return -1;
-	return do_fsync(mb, mb->fd, mb->path);
+	return mbox_jsync(mb, mb->fd, mb->path);
 }
 
 int
@@ -660,8 +665,8 @@ mbox_collapse_run(struct mbox *mb, const struct mbox_collapse *c)
 	memset(&h, 0, sizeof(h));
 	if (find_probe(mb, c, &h) != 0)
 		return 1;
-	if (mb->journal_dir == NULL || journal_path(mb, tmp, sizeof(tmp), 1) < 0 ||
-	    journal_path(mb, fin, sizeof(fin), 0) < 0) {
+	if (mb->journal_dir == NULL || mbox_journal_name(mb, tmp, sizeof(tmp), 1) < 0 ||
+	    mbox_journal_name(mb, fin, sizeof(fin), 0) < 0) {
 		mbox_set_error(&mb->err, EINVAL, "no usable journal directory");
 		return -1;
 	}
@@ -678,25 +683,25 @@ mbox_collapse_run(struct mbox *mb, const struct mbox_collapse *c)
 
 	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
-		return sys_err(mb, "create", tmp);
+		return mbox_jerr(mb, "create", tmp);
 	if (write_all(mb, fd, (const unsigned char *)&h, sizeof(h), tmp) < 0 ||
-	    write_all(mb, fd, c->nh, c->nh_len, tmp) < 0 || do_fsync(mb, fd, tmp) < 0) {
+	    write_all(mb, fd, c->nh, c->nh_len, tmp) < 0 || mbox_jsync(mb, fd, tmp) < 0) {
 		(void)close(fd);
 		(void)unlink(tmp);
 		return -1;
 	}
 	if (close(fd) < 0) {
-		sys_err(mb, "close", tmp);
+		mbox_jerr(mb, "close", tmp);
 		(void)unlink(tmp);
 		return -1;
 	}
 	mbox_crash_point(mb);
 	if (rename(tmp, fin) < 0) {
-		sys_err(mb, "rename", tmp);
+		mbox_jerr(mb, "rename", tmp);
 		(void)unlink(tmp);
 		return -1;
 	}
-	if (fsync_dir(mb) < 0)
+	if (mbox_jsync_dir(mb) < 0)
 		return -1;	/* the journal stays: the next open finishes the step */
 
 	/* P -> Q; no fsync between: a header that reaches the disk first is harmless */
@@ -724,9 +729,9 @@ mbox_collapse_recover(struct mbox *mb, int jfd, const char *fin)
 	int ret = -1, r;
 
 	if (fstat(mb->fd, &st) < 0)
-		return sys_err(mb, "fstat", mb->path);
+		return mbox_jerr(mb, "fstat", mb->path);
 	fsize = (uint64_t)st.st_size;
-	if (pread_all(jfd, (unsigned char *)&h, sizeof(h), 0) < 0 ||
+	if (mbox_jpread(jfd, (unsigned char *)&h, sizeof(h), 0) < 0 ||
 	    memcmp(h.magic, MBOX_COLLAPSE_MAGIC, 8) != 0 || h.hcrc != chdr_crc(&h) ||
 	    h.dev != (uint64_t)mb->dev || h.ino != (uint64_t)mb->ino ||
 	    h.nh_len == 0 || h.nh_len > MBOX_COLLAPSE_MAX_HEADER || h.len == 0 ||
@@ -738,10 +743,10 @@ mbox_collapse_recover(struct mbox *mb, int jfd, const char *fin)
 		mbox_set_error(&mb->err, ENOMEM, "out of memory");
 		return -1;
 	}
-	if (pread_all(jfd, nh, h.nh_len, sizeof(h)) < 0 ||
+	if (mbox_jpread(jfd, nh, h.nh_len, sizeof(h)) < 0 ||
 	    (uint32_t)crc32(0, nh, h.nh_len) != h.crc_nh)
 		goto drop;
-	if (fsize < h.probe + h.probe_len || pread_all(mb->fd, win, h.probe_len, h.probe) < 0)
+	if (fsize < h.probe + h.probe_len || mbox_jpread(mb->fd, win, h.probe_len, h.probe) < 0)
 		goto drop;	/* neither state: the file was replaced since */
 	if (fsize >= h.s0 && memcmp(win, h.probe_old, h.probe_len) == 0) {
 		r = do_collapse(mb, h.ca, h.len);

@@ -280,6 +280,8 @@ mbox_open(const char *path, const char *journal_dir, unsigned flags, struct mbox
 		mb->crash_after = c != NULL ? strtol(c, NULL, 10) : 0;
 		c = getenv("IMAPD_MBOX_CACHE_MIN_SIZE");
 		mb->cache_min_size = c != NULL ? strtoull(c, NULL, 10) : MBOX_CACHE_MIN_SIZE;
+		c = getenv("IMAPD_MBOX_SHIFT_BATCH");
+		mb->shift_batch = c != NULL ? strtoull(c, NULL, 10) : 0;
 	}
 	mb->path = strdup(path);
 	mb->journal_dir = journal_dir != NULL ? strdup(journal_dir) : NULL;

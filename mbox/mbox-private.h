@@ -127,6 +127,8 @@ struct mbox {
 	/* test hook (see mbox_crash_point) */
 	long crash_after;
 	long crash_count;
+	uint64_t shift_batch;	/* IMAPD_MBOX_SHIFT_BATCH, 0: the default, all ones: off */
+	int rewrite_kind;	/* MBOX_REWRITE_* of the last tail rewrite (for tests) */
 
 	struct mbox_error err;
 };
@@ -203,6 +205,13 @@ struct wbuf {
 int wbuf_add(struct wbuf *b, const void *p, size_t n);
 int wbuf_reserve(struct wbuf *b, size_t n);
 int mbox_meta_block(struct mbox *mb, struct wbuf *b, const struct mbox_msg *m, int first);
+/* Append the new From_ line and header of message m (mb->map holds its old bytes) as a
+ * rewrite writes them: the old lines but the metadata ones, then the metadata block and
+ * the empty line.  Sets *fixup_r to 1 if bytes other than metadata were added or dropped
+ * (a missing LF, a lone CR line, a missing or CRLF empty line), so that the rewritten
+ * message's offsets must be read back rather than derived. */
+int mbox_gen_header(struct mbox *mb, struct wbuf *b, const struct mbox_msg *m, int first,
+    int *fixup_r);
 int mbox_base_line(struct mbox *mb, struct wbuf *b);
 
 /* mbox-sync.c */
@@ -248,6 +257,32 @@ int mbox_tail_replace(struct mbox *mb, uint64_t off, mbox_tail_gen_fn *gen, void
 int mbox_journal_pending(struct mbox *mb);
 /* Finish an interrupted journal for this mailbox (lock held).  0 if none or done. */
 int mbox_journal_recover(struct mbox *mb);
+/* The journal's file name for this mailbox (tmp: the name it is written under). */
+int mbox_journal_name(const struct mbox *mb, char *buf, size_t size, int tmp);
+/* Journal I/O: each returns 0, or -1 with mb->err set (mbox_jpread: errno), and passes a
+ * crash point (below) before every write-class call. */
+int mbox_jerr(struct mbox *mb, const char *what, const char *path);
+int mbox_jpwrite(struct mbox *mb, int fd, const unsigned char *p, size_t n, uint64_t off,
+    const char *path);
+int mbox_jpread(int fd, unsigned char *p, size_t n, uint64_t off);
+int mbox_jsync(struct mbox *mb, int fd, const char *path);
+int mbox_jsync_dir(struct mbox *mb);
+
+/* mbox-shift.c */
+/* Rewrite messages from index `from` to the end in place, backwards (see mbox-shift.c),
+ * when none of them is gone and none moves towards the file start; lock held.  Returns 1
+ * done (offsets updated, file remapped), 0 not applicable (nothing written; the caller
+ * uses mbox_tail_replace), -1 on error. */
+int mbox_shift_tail(struct mbox *mb, uint32_t from);
+/* Magic of its journal, and finishing one after a crash (jfd open on `fin`): 0 or -1. */
+#define MBOX_SHIFT_MAGIC	"IMAPDS01"
+int mbox_shift_recover(struct mbox *mb, int jfd, const char *fin);
+/* Test hook: when the environment variable IMAPD_MBOX_SHIFT_BATCH=N is set at mbox_open(),
+ * each step of the in-place rewrite moves about N bytes (so that small test mailboxes take
+ * many steps); -1 turns it off (every rewrite goes through mbox_tail_replace()). */
+#define MBOX_REWRITE_SHIFT	1	/* mbox_shift_tail() */
+#define MBOX_REWRITE_COPY	2	/* mbox_tail_replace() */
+
 /* Test hook for the kill-at-every-point tests: when the environment variable
  * IMAPD_MBOX_CRASH_AFTER=N was set at mbox_open(), the process calls _exit(99) just before
  * its N-th write-class system call (write, pwrite, ftruncate, fsync, rename, unlink) on

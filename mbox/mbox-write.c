@@ -381,32 +381,55 @@ gen_pseudo(struct tailgen *g, struct wbuf *b)
 	}
 }
 
+int
+mbox_gen_header(struct mbox *mb, struct wbuf *b, const struct mbox_msg *m, int first,
+    int *fixup_r)
+{
+	const unsigned char *map = mb->map;
+	uint64_t pos = m->from_off + m->from_len;
+	struct hdr_line l;
+	int more;
+
+	if (wbuf_add(b, map + m->from_off, m->from_len) < 0)
+		return -1;
+	/* a From_ line at the very end of the file may lack its LF */
+	if (map[m->from_off + m->from_len - 1] != '\n') {
+		*fixup_r = 1;
+		if (wbuf_str(b, "\n") < 0)
+			return -1;
+	}
+	while ((more = mbox_hdr_next(map, &pos, m->body_off, &l)) && !l.empty) {
+		if (l.name_len > 0 && mbox_meta_kind(map + l.off, l.name_len) != 0)
+			continue;
+		/* a lone CR at the end of the file would become an empty line */
+		if (l.len == 1 && map[l.off] == '\r') {
+			*fixup_r = 1;
+			continue;
+		}
+		if (wbuf_add(b, map + l.off, (size_t)l.len) < 0)
+			return -1;
+		/* the last line of a file without a final LF */
+		if (map[l.off + l.len - 1] != '\n') {
+			*fixup_r = 1;
+			if (wbuf_str(b, "\n") < 0)
+				return -1;
+		}
+	}
+	if (!more || l.len != 1)
+		*fixup_r = 1;	/* no empty line ended the header (one is added), or a CRLF one */
+	if (mbox_meta_block(mb, b, m, first) < 0 || wbuf_str(b, "\n") < 0)
+		return -1;
+	return 0;
+}
+
 static int
 gen_msg(struct tailgen *g, struct wbuf *b, const struct mbox_msg *m, int first)
 {
 	struct mbox *mb = g->mb;
 	const unsigned char *map = mb->map;
-	uint64_t pos = m->from_off + m->from_len;
-	struct hdr_line l;
+	int fixup = 0;
 
-	if (wbuf_add(b, map + m->from_off, m->from_len) < 0)
-		return -1;
-	/* a From_ line at the very end of the file may lack its LF */
-	if (map[m->from_off + m->from_len - 1] != '\n' && wbuf_str(b, "\n") < 0)
-		return -1;
-	while (mbox_hdr_next(map, &pos, m->body_off, &l) && !l.empty) {
-		if (l.name_len > 0 && mbox_meta_kind(map + l.off, l.name_len) != 0)
-			continue;
-		/* a lone CR at the end of the file would become an empty line */
-		if (l.len == 1 && map[l.off] == '\r')
-			continue;
-		if (wbuf_add(b, map + l.off, (size_t)l.len) < 0)
-			return -1;
-		/* the last line of a file without a final LF */
-		if (map[l.off + l.len - 1] != '\n' && wbuf_str(b, "\n") < 0)
-			return -1;
-	}
-	if (mbox_meta_block(mb, b, m, first) < 0 || wbuf_str(b, "\n") < 0)
+	if (mbox_gen_header(mb, b, m, first, &fixup) < 0)
 		return -1;
 	/* body, then the separating empty line; big bodies are flushed by the caller */
 	if (wbuf_add(b, map + m->body_off, (size_t)(m->end - m->body_off)) < 0)
@@ -639,12 +662,18 @@ mbox_write_locked(struct mbox *mb)
 		goto out;
 	if (r != UINT32_MAX) {
 		struct tailgen g = { mb, r, pseudo_rewrite, NULL, r > 0 || mb->base.pseudo, 0 };
+		/* in place when it can (mbox-shift.c), else through the journal copy */
+		int sh = pseudo_rewrite ? 0 : mbox_shift_tail(mb, r);
 
 		/* r == 0 without a pseudo message: the base goes into the first message */
 		off = pseudo_rewrite ? 0 : mb->m.v[r].from_off;
-		if (mbox_tail_replace(mb, off, tail_gen, &g) < 0)
+		if (sh < 0)
 			goto out;
-		if (rescan_tail(mb, off, pseudo_rewrite ? 0 : r, NULL) < 0)
+		mb->rewrite_kind = sh > 0 ? MBOX_REWRITE_SHIFT : MBOX_REWRITE_COPY;
+		if (sh == 2 && (mbox_remap(mb) < 0 || rescan_tail(mb, off, r, NULL) < 0))
+			goto out;
+		if (sh == 0 && (mbox_tail_replace(mb, off, tail_gen, &g) < 0 ||
+		    rescan_tail(mb, off, pseudo_rewrite ? 0 : r, NULL) < 0))
 			goto out;
 	} else if (ps.n > 0) {
 		mbox_crash_point(mb);

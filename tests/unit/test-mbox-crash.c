@@ -50,8 +50,12 @@ big_body(int i, int huge, char *buf, size_t size)
 
 static const char late[] = "From mda@x Fri Jan  9 01:02:03 2015\nSubject: late\n\nlate mail\n\n";
 
-enum op { OP_EXPUNGE_FIRST, OP_EXPUNGE_SOME, OP_GROW, OP_APPEND, OP_BIG_FIRST, OP_BIG_MIDDLE,
-	OP_BIG_RUN };
+enum op { OP_EXPUNGE_FIRST, OP_EXPUNGE_SOME, OP_GROW, OP_APPEND, OP_FIRST_OPEN, OP_BIG_FIRST,
+	OP_BIG_MIDDLE, OP_BIG_RUN };
+
+/* IMAPD_MBOX_SHIFT_BATCH for the writer ("" for the default): small steps make the in-place
+ * rewrite (mbox-shift.c) take many, each saving the bytes it overwrites */
+static const char *shift_step = "";
 
 /* the expected body of original message i */
 static void
@@ -93,6 +97,8 @@ prepare(struct tdir *t, enum op op)
 	write_file(t->path, buf, (size_t)(p - buf));
 	free(buf);
 	free(b);
+	if (op == OP_FIRST_OPEN)
+		return;		/* pristine: the first read-write open writes the metadata */
 	if (mbox_open(t->path, t->jdir, MBOX_OPEN_RW, &mb, &err) < 0)
 		fail_msg("prepare: %s", err.msg);
 	mbox_free(&mb);
@@ -111,9 +117,13 @@ child(struct tdir *t, enum op op, long n)
 
 	snprintf(num, sizeof(num), "%ld", n);
 	setenv("IMAPD_MBOX_CRASH_AFTER", num, 1);
+	if (*shift_step != '\0')
+		setenv("IMAPD_MBOX_SHIFT_BATCH", shift_step, 1);
 	if (mbox_open(t->path, t->jdir, MBOX_OPEN_RW, &mb, &err) < 0)
 		_exit(3);
 	switch (op) {
+	case OP_FIRST_OPEN:
+		break;		/* the open did it */
 	case OP_EXPUNGE_FIRST:
 	case OP_BIG_FIRST:
 		mbox_msg_set_flags(mb, 0, MBOX_DELETED, 0);
@@ -229,6 +239,12 @@ check(struct tdir *t, enum op op, int with_late, long n)
 			expect[ne++] = (int)i;
 		if (done && mbox_msg_keywords(mb, 2) != (1ULL << 30) - 1)
 			fail_msg("point %ld: keywords half written", n);
+		break;
+	case OP_FIRST_OPEN:
+		/* the same messages and UIDs whether the metadata got written or not */
+		done = 0;
+		for (i = 0; i < NMSG; i++)
+			expect[ne++] = (int)i;
 		break;
 	default:
 		done = c == NMSG + 1 + (uint32_t)with_late;
@@ -379,6 +395,36 @@ test_crash_grow_late_mail(void **state)
 	run(OP_GROW, 1);
 }
 
+/* The in-place rewrite in small steps: growing headers, and the first read-write open of a
+ * mailbox without metadata (every message gains X-UID and Status). */
+static void
+test_crash_grow_steps(void **state)
+{
+	(void)state;
+	shift_step = "40";
+	run(OP_GROW, 0);
+	run(OP_GROW, 1);
+	shift_step = "";
+}
+
+static void
+test_crash_first_open(void **state)
+{
+	(void)state;
+	run(OP_FIRST_OPEN, 0);
+	run(OP_FIRST_OPEN, 1);
+}
+
+static void
+test_crash_first_open_steps(void **state)
+{
+	(void)state;
+	shift_step = "40";
+	run(OP_FIRST_OPEN, 0);
+	run(OP_FIRST_OPEN, 1);
+	shift_step = "";
+}
+
 static void
 test_crash_append(void **state)
 {
@@ -401,9 +447,13 @@ main(void)
 		cmocka_unit_test(test_crash_collapse_runs_late_mail),
 		cmocka_unit_test(test_crash_grow),
 		cmocka_unit_test(test_crash_grow_late_mail),
+		cmocka_unit_test(test_crash_grow_steps),
+		cmocka_unit_test(test_crash_first_open),
+		cmocka_unit_test(test_crash_first_open_steps),
 		cmocka_unit_test(test_crash_append),
 	};
 
 	unsetenv("IMAPD_MBOX_CRASH_AFTER");
+	unsetenv("IMAPD_MBOX_SHIFT_BATCH");
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

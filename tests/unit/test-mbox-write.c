@@ -994,6 +994,146 @@ test_expunge_collapse(void **state)
 	tdir_clean(&t);
 }
 
+/*
+ * The in-place rewrite (mbox-shift.c) against the journal copy: the same bytes in the file,
+ * whatever the step, and a view that reads the same as a fresh parse.  Mailboxes with
+ * metadata of other writers, Content-Length, quoted From_ lines, CRLF lines, and the
+ * fix-ups (a body without its last LF, a lone CR, a header with no empty line after it).
+ */
+static const char shift_plain[] =
+    "From a@x Mon Jan  5 01:02:03 2015\n"
+    "Subject: one\n"
+    "Content-Length: 4\n"
+    "\n"
+    "one\n"
+    "\n"
+    "From b@x Tue Jan  6 01:02:03 2015\n"
+    "Subject: two\n"
+    "Status: RO\n"
+    "X-Status: F\n"
+    "X-Keywords: $Label1 work\n"
+    "Received: by x;\n"
+    "  Tue, 6 Jan 2015 01:02:03 +0000\n"
+    "\n"
+    "two\n"
+    ">From quoted\n"
+    "\n"
+    "\n"
+    "From c@x Wed Jan  7 01:02:03 2015\n"
+    "Subject: three\r\n"
+    "X-Mailer: crlf\r\n"
+    "\n"
+    "three\r\n"
+    "\n"
+    "From d@x Thu Jan  8 01:02:03 2015\n"
+    "Subject: empty body\n"
+    "\n"
+    "\n";
+
+static const char shift_fixups[] =
+    "From a@x Mon Jan  5 01:02:03 2015\n"
+    "Subject: one\n"
+    "\n"
+    "one\n"
+    "\n"
+    "From b@x Tue Jan  6 01:02:03 2015\n"
+    "Subject: crlf empty line\n"
+    "\r\n"
+    "two\n"
+    "\n"
+    "From c@x Wed Jan  7 01:02:03 2015\n"
+    "Subject: last, no final LF\n"
+    "\n"
+    "three";
+
+static const char shift_header_only[] =
+    "From a@x Mon Jan  5 01:02:03 2015\n"
+    "Subject: one\n"
+    "\n"
+    "one\n"
+    "\n"
+    "From b@x Tue Jan  6 01:02:03 2015\n"
+    "Subject: header only\n";
+
+struct shift_result {
+	char *file;
+	size_t len;
+	int kind;
+};
+
+/* Open src read-write once (the metadata is written) with IMAPD_MBOX_SHIFT_BATCH=step (NULL:
+ * unset); check the view the writer kept against a fresh parse. */
+static void
+shift_try(const char *src, const char *step, struct shift_result *res)
+{
+	struct tdir t;
+	struct mbox *mb, *ro;
+	struct mbox_error err;
+	uint32_t i;
+
+	tdir_make(&t);
+	write_file(t.path, src, strlen(src));
+	if (step != NULL)
+		setenv("IMAPD_MBOX_SHIFT_BATCH", step, 1);
+	else
+		unsetenv("IMAPD_MBOX_SHIFT_BATCH");
+	mb = open_rw(&t);
+	unsetenv("IMAPD_MBOX_SHIFT_BATCH");
+	assert_non_null(mb);
+	res->kind = mb->rewrite_kind;
+	assert_int_equal(mbox_open(t.path, t.jdir, 0, &ro, &err), 0);
+	assert_int_equal(mbox_count(ro), mbox_count(mb));
+	for (i = 0; i < mbox_count(mb); i++) {
+		char *a = body_of(mb, i), *b = body_of(ro, i);
+		char *ha = visible_header(mb, i), *hb = visible_header(ro, i);
+
+		assert_string_equal(a, b);
+		assert_string_equal(ha, hb);
+		assert_int_equal(mbox_msg_uid(mb, i), mbox_msg_uid(ro, i));
+		assert_int_equal(mbox_msg_uid(mb, i), i + 1);
+		assert_int_equal(mbox_msg_size(mb, i), mbox_msg_size(ro, i));
+		assert_int_equal(mbox_msg_flags(mb, i) & ~MBOX_RECENT,
+		    mbox_msg_flags(ro, i) & ~MBOX_RECENT);
+		assert_int_equal(mbox_msg_keywords(mb, i), mbox_msg_keywords(ro, i));
+		free(a);
+		free(b);
+		free(ha);
+		free(hb);
+	}
+	/* a second writer session finds nothing to write: the metadata is all there */
+	mbox_free(&ro);
+	mbox_free(&mb);
+	res->file = read_file(t.path, &res->len);
+	tdir_clean(&t);
+}
+
+static void
+test_shift_rewrite_same_bytes(void **state)
+{
+	const char *const srcs[] = { shift_plain, shift_fixups, shift_header_only };
+	const char *const steps[] = { NULL, "1", "7", "64" };
+	size_t i, j;
+
+	(void)state;
+	for (i = 0; i < sizeof(srcs) / sizeof(srcs[0]); i++) {
+		struct shift_result copy, sh;
+
+		shift_try(srcs[i], "-1", &copy);
+		assert_int_equal(copy.kind, MBOX_REWRITE_COPY);
+		for (j = 0; j < sizeof(steps) / sizeof(steps[0]); j++) {
+			shift_try(srcs[i], steps[j], &sh);
+			assert_int_equal(sh.kind, MBOX_REWRITE_SHIFT);
+			assert_int_equal(sh.len, copy.len);
+			assert_memory_equal(sh.file, copy.file, copy.len);
+			free(sh.file);
+		}
+		/* the metadata went in: every message has its X-UID */
+		assert_non_null(strstr(copy.file, "X-UID: 1\n"));
+		assert_non_null(strstr(copy.file, "X-IMAPbase:"));
+		free(copy.file);
+	}
+}
+
 int
 main(void)
 {
@@ -1006,6 +1146,7 @@ main(void)
 		cmocka_unit_test(test_expunge),
 		cmocka_unit_test(test_expunge_all_keeps_uids),
 		cmocka_unit_test(test_expunge_collapse),
+		cmocka_unit_test(test_shift_rewrite_same_bytes),
 		cmocka_unit_test(test_append),
 		cmocka_unit_test(test_append_to_missing),
 		cmocka_unit_test(test_copy),
