@@ -253,7 +253,9 @@ enum folder_type {
 
 struct folder_ref {
 	struct folder_name n;
-	char path[FOLDER_PATH_MAX];	/* spool path, or mail directory + "/" + name */
+	char path[FOLDER_PATH_MAX];	/* spool path, or mail directory + "/" + name; when
+					 * the last component is a link, the real path of
+					 * its target (the store opens without following) */
 	enum folder_type type;		/* what is there now, symlinks (inside) followed */
 	bool link;			/* the last component is a symlink (staying inside) */
 };

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -471,6 +472,60 @@ tail_gen(void *ctx, struct wbuf *b)
  * the map (they are what the file holds, so a crash between writes changes nothing). */
 #define PATCH_MERGE_GAP	512
 
+/* A patch whose value is already in the file needs no write (\Seen leaves X-Status alone). */
+static int
+patch_needed(const struct mbox *mb, const struct patchset *ps, const struct patch *p)
+{
+	return p->off + p->len > mb->size ||
+	    memcmp(mb->map + p->off, ps->data.p + p->at, p->len) != 0;
+}
+
+/* From this many patches on, they are written through a shared writable mapping instead of
+ * one pwrite() each: besides the system calls, ext4 takes three times longer to sync pages
+ * dirtied by small writes than pages dirtied through a mapping (a flag changed in each of
+ * 100,000 messages: 0.63 s against 0.20 s for the fsync). */
+#define PATCH_MAP_MIN	64
+
+/* 1 if written through a mapping, 0 if the caller should write them. */
+static int
+apply_patches_mapped(struct mbox *mb, struct patchset *ps)
+{
+	uint64_t lo = UINT64_MAX, hi = 0, base, pg = (uint64_t)sysconf(_SC_PAGESIZE);
+	unsigned char *w;
+	size_t i, n = 0;
+
+	for (i = 0; i < ps->n; i++) {
+		const struct patch *p = &ps->v[i];
+
+		if (!patch_needed(mb, ps, p))
+			continue;
+		if (p->off + p->len > mb->size)
+			return 0;
+		n++;
+		if (p->off < lo)
+			lo = p->off;
+		if (p->off + p->len > hi)
+			hi = p->off + p->len;
+	}
+	if (n < PATCH_MAP_MIN)
+		return 0;
+	base = lo - lo % pg;
+	w = mmap(NULL, (size_t)(hi - base), PROT_READ | PROT_WRITE, MAP_SHARED, mb->fd,
+	    (off_t)base);
+	if (w == MAP_FAILED)
+		return 0;
+	for (i = 0; i < ps->n; i++) {
+		const struct patch *p = &ps->v[i];
+
+		if (!patch_needed(mb, ps, p))
+			continue;
+		mbox_crash_point(mb);
+		memcpy(w + (p->off - base), ps->data.p + p->at, p->len);
+	}
+	(void)munmap(w, (size_t)(hi - base));
+	return 1;
+}
+
 static int
 apply_patches(struct mbox *mb, struct patchset *ps)
 {
@@ -479,13 +534,14 @@ apply_patches(struct mbox *mb, struct patchset *ps)
 	size_t i;
 	int ret = -1;
 
+	if (apply_patches_mapped(mb, ps) > 0)
+		return 0;
+
 	for (i = 0; i <= ps->n; i++) {
 		const struct patch *p = i < ps->n ? &ps->v[i] : NULL;
 		const unsigned char *bytes = p != NULL ? ps->data.p + p->at : NULL;
 
-		/* a value that is already there needs no write (\Seen leaves X-Status alone) */
-		if (p != NULL && p->off + p->len <= mb->size &&
-		    memcmp(mb->map + p->off, bytes, p->len) == 0)
+		if (p != NULL && !patch_needed(mb, ps, p))
 			continue;
 		if (p != NULL && run.n > 0 && p->off >= run_off + run.n &&
 		    p->off - (run_off + run.n) <= PATCH_MERGE_GAP) {

@@ -150,6 +150,61 @@ test_flags_in_place(void **state)
 	tdir_clean(&t);
 }
 
+/* Flags of many messages at once (written through a mapping, PATCH_MAP_MIN): in place,
+ * every message's own, nothing else in the file changed. */
+static void
+test_flags_many_in_place(void **state)
+{
+	enum { N = 150 };
+	struct tdir t;
+	struct mbox *mb;
+	char *src = malloc(N * 100), *p = src, *before, *after;
+	size_t n0, n1, i, diff = 0;
+
+	(void)state;
+	assert_non_null(src);
+	for (i = 0; i < N; i++)
+		p += sprintf(p, "From u@x Mon Jan  5 01:02:03 2015\nSubject: m%zu\n\nbody %zu\n\n", i,
+		    i);
+	tdir_make(&t);
+	write_file(t.path, src, (size_t)(p - src));
+	mb = open_rw(&t);
+	assert_non_null(mb);
+	before = read_file(t.path, &n0);
+	for (i = 0; i < N; i++)
+		if (i % 3 != 2)
+			mbox_msg_set_flags(mb, (uint32_t)i, i % 3 ? MBOX_SEEN : MBOX_FLAGGED, 0);
+	mb->rewrite_kind = 0;
+	assert_int_equal(mbox_commit_flags(mb), 0);
+	assert_int_equal(mb->rewrite_kind, 0);
+	mbox_free(&mb);
+	after = read_file(t.path, &n1);
+	assert_int_equal(n0, n1);
+	/* only Status and X-Status letters changed: " O " became " RO" (two bytes) in the 50
+	 * messages now \Seen, an F came into X-Status in the 50 now \Flagged */
+	for (i = 0; i < n0; i++)
+		if (before[i] != after[i]) {
+			assert_true(after[i] == 'R' || after[i] == 'O' || after[i] == 'F');
+			diff++;
+		}
+	assert_int_equal(diff, 150);
+	mb = open_rw(&t);
+	for (i = 0; i < N; i++) {
+		char *b = body_of(mb, (uint32_t)i), want[32];
+
+		snprintf(want, sizeof(want), "body %zu\n", i);
+		assert_string_equal(b, want);
+		assert_int_equal(mbox_msg_flags(mb, (uint32_t)i) & ~MBOX_RECENT,
+		    i % 3 == 2 ? 0 : i % 3 ? MBOX_SEEN : MBOX_FLAGGED);
+		free(b);
+	}
+	mbox_free(&mb);
+	free(before);
+	free(after);
+	free(src);
+	tdir_clean(&t);
+}
+
 /*
  * The first message holds X-IMAPbase next to its own metadata; its flags too change in
  * place.  With the journal directory replaced by a file the store can patch but cannot
@@ -1046,6 +1101,17 @@ static const char shift_fixups[] =
     "\n"
     "three";
 
+static const char shift_no_final_lf[] =
+    "From a@x Mon Jan  5 01:02:03 2015\n"
+    "Subject: one\n"
+    "\n"
+    "one\n"
+    "\n"
+    "From b@x Tue Jan  6 01:02:03 2015\n"
+    "Subject: no final LF, nothing else to fix\n"
+    "\n"
+    "two";
+
 static const char shift_header_only[] =
     "From a@x Mon Jan  5 01:02:03 2015\n"
     "Subject: one\n"
@@ -1110,7 +1176,8 @@ shift_try(const char *src, const char *step, struct shift_result *res)
 static void
 test_shift_rewrite_same_bytes(void **state)
 {
-	const char *const srcs[] = { shift_plain, shift_fixups, shift_header_only };
+	const char *const srcs[] = { shift_plain, shift_fixups, shift_no_final_lf,
+	    shift_header_only };
 	const char *const steps[] = { NULL, "1", "7", "64" };
 	size_t i, j;
 
@@ -1147,6 +1214,7 @@ main(void)
 		cmocka_unit_test(test_expunge_all_keeps_uids),
 		cmocka_unit_test(test_expunge_collapse),
 		cmocka_unit_test(test_shift_rewrite_same_bytes),
+		cmocka_unit_test(test_flags_many_in_place),
 		cmocka_unit_test(test_append),
 		cmocka_unit_test(test_append_to_missing),
 		cmocka_unit_test(test_copy),
