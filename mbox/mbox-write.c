@@ -486,7 +486,10 @@ patch_needed(const struct mbox *mb, const struct patchset *ps, const struct patc
  * 100,000 messages: 0.63 s against 0.20 s for the fsync). */
 #define PATCH_MAP_MIN	64
 
-/* 1 if written through a mapping, 0 if the caller should write them. */
+/* 1 if written through a mapping, 0 if the caller should write them.  A process killed in
+ * the middle of one value's memcpy may leave it half written (" R " for " RO": seen, not
+ * old), where a pwrite is all or nothing; each value still reads as flags, and the next
+ * commit writes it whole. */
 static int
 apply_patches_mapped(struct mbox *mb, struct patchset *ps)
 {
