@@ -19,6 +19,7 @@
 
 #include "mbox/mbox.h"
 #include "tests/fuzz/scratch.h"
+#include "tests/fuzz/seen.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -32,29 +33,6 @@ setup(void)
 	(void)scratch_make("/var/tmp", "collapse");
 }
 
-struct seen {
-	uint32_t uid;
-	uint64_t size;
-	uint64_t sum;
-};
-
-/* Checksum of what a client sees of message i. */
-static uint64_t
-msg_sum(struct mbox *mb, uint32_t i)
-{
-	uint64_t pos = 0, sum = 0;
-	const unsigned char *p;
-	size_t len, k;
-
-	while (mbox_header_next(mb, i, &pos, &p, &len))
-		for (k = 0; k < len; k++)
-			sum = sum * 31 + p[k];
-	mbox_msg_body(mb, i, &p, &len);
-	for (k = 0; k < len; k++)
-		sum = sum * 131 + p[k];
-	return sum;
-}
-
 static void
 compare(struct mbox *mb, const struct seen *want, uint32_t n)
 {
@@ -63,8 +41,7 @@ compare(struct mbox *mb, const struct seen *want, uint32_t n)
 	if (mbox_count(mb) < n)
 		abort();
 	for (i = 0; i < n; i++)
-		if (mbox_msg_uid(mb, i) != want[i].uid || mbox_msg_size(mb, i) != want[i].size ||
-		    msg_sum(mb, i) != want[i].sum)
+		if (!seen_same(mb, i, &want[i]))
 			abort();
 }
 
@@ -102,9 +79,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* the input's own X-Status may say D: only ours count */
 		mbox_msg_set_flags(mb, i, i % 3 == 0 ? MBOX_DELETED : 0, 0);
 		if (i % 3 != 0 && k < MAX_KEPT) {
-			want[k].uid = mbox_msg_uid(mb, i);
-			want[k].size = mbox_msg_size(mb, i);
-			want[k].sum = msg_sum(mb, i);
+			want[k] = seen_of(mb, i);
 			k++;
 		}
 	}
