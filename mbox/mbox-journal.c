@@ -153,6 +153,52 @@ mbox_jsync_dir(struct mbox *mb)
 	return r;
 }
 
+int
+mbox_jcreate(struct mbox *mb, char *tmp, char *fin, size_t size)
+{
+	int fd;
+
+	if (mb->journal_dir == NULL || mbox_journal_name(mb, tmp, size, 1) < 0 ||
+	    mbox_journal_name(mb, fin, size, 0) < 0) {
+		mbox_set_error(&mb->err, EINVAL, "no usable journal directory");
+		return -1;
+	}
+	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return mbox_jerr(mb, "create", tmp);
+	return fd;
+}
+
+int
+mbox_jpublish(struct mbox *mb, int fd, const char *tmp, const char *fin)
+{
+	if (mbox_jsync(mb, fd, tmp) < 0)
+		goto fail;
+	mbox_crash_point(mb);
+	if (rename(tmp, fin) < 0) {
+		mbox_jerr(mb, "rename", tmp);
+		goto fail;
+	}
+	if (mbox_jsync_dir(mb) < 0) {
+		/* the mailbox is untouched: whether or not the name is on disk */
+		(void)unlink(fin);
+		return -1;
+	}
+	return 0;
+fail:
+	(void)unlink(tmp);
+	return -1;
+}
+
+int
+mbox_jdrop(struct mbox *mb, const char *fin)
+{
+	mbox_crash_point(mb);
+	if (unlink(fin) < 0)
+		return mbox_jerr(mb, "unlink", fin);
+	return mbox_jsync_dir(mb);
+}
+
 /* crc32 of file bytes [a, b) */
 static int
 crc_range(int fd, uint64_t a, uint64_t b, unsigned char *buf, uint32_t *crc_r)
@@ -193,14 +239,9 @@ journal_write(struct mbox *mb, uint64_t off, uint64_t s0, mbox_tail_gen_fn *gen,
 	int fd = -1, r;
 
 	*jfd_r = -1;
-	if (mb->journal_dir == NULL || mbox_journal_name(mb, tmp, sizeof(tmp), 1) < 0 ||
-	    mbox_journal_name(mb, fin, sizeof(fin), 0) < 0) {
-		mbox_set_error(&mb->err, EINVAL, "no usable journal directory");
-		return -1;
-	}
-	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	fd = mbox_jcreate(mb, tmp, fin, sizeof(tmp));
 	if (fd < 0)
-		return mbox_jerr(mb, "create", tmp);
+		return -1;
 	memset(h, 0, sizeof(*h));
 	if (write_all(mb, fd, (const unsigned char *)h, sizeof(*h), tmp) < 0)
 		goto fail;
@@ -236,23 +277,14 @@ journal_write(struct mbox *mb, uint64_t off, uint64_t s0, mbox_tail_gen_fn *gen,
 		}
 	}
 	h->hcrc = hdr_crc(h);
-	if (mbox_jpwrite(mb, fd, (const unsigned char *)h, sizeof(*h), 0, tmp) < 0 ||
-	    mbox_jsync(mb, fd, tmp) < 0)
+	if (mbox_jpwrite(mb, fd, (const unsigned char *)h, sizeof(*h), 0, tmp) < 0)
 		goto fail;
-	mbox_crash_point(mb);
-	if (rename(tmp, fin) < 0) {
-		mbox_jerr(mb, "rename", tmp);
-		goto fail;
-	}
-	if (mbox_jsync_dir(mb) < 0)
-		goto fail_final;
+	if (mbox_jpublish(mb, fd, tmp, fin) < 0)
+		goto out;
 	free(b.p);
 	free(buf);
 	*jfd_r = fd;
 	return 0;
-fail_final:
-	(void)unlink(fin);
-	goto out;
 fail:
 	(void)unlink(tmp);
 out:
@@ -322,12 +354,7 @@ journal_play(struct mbox *mb, int jfd, const struct jhdr *h)
 		if (mbox_jsync(mb, mb->fd, mb->path) < 0)
 			goto out;
 	}
-	mbox_crash_point(mb);
-	if (unlink(fin) < 0) {
-		mbox_jerr(mb, "unlink", fin);
-		goto out;
-	}
-	if (mbox_jsync_dir(mb) < 0)
+	if (mbox_jdrop(mb, fin) < 0)
 		goto out;
 	ret = 0;
 out:
@@ -514,12 +541,7 @@ mbox_journal_recover(struct mbox *mb)
 		app = r ? h.s1 : 0;	/* 0: never started, drop it */
 	}
 	if (app == 0 || app == UINT64_MAX) {
-		mbox_crash_point(mb);
-		if (unlink(fin) < 0) {
-			mbox_jerr(mb, "unlink", fin);
-			goto out;
-		}
-		ret = mbox_jsync_dir(mb);
+		ret = mbox_jdrop(mb, fin);
 		goto out;
 	}
 	if (fsize > app) {
@@ -620,16 +642,6 @@ find_probe(const struct mbox *mb, const struct mbox_collapse *c, struct cjhdr *h
 	return 0;
 }
 
-/* Remove the journal (the step is done or never happened). */
-static int
-cjournal_remove(struct mbox *mb, const char *fin)
-{
-	mbox_crash_point(mb);
-	if (unlink(fin) < 0)
-		return mbox_jerr(mb, "unlink", fin);
-	return mbox_jsync_dir(mb);
-}
-
 /* The collapse itself: 0 done, 1 refused by the filesystem, -1 error. */
 static int
 do_collapse(struct mbox *mb, uint64_t off, uint64_t len)
@@ -665,11 +677,6 @@ mbox_collapse_run(struct mbox *mb, const struct mbox_collapse *c)
 	memset(&h, 0, sizeof(h));
 	if (find_probe(mb, c, &h) != 0)
 		return 1;
-	if (mb->journal_dir == NULL || mbox_journal_name(mb, tmp, sizeof(tmp), 1) < 0 ||
-	    mbox_journal_name(mb, fin, sizeof(fin), 0) < 0) {
-		mbox_set_error(&mb->err, EINVAL, "no usable journal directory");
-		return -1;
-	}
 	memcpy(h.magic, MBOX_COLLAPSE_MAGIC, 8);
 	h.dev = (uint64_t)mb->dev;
 	h.ino = (uint64_t)mb->ino;
@@ -681,28 +688,19 @@ mbox_collapse_run(struct mbox *mb, const struct mbox_collapse *c)
 	h.crc_nh = (uint32_t)crc32(0, c->nh, (uInt)c->nh_len);
 	h.hcrc = chdr_crc(&h);
 
-	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	fd = mbox_jcreate(mb, tmp, fin, sizeof(tmp));
 	if (fd < 0)
-		return mbox_jerr(mb, "create", tmp);
+		return -1;
 	if (write_all(mb, fd, (const unsigned char *)&h, sizeof(h), tmp) < 0 ||
-	    write_all(mb, fd, c->nh, c->nh_len, tmp) < 0 || mbox_jsync(mb, fd, tmp) < 0) {
+	    write_all(mb, fd, c->nh, c->nh_len, tmp) < 0) {
 		(void)close(fd);
 		(void)unlink(tmp);
 		return -1;
 	}
-	if (close(fd) < 0) {
-		mbox_jerr(mb, "close", tmp);
-		(void)unlink(tmp);
+	r = mbox_jpublish(mb, fd, tmp, fin);
+	(void)close(fd);
+	if (r < 0)
 		return -1;
-	}
-	mbox_crash_point(mb);
-	if (rename(tmp, fin) < 0) {
-		mbox_jerr(mb, "rename", tmp);
-		(void)unlink(tmp);
-		return -1;
-	}
-	if (mbox_jsync_dir(mb) < 0)
-		return -1;	/* the journal stays: the next open finishes the step */
 
 	/* P -> Q; no fsync between: a header that reaches the disk first is harmless */
 	r = do_collapse(mb, h.ca, h.len);
@@ -710,11 +708,11 @@ mbox_collapse_run(struct mbox *mb, const struct mbox_collapse *c)
 		return -1;
 	if (r > 0) {
 		/* nothing changed: drop the journal and let the caller rewrite */
-		if (cjournal_remove(mb, fin) < 0)
+		if (mbox_jdrop(mb, fin) < 0)
 			return -1;
 		return 1;
 	}
-	if (write_header(mb, &h, c->nh) < 0 || cjournal_remove(mb, fin) < 0)
+	if (write_header(mb, &h, c->nh) < 0 || mbox_jdrop(mb, fin) < 0)
 		return -1;
 	return mbox_remap(mb) < 0 ? -1 : 0;
 }
@@ -760,7 +758,7 @@ mbox_collapse_recover(struct mbox *mb, int jfd, const char *fin)
 	if (write_header(mb, &h, nh) < 0)
 		goto out;
 drop:
-	ret = cjournal_remove(mb, fin);
+	ret = mbox_jdrop(mb, fin);
 out:
 	free(nh);
 	return ret;

@@ -267,6 +267,14 @@ int mbox_jpwrite(struct mbox *mb, int fd, const unsigned char *p, size_t n, uint
 int mbox_jpread(int fd, unsigned char *p, size_t n, uint64_t off);
 int mbox_jsync(struct mbox *mb, int fd, const char *path);
 int mbox_jsync_dir(struct mbox *mb);
+/* The journal's files: mbox_jcreate() makes the temporary one (names into tmp and fin, each
+ * size bytes) and gives its descriptor; mbox_jpublish() puts it in force once complete
+ * (sync, rename to fin, sync the directory; on failure it is removed, the mailbox being
+ * untouched, and fd stays open); mbox_jdrop() removes it durably, the change it describes
+ * being done or never begun. */
+int mbox_jcreate(struct mbox *mb, char *tmp, char *fin, size_t size);
+int mbox_jpublish(struct mbox *mb, int fd, const char *tmp, const char *fin);
+int mbox_jdrop(struct mbox *mb, const char *fin);
 
 /* mbox-shift.c */
 /* Rewrite messages from index `from` to the end in place, backwards (see mbox-shift.c),

@@ -337,28 +337,51 @@ seg_sum(const unsigned char *p, uint64_t n)
 	return h ^ (h >> 29);
 }
 
-/* Record the progress (r, w) and the old bytes [x, r), durably: the header, then the bytes
- * straight from the map. */
+/* Start writing [off, off + len) of fd to the disk, so that the sync that waits for it
+ * later finds it done or under way.  Advisory: only the sync makes anything durable. */
+static void
+kick(int fd, uint64_t off, uint64_t len)
+{
+	(void)sync_file_range(fd, (off64_t)off, (off64_t)len, SYNC_FILE_RANGE_WRITE);
+}
+
+/*
+ * Record the progress (r, w) and the old bytes [x, r), durably, once the step before is on
+ * disk.  The saved bytes go out first, straight from the map, and are written while the
+ * mailbox syncs; the header, whose seg_sum alone makes the record whole, follows the
+ * mailbox's sync, then the journal syncs.  The bytes overwrite the record before last
+ * (same slot), which the last one, durable in the other slot, has replaced.
+ */
 static int
 record(struct shift *s, uint64_t r, uint64_t w, uint64_t x)
 {
+	struct mbox *mb = s->mb;
 	struct srec h = { 0 };
 	uint64_t seg = x < r ? r - x : 0, at = slot_at(s, s->seq + 1);
 
+	if (seg > 0) {
+		if (mbox_jpwrite(mb, s->jfd, mb->map + x, (size_t)seg, at + sizeof(h),
+		    s->jpath) < 0)
+			return -1;
+		kick(s->jfd, at + sizeof(h), seg);
+	}
+	/* the step before is on disk before this record says so (the first: the file's
+	 * extension) */
+	mbox_crash_point(mb);
+	if (fdatasync(mb->fd) < 0)
+		return mbox_jerr(mb, "fdatasync", mb->path);
 	h.seq = ++s->seq;
 	h.r = r;
 	h.w = w;
 	h.seg_off = x;
 	h.seg_len = seg;
-	h.seg_sum = seg > 0 ? seg_sum(s->mb->map + x, seg) : 0;
+	h.seg_sum = seg > 0 ? seg_sum(mb->map + x, seg) : 0;
 	h.hcrc = rec_crc(&h);
-	if (mbox_jpwrite(s->mb, s->jfd, (const unsigned char *)&h, sizeof(h), at, s->jpath) < 0 ||
-	    (seg > 0 && mbox_jpwrite(s->mb, s->jfd, s->mb->map + x, (size_t)seg, at + sizeof(h),
-	    s->jpath) < 0))
+	if (mbox_jpwrite(mb, s->jfd, (const unsigned char *)&h, sizeof(h), at, s->jpath) < 0)
 		return -1;
-	mbox_crash_point(s->mb);
+	mbox_crash_point(mb);
 	if (fdatasync(s->jfd) < 0)
-		return mbox_jerr(s->mb, "fdatasync", s->jpath);
+		return mbox_jerr(mb, "fdatasync", s->jpath);
 	return 0;
 }
 
@@ -371,44 +394,31 @@ shift_run(struct shift *s, uint64_t r, uint64_t w)
 	while (w > s->off) {
 		uint64_t a, want = s->step > 0 ? s->step : w - r < SHIFT_MIN ? SHIFT_MIN :
 		    w - r > SHIFT_MAX ? SHIFT_MAX : w - r;
-		/* what the record slot holds: the step, less than a header more (snap) and a
-		 * separating line */
+		/* the old bytes a step overwrites, [x, r), fit the record slot: what it holds
+		 * less a header (snap may take x back to a message's start) and a separating
+		 * line */
 		uint64_t room = s->slot_size - sizeof(struct srec) - s->max_hlen - 2;
 		uint64_t x;
 
-		if (want > room)
-			want = room;
+		if (want > w - r + room)
+			want = w - r + room;
 		x = snap(s, w - s->off > want ? w - want : s->off);
 		a = old_of(s, x);
 		if (a == UINT64_MAX || a > x || x >= w) {
 			mbox_set_error(&mb->err, EIO, "%s: in-place rewrite out of step", mb->path);
 			return -1;
 		}
-		if (emit(s, x, w) < 0)
-			return -1;
-		/* the step before is on disk before this one's record says so */
-		mbox_crash_point(mb);
-		if (fdatasync(mb->fd) < 0)
-			return mbox_jerr(mb, "fdatasync", mb->path);
-		if (record(s, r, w, x) < 0)
+		if (emit(s, x, w) < 0 || record(s, r, w, x) < 0)
 			return -1;
 		s->wrote = 1;
 		if (mbox_jpwrite(mb, mb->fd, s->out.p, s->out.n, x, mb->path) < 0)
 			return -1;
+		/* under way while the next step is built and its old bytes saved */
+		kick(mb->fd, x, s->out.n);
 		r = a;
 		w = x;
 	}
 	return mbox_jsync(mb, mb->fd, mb->path);
-}
-
-/* Remove the finished journal. */
-static int
-shift_done(struct shift *s)
-{
-	mbox_crash_point(s->mb);
-	if (unlink(s->jpath) < 0)
-		return mbox_jerr(s->mb, "unlink", s->jpath);
-	return mbox_jsync_dir(s->mb);
 }
 
 static void
@@ -427,15 +437,22 @@ shift_free(struct shift *s)
 	s->jfd = -1;
 }
 
+/*
+ * Where the two record slots go, after the plan.  A step saves the old bytes it overwrites
+ * beyond the gap w - r: at most SHIFT_MIN (a longer step is one of D(r), which saves none),
+ * a header more (snap) and a separating line; with the test hook, its fixed length; never
+ * more than the old bytes there are.
+ */
 static void
 slots_place(struct shift *s, uint64_t plan_end)
 {
-	uint64_t step = s->step > 0 ? s->step : SHIFT_MAX;
+	uint64_t save = s->step > 0 ? s->step : SHIFT_MIN;
+
+	if (save > s->s0 - s->off)
+		save = s->s0 - s->off;	/* no more old bytes than that */
 
 	s->slot0 = (plan_end + 4095) & ~(uint64_t)4095;
-	/* a step's bytes: the wanted length, less than one header more (snap) and a
-	 * separating line */
-	s->slot_size = (sizeof(struct srec) + step + s->max_hlen + 2 + 4095) & ~(uint64_t)4095;
+	s->slot_size = (sizeof(struct srec) + save + s->max_hlen + 2 + 4095) & ~(uint64_t)4095;
 }
 
 /* Write the plan as a complete journal under its final name; leaves s->jfd open. */
@@ -447,13 +464,9 @@ plan_write(struct shift *s, char *fin, size_t fin_size)
 	struct wbuf b = { 0 };
 	char tmp[4096];
 	uint32_t k, i;
+	size_t plan_end;
 	int ret = -1;
 
-	if (mbox_journal_name(mb, tmp, sizeof(tmp), 1) < 0 ||
-	    mbox_journal_name(mb, fin, fin_size, 0) < 0) {
-		mbox_set_error(&mb->err, EINVAL, "no usable journal directory");
-		return -1;
-	}
 	memcpy(h.magic, MBOX_SHIFT_MAGIC, 8);
 	h.dev = (uint64_t)mb->dev;
 	h.ino = (uint64_t)mb->ino;
@@ -483,33 +496,30 @@ plan_write(struct shift *s, char *fin, size_t fin_size)
 	}
 	slots_place(s, b.n);
 	h.slot_size = s->slot_size;
-	h.plan_crc = (uint32_t)crc32(0, b.p + sizeof(h), (uInt)(b.n - sizeof(h)));
+	/* the slots written as zeros now: records then overwrite blocks the file has, and
+	 * their syncs need no allocation committed (four times faster on ext4) */
+	if (wbuf_reserve(&b, (size_t)(s->slot0 + 2 * s->slot_size - b.n)) < 0)
+		goto nomem;
+	memset(b.p + b.n, 0, (size_t)(s->slot0 + 2 * s->slot_size - b.n));
+	plan_end = b.n;
+	b.n = (size_t)(s->slot0 + 2 * s->slot_size);
+	h.plan_crc = (uint32_t)crc32(0, b.p + sizeof(h), (uInt)(plan_end - sizeof(h)));
 	h.hcrc = shdr_crc(&h);
 	memcpy(b.p, &h, sizeof(h));
-	s->jfd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (s->jfd < 0) {
-		mbox_jerr(mb, "create", tmp);
+	s->jfd = mbox_jcreate(mb, tmp, fin, fin_size < sizeof(tmp) ? fin_size : sizeof(tmp));
+	if (s->jfd < 0)
+		goto out;
+	if (mbox_jpwrite(mb, s->jfd, b.p, b.n, 0, tmp) < 0) {
+		(void)unlink(tmp);
 		goto out;
 	}
-	if (mbox_jpwrite(mb, s->jfd, b.p, b.n, 0, tmp) < 0 || mbox_jsync(mb, s->jfd, tmp) < 0)
-		goto fail;
-	mbox_crash_point(mb);
-	if (rename(tmp, fin) < 0) {
-		mbox_jerr(mb, "rename", tmp);
-		goto fail;
-	}
+	if (mbox_jpublish(mb, s->jfd, tmp, fin) < 0)
+		goto out;
 	s->jpath = fin;
-	if (mbox_jsync_dir(mb) < 0) {
-		(void)unlink(fin);
-		goto out;
-	}
 	ret = 0;
 	goto out;
 nomem:
 	mbox_set_error(&mb->err, ENOMEM, "out of memory");
-	goto out;
-fail:
-	(void)unlink(tmp);
 out:
 	free(b.p);
 	return ret;
@@ -565,7 +575,7 @@ mbox_shift_tail(struct mbox *mb, uint32_t from)
 		}
 		goto out;
 	}
-	if (shift_done(&s) < 0)
+	if (mbox_jdrop(mb, s.jpath) < 0)
 		goto out;
 	/* the view: the offsets follow from the layout unless bytes were fixed up */
 	if (s.fixup)
@@ -586,10 +596,12 @@ out:
 	return ret;
 }
 
-/* Recovery: read the plan back into s (messages in *v_r, keyword names in *kw_r). */
+/* Recovery: read the plan back (messages in *v_r, keyword names in *kw_r, the new header
+ * and separator lengths into s's layout): 1, 0 if it is not a complete plan of ours, -1 on
+ * error. */
 static int
-plan_read(struct mbox *mb, int jfd, struct shdr *h, struct mbox_msg **v_r, char **kw_r,
-    uint64_t fsize)
+plan_read(struct mbox *mb, int jfd, struct shdr *h, struct shift *s, struct mbox_msg **v_r,
+    char **kw_r, uint64_t fsize)
 {
 	struct stat st;
 	unsigned char *buf = NULL;
@@ -607,13 +619,16 @@ plan_read(struct mbox *mb, int jfd, struct shdr *h, struct mbox_msg **v_r, char 
 	    h->n * sizeof(struct splan) > (uint64_t)st.st_size || h->s0 > fsize)
 		return 0;
 	len = h->kw_len + h->n * sizeof(struct splan);
-	if (sizeof(*h) + len > (uint64_t)st.st_size)
+	if (sizeof(*h) + len > (uint64_t)st.st_size || h->n > UINT32_MAX)
 		return 0;
+	s->mb = mb;
+	s->n = (uint32_t)h->n;
 	buf = malloc((size_t)len + 1);
 	v = calloc((size_t)h->n, sizeof(*v));
-	if (buf == NULL || v == NULL) {
+	if (buf == NULL || v == NULL || layout_alloc(s) < 0) {
 		free(buf);
 		free(v);
+		shift_free(s);
 		mbox_set_error(&mb->err, ENOMEM, "out of memory");
 		return -1;
 	}
@@ -643,6 +658,8 @@ plan_read(struct mbox *mb, int jfd, struct shdr *h, struct mbox_msg **v_r, char 
 		v[k].from_len = p.from_len;
 		v[k].flags = p.flags;
 		v[k].state = p.state;
+		s->hlen[k] = p.hlen;
+		s->tlen[k] = p.tlen;
 		if (h->n_kw < 64 && (p.keywords >> h->n_kw) != 0)
 			goto bad;
 	}
@@ -652,6 +669,7 @@ plan_read(struct mbox *mb, int jfd, struct shdr *h, struct mbox_msg **v_r, char 
 bad:
 	free(buf);
 	free(v);
+	shift_free(s);
 	return 0;
 }
 
@@ -723,7 +741,7 @@ mbox_shift_recover(struct mbox *mb, int jfd, const char *fin)
 	char *kwbuf = NULL, *kw;
 	unsigned char *seg = NULL;
 	struct stat st;
-	uint64_t fsize, r, w, k;
+	uint64_t fsize, r, w;
 	void *map = MAP_FAILED;
 	unsigned i;
 	int ret = -1, got;
@@ -732,7 +750,7 @@ mbox_shift_recover(struct mbox *mb, int jfd, const char *fin)
 	if (fstat(mb->fd, &st) < 0)
 		return mbox_jerr(mb, "fstat", mb->path);
 	fsize = (uint64_t)st.st_size;
-	got = plan_read(mb, jfd, &h, &v, &kwbuf, fsize);
+	got = plan_read(mb, jfd, &h, &s, &v, &kwbuf, fsize);
 	if (got < 0)
 		return -1;
 	if (got == 0)
@@ -751,7 +769,6 @@ mbox_shift_recover(struct mbox *mb, int jfd, const char *fin)
 		t.kw[i] = kw;
 	s.mb = &t;
 	s.v = v;
-	s.n = (uint32_t)h.n;
 	s.first = h.first != 0;
 	s.off = h.off;
 	s.s0 = h.s0;
@@ -776,17 +793,6 @@ mbox_shift_recover(struct mbox *mb, int jfd, const char *fin)
 			goto out_t;
 		s.seq = rec.seq;
 	}
-	if (h.n > UINT32_MAX)
-		goto mismatch;
-	if (layout_alloc(&s) < 0)
-		goto out_t;
-	for (k = 0; k < h.n; k++) {
-		struct splan p;
-
-		memcpy(&p, kwbuf + h.kw_len + k * sizeof(p), sizeof(p));
-		s.hlen[k] = p.hlen;
-		s.tlen[k] = p.tlen;
-	}
 	if (place(&s) != 1 || s.s1 != h.s1)
 		goto mismatch;
 	/* the journal's slots, whatever size this process would choose */
@@ -809,7 +815,7 @@ mbox_shift_recover(struct mbox *mb, int jfd, const char *fin)
 		if (old_of(&s, w) != r)
 			goto mismatch;
 	}
-	if (shift_run(&s, r, w) < 0 || shift_done(&s) < 0)
+	if (shift_run(&s, r, w) < 0 || mbox_jdrop(mb, s.jpath) < 0)
 		goto out_t;
 	ret = 0;
 	goto out_t;
@@ -829,12 +835,9 @@ out_t:
 		mb->err = t.err;
 	goto out;
 drop:
-	mbox_crash_point(mb);
-	if (unlink(fin) < 0)
-		mbox_jerr(mb, "unlink", fin);
-	else
-		ret = mbox_jsync_dir(mb);
+	ret = mbox_jdrop(mb, fin);
 out:
+	shift_free(&s);
 	if (map != MAP_FAILED)
 		munmap(map, (size_t)h.s0);
 	free(v);
