@@ -36,7 +36,7 @@
 #include <zlib.h>
 
 #define CACHE_MAGIC	"IMAPDch\n"
-#define CACHE_VERSION	1u
+#define CACHE_VERSION	2u	/* 2: mbox_msg_fp() replaced crc32 */
 #define CACHE_ENDIAN	0x01020304u
 /* Bytes of keyword names at most: every name with its NUL, padded. */
 #define CACHE_KW_MAX	(MBOX_MAX_KEYWORDS * (MBOX_KEYWORD_MAX_LEN + 1) + 8)
@@ -423,8 +423,7 @@ normalize(const struct mbox *mb, struct mbox_msg *m)
 	/* the writer updates offsets and sizes but not the fingerprint: compute it as the
 	 * parse does (mbox-parse.c), from the From_ line and the visible header size */
 	if (m->from_off + m->from_len <= mb->size)
-		m->fp = (uint32_t)crc32(crc32(0, mb->map + m->from_off, m->from_len),
-		    (const unsigned char *)&vsize, sizeof(vsize));
+		m->fp = mbox_msg_fp(mb->map + m->from_off, m->from_len, vsize);
 	m->flags = m->disk_flags;
 	m->keywords = m->disk_keywords;
 	m->state &= MSG_UID_STORED | MSG_STATUS_O | MSG_NO_BLANK;

@@ -505,7 +505,8 @@ mbox_journal_recover(struct mbox *mb)
 		(void)close(jfd);
 		return ret;
 	}
-	if (memcmp(h.magic, MBOX_SHIFT_MAGIC, sizeof(h.magic)) == 0) {
+	if (memcmp(h.magic, MBOX_SHIFT_MAGIC, sizeof(h.magic)) == 0 ||
+	    memcmp(h.magic, MBOX_SHIFT_MAGIC_1, sizeof(h.magic)) == 0) {
 		ret = mbox_shift_recover(mb, jfd, fin);
 		(void)close(jfd);
 		return ret;

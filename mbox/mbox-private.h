@@ -152,6 +152,9 @@ int mbox_reparse_header(struct mbox *mb, struct mbox_msg *m, int first,
 void mbox_assign_uids(struct msgvec *out, uint32_t from, uint32_t prev_uid,
     uint32_t last_uid, int base_ok, uint32_t *next_uid);
 uint64_t mbox_count_bare_lf(const unsigned char *p, size_t n);
+/* A message's fingerprint, from its From_ line and visible header size (struct mbox_msg
+ * fp; saved in caches, so a change of it is a change of CACHE_VERSION) */
+uint32_t mbox_msg_fp(const unsigned char *from, size_t len, uint64_t hdr_vsize);
 int msgvec_push(struct msgvec *v, const struct mbox_msg *m);
 
 /* Header lines: iterate [p, end); returns 0 at the end of the header (the empty line is
@@ -283,7 +286,9 @@ int mbox_jdrop(struct mbox *mb, const char *fin);
  * uses mbox_tail_replace), -1 on error. */
 int mbox_shift_tail(struct mbox *mb, uint32_t from);
 /* Magic of its journal, and finishing one after a crash (jfd open on `fin`): 0 or -1. */
-#define MBOX_SHIFT_MAGIC	"IMAPDS01"
+#define MBOX_SHIFT_MAGIC	"IMAPDS02"
+/* The same with the first, one-lane checksum of saved bytes (still read back) */
+#define MBOX_SHIFT_MAGIC_1	"IMAPDS01"
 int mbox_shift_recover(struct mbox *mb, int jfd, const char *fin);
 /* Test hook: when the environment variable IMAPD_MBOX_SHIFT_BATCH=N is set at mbox_open(),
  * each step of the in-place rewrite moves about N bytes (so that small test mailboxes take
