@@ -326,12 +326,16 @@ mbox_open(const char *path, const char *journal_dir, unsigned flags, struct mbox
 		goto fail_locked;
 	/* the cache gives what the parse would; everything after it is the same either way */
 	mb->cache_used = mbox_cache_load(mb);
-	if (mb->cache_used == MBOX_CACHE_NONE && mbox_scan(mb, 0, &mb->m, &mb->base) < 0)
-		goto fail_locked;
+	if (mb->cache_used == MBOX_CACHE_NONE) {
+		if (mbox_scan(mb, 0, &mb->m, &mb->base) < 0)
+			goto fail_locked;
+		mb->scan_fresh = 1;
+	}
 	setup_uids(mb);
 	mark_recent(mb, 0);
 	if (rw && needs_write(mb) && mbox_write_locked(mb) < 0)
 		goto fail_locked;
+	mb->scan_fresh = 0;
 	mb->cache_ok = 1;
 	mbox_unlock(mb, &lk);
 	/* outside the lock: the view and its stamp are ours, whatever happens to the file */

@@ -495,11 +495,12 @@ parse_header(struct mbox *mb, struct mbox_msg *m, int first, struct mbox_base *b
 	const unsigned char *map = mb->map;
 	uint64_t pos = m->from_off + m->from_len, vsize = 0;
 	struct hdr_line l;
-	int pseudo = 0, have_kw_base = 0;
+	int pseudo = 0, have_kw_base = 0, meta = 0;
 	uint8_t fl = 0, st = 0;
 
 	m->body_off = m->end;
 	m->state |= MSG_NO_BLANK;
+	m->hdr_plain = 0;
 	while (mbox_hdr_next(map, &pos, m->end, &l)) {
 		int kind;
 
@@ -507,6 +508,9 @@ parse_header(struct mbox *mb, struct mbox_msg *m, int first, struct mbox_base *b
 			vsize += l.len + mbox_count_bare_lf(map + l.off, l.len);
 			m->body_off = pos;
 			m->state &= (uint8_t)~MSG_NO_BLANK;
+			/* lines before an empty one end in LF: only the From_ line may not */
+			m->hdr_plain = !meta && l.len == 1 &&
+			    map[m->from_off + m->from_len - 1] == '\n';
 			break;
 		}
 		kind = l.name_len > 0 ? mbox_meta_kind(map + l.off, l.name_len) : 0;
@@ -514,6 +518,7 @@ parse_header(struct mbox *mb, struct mbox_msg *m, int first, struct mbox_base *b
 			vsize += l.len + mbox_count_bare_lf(map + l.off, (size_t)l.len);
 			continue;
 		}
+		meta = 1;
 		{
 			const unsigned char *v = map + l.value_off;
 			size_t vn = (size_t)l.value_len, i;

@@ -44,6 +44,10 @@ struct mbox_msg {
 	uint8_t disk_flags;	/* stored flags as in the file */
 	uint8_t state;		/* MSG_* */
 	uint8_t x_uid_ok;	/* parse only: X-UID header present and numeric */
+	uint8_t hdr_plain;	/* parse only: no metadata header lines, the From_ line and
+				 * every line whole, ended by an empty "\n" (mbox_gen_header()
+				 * changes nothing but adds the block); trusted while
+				 * mb->scan_fresh */
 	uint32_t x_uid;		/* parse only: its value */
 };
 
@@ -128,6 +132,8 @@ struct mbox {
 	long crash_after;
 	long crash_count;
 	uint64_t shift_batch;	/* IMAPD_MBOX_SHIFT_BATCH, 0: the default, all ones: off */
+	int scan_fresh;		/* the view is a full parse's, no header written since: its
+				 * parse-only fields hold (mbox_open() until its first write) */
 	int rewrite_kind;	/* MBOX_REWRITE_* of the last tail rewrite (for tests) */
 
 	struct mbox_error err;

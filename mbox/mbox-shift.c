@@ -115,7 +115,7 @@ struct shift {
 	int jfd;
 	const char *jpath;
 	uint64_t slot0, slot_size, seq;
-	struct wbuf out;
+	struct wbuf out[2];	/* a step's new bytes, and the next one's */
 };
 
 static uint64_t
@@ -167,18 +167,24 @@ measure(struct shift *s)
 		if (mbox_meta_block(s->mb, &h, m, s->first && k == 0) < 0)
 			goto nomem;
 		meta = h.n;
-		h.n = 0;
-		if (mbox_gen_header(s->mb, &h, m, s->first && k == 0, &fixup) < 0)
-			goto nomem;
-		if (h.n > SHIFT_MAX_HEADER * 2) {
-			ret = 0;
-			break;
+		if (s->mb->scan_fresh && m->hdr_plain) {
+			/* what mbox_gen_header() would give, from the parse just done */
+			s->verbatim[k] = 1;
+			s->hlen[k] = (uint32_t)(old + meta);
+		} else {
+			h.n = 0;
+			if (mbox_gen_header(s->mb, &h, m, s->first && k == 0, &fixup) < 0)
+				goto nomem;
+			if (h.n > SHIFT_MAX_HEADER * 2) {
+				ret = 0;
+				break;
+			}
+			/* nothing fixed up, so every line kept is whole; the same length, so
+			 * none was left out */
+			s->verbatim[k] = !fixup && h.n == old + meta;
+			s->fixup |= fixup;
+			s->hlen[k] = (uint32_t)h.n;
 		}
-		/* nothing fixed up, so every line kept is whole; the same length, so none
-		 * was left out */
-		s->verbatim[k] = !fixup && h.n == old + meta;
-		s->fixup |= fixup;
-		s->hlen[k] = (uint32_t)h.n;
 		s->tlen[k] = m->end > m->body_off && s->mb->map[m->end - 1] != '\n' ? 2 : 1;
 		if (s->tlen[k] == 2)
 			s->fixup = 1;	/* the body gains its LF: its end moves */
@@ -272,15 +278,15 @@ snap(const struct shift *s, uint64_t x)
 	return x <= b + blen ? x : b + blen;
 }
 
-/* The new bytes [x, w) into s->out (both boundaries). */
+/* The new bytes [x, w) into out (both boundaries). */
 static int
-emit(struct shift *s, uint64_t x, uint64_t w)
+emit(struct shift *s, struct wbuf *out, uint64_t x, uint64_t w)
 {
 	const unsigned char *map = s->mb->map;
 	uint64_t x0 = x;
 	uint32_t k;
 
-	s->out.n = 0;
+	out->n = 0;
 	for (k = msg_at(s, x); k < s->n && x < w; k++) {
 		const struct mbox_msg *m = &s->v[k];
 		uint64_t b = body_new(s, k), bend = b + (m->end - m->body_off);
@@ -291,12 +297,12 @@ emit(struct shift *s, uint64_t x, uint64_t w)
 
 			if (s->verbatim != NULL && s->verbatim[k]) {
 				/* as mbox_gen_header() would, without going through the lines */
-				if (wbuf_add(&s->out, map + m->from_off,
+				if (wbuf_add(out, map + m->from_off,
 				    (size_t)(m->body_off - 1 - m->from_off)) < 0 ||
-				    mbox_meta_block(s->mb, &s->out, m, s->first && k == 0) < 0 ||
-				    wbuf_add(&s->out, "\n", 1) < 0)
+				    mbox_meta_block(s->mb, out, m, s->first && k == 0) < 0 ||
+				    wbuf_add(out, "\n", 1) < 0)
 					goto nomem;
-			} else if (mbox_gen_header(s->mb, &s->out, m, s->first && k == 0,
+			} else if (mbox_gen_header(s->mb, out, m, s->first && k == 0,
 			    &fixup) < 0)
 				goto nomem;
 			x = b;
@@ -304,18 +310,18 @@ emit(struct shift *s, uint64_t x, uint64_t w)
 		if (x < bend && x < w) {
 			uint64_t to = bend < w ? bend : w;
 
-			if (wbuf_add(&s->out, map + m->body_off + (x - b), (size_t)(to - x)) < 0)
+			if (wbuf_add(out, map + m->body_off + (x - b), (size_t)(to - x)) < 0)
 				goto nomem;
 			x = to;
 		}
 		if (x == bend && w >= e) {
 			/* the separating line, after a LF the body lacked */
-			if (wbuf_add(&s->out, "\n\n", (size_t)(e - bend)) < 0)
+			if (wbuf_add(out, "\n\n", (size_t)(e - bend)) < 0)
 				goto nomem;
 			x = e;
 		}
 	}
-	if (x != w || s->out.n != w - x0) {
+	if (x != w || out->n != w - x0) {
 		mbox_set_error(&s->mb->err, EIO, "%s: in-place rewrite out of step", s->mb->path);
 		return -1;
 	}
@@ -394,11 +400,11 @@ kick(int fd, uint64_t off, uint64_t len)
 }
 
 /*
- * Record the progress (r, w) and the old bytes [x, r), durably, once the step before is on
- * disk.  The saved bytes go out first, straight from the map, and are written while the
- * mailbox syncs; the header, whose seg_sum alone makes the record whole, follows the
- * mailbox's sync, then the journal syncs.  The bytes overwrite the record before last
- * (same slot), which the last one, durable in the other slot, has replaced.
+ * Record the progress (r, w) and the old bytes [x, r), once the step before is on disk;
+ * the caller syncs the journal.  The saved bytes go out first, straight from the map, and
+ * are written while the mailbox syncs; the header, whose seg_sum alone makes the record
+ * whole, follows the mailbox's sync.  The bytes overwrite the record before last (same
+ * slot), which the last one, durable in the other slot, has replaced.
  */
 static int
 record(struct shift *s, uint64_t r, uint64_t w, uint64_t x)
@@ -427,44 +433,68 @@ record(struct shift *s, uint64_t r, uint64_t w, uint64_t x)
 	h.hcrc = rec_crc(&h);
 	if (mbox_jpwrite(mb, s->jfd, (const unsigned char *)&h, sizeof(h), at, s->jpath) < 0)
 		return -1;
-	mbox_crash_point(mb);
-	if (fdatasync(s->jfd) < 0)
-		return mbox_jerr(mb, "fdatasync", s->jpath);
+	kick(s->jfd, at, sizeof(h));
 	return 0;
 }
 
-/* Steps from progress (r, w) down to OFF. */
+/* The step from progress (r, w): it writes the new bytes [*x_r, w), from the old [*a_r, r). */
+static int
+step_at(struct shift *s, uint64_t r, uint64_t w, uint64_t *x_r, uint64_t *a_r)
+{
+	uint64_t a, x, want = s->step > 0 ? s->step : w - r < SHIFT_MIN ? SHIFT_MIN :
+	    w - r > SHIFT_MAX ? SHIFT_MAX : w - r;
+	/* the old bytes a step overwrites, [x, r), fit the record slot: what it holds less a
+	 * header (snap may take x back to a message's start) and a separating line */
+	uint64_t room = s->slot_size - sizeof(struct srec) - s->max_hlen - 2;
+
+	if (want > w - r + room)
+		want = w - r + room;
+	x = snap(s, w - s->off > want ? w - want : s->off);
+	a = old_of(s, x);
+	if (a == UINT64_MAX || a > x || x >= w) {
+		mbox_set_error(&s->mb->err, EIO, "%s: in-place rewrite out of step", s->mb->path);
+		return -1;
+	}
+	*x_r = x;
+	*a_r = a;
+	return 0;
+}
+
+/*
+ * Steps from progress (r, w) down to OFF.  Each step's new bytes are built while the
+ * record of the one before goes to disk: they come from old bytes below that step's
+ * source, which no write before them touches.
+ */
 static int
 shift_run(struct shift *s, uint64_t r, uint64_t w)
 {
 	struct mbox *mb = s->mb;
+	uint64_t x = 0, a = 0, nx = 0, na = 0;
+	int cur = 0;
 
+	if (w > s->off && (step_at(s, r, w, &x, &a) < 0 || emit(s, &s->out[0], x, w) < 0))
+		return -1;
 	while (w > s->off) {
-		uint64_t a, want = s->step > 0 ? s->step : w - r < SHIFT_MIN ? SHIFT_MIN :
-		    w - r > SHIFT_MAX ? SHIFT_MAX : w - r;
-		/* the old bytes a step overwrites, [x, r), fit the record slot: what it holds
-		 * less a header (snap may take x back to a message's start) and a separating
-		 * line */
-		uint64_t room = s->slot_size - sizeof(struct srec) - s->max_hlen - 2;
-		uint64_t x;
+		const struct wbuf *o = &s->out[cur];
 
-		if (want > w - r + room)
-			want = w - r + room;
-		x = snap(s, w - s->off > want ? w - want : s->off);
-		a = old_of(s, x);
-		if (a == UINT64_MAX || a > x || x >= w) {
-			mbox_set_error(&mb->err, EIO, "%s: in-place rewrite out of step", mb->path);
+		if (record(s, r, w, x) < 0)
 			return -1;
-		}
-		if (emit(s, x, w) < 0 || record(s, r, w, x) < 0)
+		if (x > s->off && (step_at(s, a, x, &nx, &na) < 0 ||
+		    emit(s, &s->out[!cur], nx, x) < 0))
 			return -1;
+		mbox_crash_point(mb);
+		if (fdatasync(s->jfd) < 0)
+			return mbox_jerr(mb, "fdatasync", s->jpath);
 		s->wrote = 1;
-		if (mbox_jpwrite(mb, mb->fd, s->out.p, s->out.n, x, mb->path) < 0)
+		if (mbox_jpwrite(mb, mb->fd, o->p, o->n, x, mb->path) < 0)
 			return -1;
-		/* under way while the next step is built and its old bytes saved */
-		kick(mb->fd, x, s->out.n);
+		/* under way while the next step's old bytes are saved */
+		kick(mb->fd, x, o->n);
 		r = a;
 		w = x;
+		x = nx;
+		a = na;
+		cur = !cur;
 	}
 	return mbox_jsync(mb, mb->fd, mb->path);
 }
@@ -476,12 +506,14 @@ shift_free(struct shift *s)
 	free(s->hlen);
 	free(s->tlen);
 	free(s->verbatim);
-	free(s->out.p);
+	free(s->out[0].p);
+	free(s->out[1].p);
 	s->nstart = NULL;
 	s->hlen = NULL;
 	s->tlen = NULL;
 	s->verbatim = NULL;
-	s->out.p = NULL;
+	s->out[0].p = NULL;
+	s->out[1].p = NULL;
 	if (s->jfd >= 0)
 		(void)close(s->jfd);
 	s->jfd = -1;
@@ -604,6 +636,7 @@ mbox_shift_tail(struct mbox *mb, uint32_t from)
 		goto out;
 	}
 	ret = measure(&s);
+	mb->scan_fresh = 0;	/* headers change from here on */
 	if (ret == 1)
 		ret = place(&s);
 	if (ret <= 0)
