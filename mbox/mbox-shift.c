@@ -43,6 +43,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -94,6 +95,27 @@ struct srec {
 	uint32_t pad;
 };
 
+/*
+ * A step's new bytes [x, w), as pieces: generated ones (headers, separating lines) in out,
+ * old ones straight from the map where they lie below x (the step does not write there),
+ * and from the bounce copy where they lie in [x, r), which the step overwrites: the bytes
+ * its record saves, copied out of the map first.  So bodies reach the file with one copy.
+ */
+enum { PIECE_OUT, PIECE_MAP, PIECE_BOUNCE };
+
+struct spiece {
+	uint64_t off, len;	/* in out, the file or the bounce copy */
+	int kind;
+};
+
+struct sstep {
+	uint64_t x, n;		/* where it starts, its length */
+	struct wbuf out;
+	struct spiece *p;
+	size_t np, cap;
+	unsigned char *bounce;	/* slot-sized: the old bytes [x, r) */
+};
+
 struct shift {
 	struct mbox *mb;	/* map (old bytes below r), fd, keywords, UIDVALIDITY */
 	const struct mbox_msg *v;	/* the messages, in file order */
@@ -115,7 +137,7 @@ struct shift {
 	int jfd;
 	const char *jpath;
 	uint64_t slot0, slot_size, seq;
-	struct wbuf out[2];	/* a step's new bytes, and the next one's */
+	struct sstep st[2];	/* a step's new bytes, and the next one's */
 };
 
 static uint64_t
@@ -278,19 +300,52 @@ snap(const struct shift *s, uint64_t x)
 	return x <= b + blen ? x : b + blen;
 }
 
-/* The new bytes [x, w) into out (both boundaries). */
 static int
-emit(struct shift *s, struct wbuf *out, uint64_t x, uint64_t w)
+piece_add(struct sstep *st, int kind, uint64_t off, uint64_t len)
+{
+	struct spiece *q = st->np > 0 ? &st->p[st->np - 1] : NULL;
+
+	if (len == 0)
+		return 0;
+	st->n += len;
+	if (q != NULL && q->kind == kind && q->off + q->len == off) {
+		q->len += len;
+		return 0;
+	}
+	if (st->np == st->cap) {
+		size_t cap = st->cap < 64 ? 64 : st->cap * 2;
+		struct spiece *np = realloc(st->p, cap * sizeof(*np));
+
+		if (np == NULL)
+			return -1;
+		st->p = np;
+		st->cap = cap;
+	}
+	st->p[st->np].off = off;
+	st->p[st->np].len = len;
+	st->p[st->np].kind = kind;
+	st->np++;
+	return 0;
+}
+
+/* The new bytes [x, w) as st's pieces (both boundaries). */
+static int
+emit(struct shift *s, struct sstep *st, uint64_t x, uint64_t w)
 {
 	const unsigned char *map = s->mb->map;
+	struct wbuf *out = &st->out;
 	uint64_t x0 = x;
 	uint32_t k;
 
 	out->n = 0;
+	st->np = 0;
+	st->n = 0;
+	st->x = x;
 	for (k = msg_at(s, x); k < s->n && x < w; k++) {
 		const struct mbox_msg *m = &s->v[k];
 		uint64_t b = body_new(s, k), bend = b + (m->end - m->body_off);
 		uint64_t e = s->nstart[k + 1];
+		size_t at = out->n;
 
 		if (x == s->nstart[k]) {
 			int fixup = 0;
@@ -305,23 +360,30 @@ emit(struct shift *s, struct wbuf *out, uint64_t x, uint64_t w)
 			} else if (mbox_gen_header(s->mb, out, m, s->first && k == 0,
 			    &fixup) < 0)
 				goto nomem;
+			if (piece_add(st, PIECE_OUT, at, out->n - at) < 0)
+				goto nomem;
 			x = b;
 		}
 		if (x < bend && x < w) {
 			uint64_t to = bend < w ? bend : w;
+			uint64_t src = m->body_off + (x - b), len = to - x;
+			uint64_t below = src < x0 ? (x0 - src < len ? x0 - src : len) : 0;
 
-			if (wbuf_add(out, map + m->body_off + (x - b), (size_t)(to - x)) < 0)
+			if (piece_add(st, PIECE_MAP, src, below) < 0 ||
+			    piece_add(st, PIECE_BOUNCE, src + below - x0, len - below) < 0)
 				goto nomem;
 			x = to;
 		}
 		if (x == bend && w >= e) {
 			/* the separating line, after a LF the body lacked */
-			if (wbuf_add(out, "\n\n", (size_t)(e - bend)) < 0)
+			at = out->n;
+			if (wbuf_add(out, "\n\n", (size_t)(e - bend)) < 0 ||
+			    piece_add(st, PIECE_OUT, at, e - bend) < 0)
 				goto nomem;
 			x = e;
 		}
 	}
-	if (x != w || out->n != w - x0) {
+	if (x != w || st->n != w - x0) {
 		mbox_set_error(&s->mb->err, EIO, "%s: in-place rewrite out of step", s->mb->path);
 		return -1;
 	}
@@ -329,6 +391,61 @@ emit(struct shift *s, struct wbuf *out, uint64_t x, uint64_t w)
 nomem:
 	mbox_set_error(&s->mb->err, ENOMEM, "out of memory");
 	return -1;
+}
+
+static const unsigned char *
+piece_at(const struct shift *s, const struct sstep *st, const struct spiece *p)
+{
+	return p->kind == PIECE_OUT ? st->out.p + p->off : p->kind == PIECE_MAP ?
+	    s->mb->map + p->off : st->bounce + p->off;
+}
+
+/* Write the step's new bytes: a few hundred pieces a call. */
+static int
+step_write(struct shift *s, const struct sstep *st)
+{
+	struct mbox *mb = s->mb;
+	struct iovec v[256];
+	uint64_t at = st->x;
+	size_t i = 0;
+
+	while (i < st->np) {
+		size_t k, j;
+		uint64_t want = 0;
+		ssize_t n;
+
+		for (k = 0; i + k < st->np && k < sizeof(v) / sizeof(v[0]); k++) {
+			v[k].iov_base = (void *)(uintptr_t)piece_at(s, st, &st->p[i + k]);
+			v[k].iov_len = (size_t)st->p[i + k].len;
+			want += st->p[i + k].len;
+		}
+		mbox_crash_point(mb);
+		n = pwritev(mb->fd, v, (int)k, (off_t)at);
+		if (n < 0 && errno != EINTR)
+			return mbox_jerr(mb, "write", mb->path);
+		if (n < 0)
+			n = 0;
+		/* short: the rest of these pieces one by one */
+		for (j = 0; j < k && (uint64_t)n < want; j++) {
+			uint64_t len = st->p[i + j].len;
+
+			if ((uint64_t)n >= len) {
+				n -= (ssize_t)len;
+				want -= len;
+				at += len;
+				continue;
+			}
+			if (mbox_jpwrite(mb, mb->fd, piece_at(s, st, &st->p[i + j]) + n,
+			    (size_t)(len - (uint64_t)n), at + (uint64_t)n, mb->path) < 0)
+				return -1;
+			want -= len;
+			at += len;
+			n = 0;
+		}
+		at += want;
+		i += k;
+	}
+	return 0;
 }
 
 static uint32_t
@@ -400,25 +517,30 @@ kick(int fd, uint64_t off, uint64_t len)
 }
 
 /*
- * Record the progress (r, w) and the old bytes [x, r), once the step before is on disk;
- * the caller syncs the journal.  The saved bytes go out first, straight from the map, and
- * are written while the mailbox syncs; the header, whose seg_sum alone makes the record
+ * Record the progress (r, w) and the old bytes [x, r) of step st, once the step before is
+ * on disk; the caller syncs the journal.  The saved bytes go out first, from the step's
+ * bounce copy, and are written while the mailbox syncs; the header, whose seg_sum alone makes the record
  * whole, follows the mailbox's sync.  The bytes overwrite the record before last (same
  * slot), which the last one, durable in the other slot, has replaced.
  */
 static int
-record(struct shift *s, uint64_t r, uint64_t w, uint64_t x)
+record(struct shift *s, struct sstep *st, uint64_t r, uint64_t w)
 {
 	struct mbox *mb = s->mb;
 	struct srec h = { 0 };
-	uint64_t seg = x < r ? r - x : 0, at = slot_at(s, s->seq + 1);
+	uint64_t x = st->x, seg = x < r ? r - x : 0, at = slot_at(s, s->seq + 1);
 
+	if (seg > s->slot_size - sizeof(h)) {
+		mbox_set_error(&mb->err, EIO, "%s: in-place rewrite out of step", mb->path);
+		return -1;
+	}
 	if (seg > 0) {
-		if (mbox_jpwrite(mb, s->jfd, mb->map + x, (size_t)seg, at + sizeof(h),
+		memcpy(st->bounce, mb->map + x, (size_t)seg);
+		if (mbox_jpwrite(mb, s->jfd, st->bounce, (size_t)seg, at + sizeof(h),
 		    s->jpath) < 0)
 			return -1;
 		kick(s->jfd, at + sizeof(h), seg);
-		h.seg_sum = seg_sum(s, mb->map + x, seg);
+		h.seg_sum = seg_sum(s, st->bounce, seg);
 	}
 	/* the step before is on disk before this record says so (the first: the file's
 	 * extension) */
@@ -470,26 +592,34 @@ shift_run(struct shift *s, uint64_t r, uint64_t w)
 {
 	struct mbox *mb = s->mb;
 	uint64_t x = 0, a = 0, nx = 0, na = 0;
-	int cur = 0;
+	int cur = 0, i;
 
-	if (w > s->off && (step_at(s, r, w, &x, &a) < 0 || emit(s, &s->out[0], x, w) < 0))
+	for (i = 0; i < 2; i++)
+		if (s->st[i].bounce == NULL) {
+			s->st[i].bounce = malloc((size_t)s->slot_size);
+			if (s->st[i].bounce == NULL) {
+				mbox_set_error(&mb->err, ENOMEM, "out of memory");
+				return -1;
+			}
+		}
+	if (w > s->off && (step_at(s, r, w, &x, &a) < 0 || emit(s, &s->st[0], x, w) < 0))
 		return -1;
 	while (w > s->off) {
-		const struct wbuf *o = &s->out[cur];
+		struct sstep *st = &s->st[cur];
 
-		if (record(s, r, w, x) < 0)
+		if (record(s, st, r, w) < 0)
 			return -1;
 		if (x > s->off && (step_at(s, a, x, &nx, &na) < 0 ||
-		    emit(s, &s->out[!cur], nx, x) < 0))
+		    emit(s, &s->st[!cur], nx, x) < 0))
 			return -1;
 		mbox_crash_point(mb);
 		if (fdatasync(s->jfd) < 0)
 			return mbox_jerr(mb, "fdatasync", s->jpath);
 		s->wrote = 1;
-		if (mbox_jpwrite(mb, mb->fd, o->p, o->n, x, mb->path) < 0)
+		if (step_write(s, st) < 0)
 			return -1;
 		/* under way while the next step's old bytes are saved */
-		kick(mb->fd, x, o->n);
+		kick(mb->fd, x, st->n);
 		r = a;
 		w = x;
 		x = nx;
@@ -502,18 +632,22 @@ shift_run(struct shift *s, uint64_t r, uint64_t w)
 static void
 shift_free(struct shift *s)
 {
+	int i;
+
 	free(s->nstart);
 	free(s->hlen);
 	free(s->tlen);
 	free(s->verbatim);
-	free(s->out[0].p);
-	free(s->out[1].p);
+	for (i = 0; i < 2; i++) {
+		free(s->st[i].out.p);
+		free(s->st[i].p);
+		free(s->st[i].bounce);
+		memset(&s->st[i], 0, sizeof(s->st[i]));
+	}
 	s->nstart = NULL;
 	s->hlen = NULL;
 	s->tlen = NULL;
 	s->verbatim = NULL;
-	s->out[0].p = NULL;
-	s->out[1].p = NULL;
 	if (s->jfd >= 0)
 		(void)close(s->jfd);
 	s->jfd = -1;
