@@ -235,7 +235,8 @@ select_common(struct command *cmd, bool examine)
 		resp_no(cmd, "[SERVERBUG] Cannot make the state directory");
 		return;
 	}
-	flags = (ref.n.inbox ? MBOX_OPEN_MISSING_OK : 0) | (examine ? 0 : MBOX_OPEN_RW);
+	flags = (ref.n.inbox ? MBOX_OPEN_MISSING_OK : 0) | (examine ? 0 : MBOX_OPEN_RW) |
+	    MBOX_OPEN_LATER;
 	sel = calloc(1, sizeof(*sel));
 	if (sel == NULL || (sel->name = strdup(name)) == NULL)
 		fatalx("out of memory");
@@ -260,6 +261,7 @@ select_common(struct command *cmd, bool examine)
 		return;
 	}
 	sel->readonly = !(flags & MBOX_OPEN_RW);
+	sel->later = true;
 	n = mbox_count(sel->mb);
 	write_flag_lists(s, sel);
 	resp_untagged(s, "%u EXISTS", n);

@@ -18,6 +18,7 @@
 struct selected {
 	struct mbox	*mb;
 	bool		readonly;	/* EXAMINE, or the file is not writable */
+	bool		later;		/* mbox_later() is due once the answer is out */
 	char		*name;		/* as the client named it (for logs) */
 	uint32_t	exists;		/* the last EXISTS the client was sent */
 	uint32_t	recent;		/* the last RECENT the client was sent */

@@ -174,6 +174,12 @@ run_command(struct session *s)
 	const char *name, *word;
 	int flags;
 
+	if (s->selected != NULL && s->selected->later) {
+		/* the client has its answer before what the open left for later */
+		io_flush(s->io);
+		s->selected->later = false;
+		mbox_later(s->selected->mb);
+	}
 	st = parser_begin(s->parser, &cmd.tag, &name);
 	if (st == PARSE_ERROR)
 		st = parser_discard(s->parser) == PARSE_OK ? PARSE_ERROR : PARSE_IO;

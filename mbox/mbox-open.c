@@ -339,7 +339,8 @@ mbox_open(const char *path, const char *journal_dir, unsigned flags, struct mbox
 	mb->cache_ok = 1;
 	mbox_unlock(mb, &lk);
 	/* outside the lock: the view and its stamp are ours, whatever happens to the file */
-	mbox_cache_save(mb);
+	if (!(flags & MBOX_OPEN_LATER))
+		mbox_cache_save(mb);
 	*mb_r = mb;
 	return 0;
 fail_locked:
@@ -348,6 +349,13 @@ fail_locked:
 fail:
 	mbox_free(&mb);
 	return -1;
+}
+
+void
+mbox_later(struct mbox *mb)
+{
+	if (mb != NULL && mb->cache_ok)
+		mbox_cache_save(mb);
 }
 
 void

@@ -92,6 +92,9 @@ struct mbox_error {
 					 * that only add mail (APPEND, COPY to another
 					 * mailbox), so the next session that selects it
 					 * still sees them as \Recent */
+#define MBOX_OPEN_LATER		0x10u	/* leave what can wait (saving the mailbox's cache)
+					 * to mbox_later(), which the caller runs once the
+					 * client has its answer */
 
 struct mbox;
 
@@ -203,6 +206,9 @@ struct mbox_sync_result {
  * X-IMAPbase) before returning.  Messages new to this session that have no "O" status get
  * \Recent.  Borrowed message pointers are invalid afterwards.
  */
+/* What an open with MBOX_OPEN_LATER left: saves the mailbox's cache file unless it is up to
+ * date.  Never fails (the cache is disposable). */
+void mbox_later(struct mbox *mb);
 int mbox_sync(struct mbox *mb, struct mbox_sync_result *res);
 void mbox_sync_result_clear(struct mbox_sync_result *res);
 /*

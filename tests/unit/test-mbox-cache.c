@@ -491,6 +491,40 @@ test_saved_at_close(void **state)
 	tdir_clean(&t);
 }
 
+/* MBOX_OPEN_LATER: no cache file until mbox_later(), which writes it once; the next open
+ * takes everything from it. */
+static void
+test_saved_later(void **state)
+{
+	struct tdir t;
+	struct mbox *mb;
+	struct stat st1, st2;
+	char p[800];
+	(void)state;
+
+	set_env();
+	tdir_make(&t);
+	write_file(t.path, fx_plain, strlen(fx_plain));
+	mb = open_mb(&t, MBOX_OPEN_RW | MBOX_OPEN_LATER);
+	assert_int_equal(mb->cache_used, MBOX_CACHE_NONE);
+	cache_file(&t, p, sizeof(p));
+	assert_string_equal(p, "");
+	mbox_later(mb);
+	cache_file(&t, p, sizeof(p));
+	assert_string_not_equal(p, "");
+	assert_int_equal(stat(p, &st1), 0);
+	/* up to date: not written again, at later calls or at close */
+	mbox_later(mb);
+	mbox_free(&mb);
+	assert_int_equal(stat(p, &st2), 0);
+	assert_int_equal(st1.st_ino, st2.st_ino);
+	mb = open_mb(&t, MBOX_OPEN_RW | MBOX_OPEN_LATER);
+	assert_int_equal(mb->cache_used, MBOX_CACHE_EXACT);
+	mbox_free(&mb);
+	assert_int_equal(check_against_parse(&t, MBOX_OPEN_RW), MBOX_CACHE_EXACT);
+	tdir_clean(&t);
+}
+
 static void
 put_cache(const char *path, const char *data, size_t n)
 {
@@ -617,6 +651,7 @@ main(void)
 		cmocka_unit_test(test_rewritten),
 		cmocka_unit_test(test_racy),
 		cmocka_unit_test(test_saved_at_close),
+		cmocka_unit_test(test_saved_later),
 		cmocka_unit_test(test_corrupt),
 		cmocka_unit_test(test_foreign),
 		cmocka_unit_test(test_small_and_nodir),
