@@ -22,11 +22,15 @@
  * mailbox's identity, OFF, S0 and S1, the keywords, UIDVALIDITY and last UID, and per
  * message its old offsets, UID, flags and keywords, which with the old bytes make the new
  * ones (mbox_gen_header()).  It is written whole, synced and renamed into place before the
- * mailbox is touched.  Then the file is extended to S1, and each step
+ * mailbox is touched; its two record slots are written as zeros with it.  Then the file
+ * is extended to S1, and each step, with its record in one of the two slots in turn,
+ *     writes the saved bytes into the slot (they replace the record before last),
  *     syncs the mailbox (the step before it is durable),
- *     writes its record, the progress (r, w) and the saved bytes, into one of two slots in
- *     turn, and syncs the journal,
+ *     writes the record's header, the progress (r, w) and the saved bytes' checksum, and
+ *     syncs the journal,
  *     writes its new bytes.
+ * Writes are started at once (sync_file_range), so that each sync finds its data on the
+ * way, and the next step's bytes are built while the journal syncs.
  * Recovery takes the record with the highest sequence number whose checksums hold (a torn
  * record leaves the one before it whole, in the other slot), puts its saved bytes back and
  * goes on from its progress with the same code.  With no record the file was at most
