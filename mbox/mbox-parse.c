@@ -273,14 +273,11 @@ mbox_is_from_line(const unsigned char *p, size_t len)
  * Count LF bytes not preceded by CR.  The LF count is a word-at-a-time loop (no call per
  * line); CRs are rare in mbox files, so they are found with memchr and corrected for.
  */
-/* A multiply-xorshift over 8-byte words: zlib's crc32 costs 150 ns a call on lines this
- * short, twice per message of every full parse. */
-uint32_t
-mbox_msg_fp(const unsigned char *p, size_t n, uint64_t hdr_vsize)
+uint64_t
+mbox_hash64(const unsigned char *p, size_t n, uint64_t seed)
 {
-	uint64_t h = 0x9e3779b97f4a7c15ULL ^ hdr_vsize, v;
+	uint64_t h = 0x9e3779b97f4a7c15ULL ^ seed, v;
 
-	h = (h ^ n) * 0xff51afd7ed558ccdULL;
 	for (; n >= 8; p += 8, n -= 8) {
 		memcpy(&v, p, 8);
 		h = (h ^ v) * 0xff51afd7ed558ccdULL;
@@ -288,7 +285,16 @@ mbox_msg_fp(const unsigned char *p, size_t n, uint64_t hdr_vsize)
 	}
 	for (; n > 0; p++, n--)
 		h = (h ^ *p) * 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 29;
+	return h ^ (h >> 29);
+}
+
+/* zlib's crc32 costs 150 ns a call on lines this short, twice per message of every full
+ * parse */
+uint32_t
+mbox_msg_fp(const unsigned char *p, size_t n, uint64_t hdr_vsize)
+{
+	uint64_t h = mbox_hash64(p, n, hdr_vsize * 0xff51afd7ed558ccdULL ^ n);
+
 	return (uint32_t)(h ^ (h >> 32));
 }
 

@@ -161,6 +161,8 @@ uint64_t mbox_count_bare_lf(const unsigned char *p, size_t n);
 /* A message's fingerprint, from its From_ line and visible header size (struct mbox_msg
  * fp; saved in caches, so a change of it is a change of CACHE_VERSION) */
 uint32_t mbox_msg_fp(const unsigned char *from, size_t len, uint64_t hdr_vsize);
+/* A multiply-xorshift over 8-byte words: a fast checksum, not a cryptographic one */
+uint64_t mbox_hash64(const unsigned char *p, size_t n, uint64_t seed);
 int msgvec_push(struct msgvec *v, const struct mbox_msg *m);
 
 /* Header lines: iterate [p, end); returns 0 at the end of the header (the empty line is

@@ -474,24 +474,9 @@ slot_at(const struct shift *s, uint64_t seq)
  * Checksum of a record's saved bytes: it only has to tell a whole record from one a crash
  * cut short (the header written, the bytes not all), and it runs over every saved byte.
  * Four independent lanes of a multiply-xorshift over 8-byte words, so that the multiplies
- * overlap (1.4 times the one-lane speed, which journals of magic MBOX_SHIFT_MAGIC_1 used
- * and recovery still reads).
+ * overlap (1.4 times the speed of one lane, mbox_hash64(), which journals of magic
+ * MBOX_SHIFT_MAGIC_1 used and recovery still reads).
  */
-static uint64_t
-seg_sum_1(const unsigned char *p, uint64_t n)
-{
-	uint64_t h = 0x9e3779b97f4a7c15ULL ^ n, v;
-
-	for (; n >= 8; p += 8, n -= 8) {
-		memcpy(&v, p, 8);
-		h = (h ^ v) * 0xff51afd7ed558ccdULL;
-		h ^= h >> 32;
-	}
-	for (; n > 0; p++, n--)
-		h = (h ^ *p) * 0xc4ceb9fe1a85ec53ULL;
-	return h ^ (h >> 29);
-}
-
 static uint64_t
 seg_sum(const struct shift *s, const unsigned char *p, uint64_t n)
 {
@@ -499,7 +484,7 @@ seg_sum(const struct shift *s, const unsigned char *p, uint64_t n)
 	int j;
 
 	if (s->sum_1)
-		return seg_sum_1(p, n);
+		return mbox_hash64(p, (size_t)n, n);
 	for (; n >= 32; p += 32, n -= 32)
 		for (j = 0; j < 4; j++) {
 			memcpy(&v, p + 8 * j, 8);
