@@ -508,9 +508,9 @@ kick(int fd, uint64_t off, uint64_t len)
 /*
  * Record the progress (r, w) and the old bytes [x, r) of step st, once the step before is
  * on disk; the caller syncs the journal.  The saved bytes go out first, from the step's
- * bounce copy, and are written while the mailbox syncs; the header, whose seg_sum alone makes the record
- * whole, follows the mailbox's sync.  The bytes overwrite the record before last (same
- * slot), which the last one, durable in the other slot, has replaced.
+ * bounce copy, and are written while the mailbox syncs; the header, whose seg_sum alone
+ * makes the record whole, follows the mailbox's sync.  The bytes overwrite the record
+ * before last (same slot), which the last one, durable in the other slot, has replaced.
  */
 static int
 record(struct shift *s, struct sstep *st, uint64_t r, uint64_t w)
