@@ -144,17 +144,35 @@ status_items_parse(const struct imap_arg *list, unsigned int *order, size_t *n_r
  * mailbox whose file has not changed since the last look is answered from its cache
  * without a parse, and an expunge a killed process left half done is finished before
  * anything is counted (mbox_open()).
+ *
+ * The selected mailbox is not opened a second time.  RFC 9051 6.3.11 says servers MUST
+ * answer STATUS on it (clients SHOULD NOT ask): the selection is brought up to date the
+ * way the tagged response would (selected_report(): EXPUNGE, EXISTS, RECENT first), and
+ * the counts are its own, so they agree with what the client has just been told and
+ * RECENT counts the messages that are \Recent in this session.
  */
 static int
-status_put(struct session *s, const char *name, size_t len, const struct folder_ref *ref,
+status_put(struct command *cmd, const char *name, size_t len, const struct folder_ref *ref,
     const unsigned int *order, size_t nitems, struct mbox_error *merr)
 {
-	struct mbox *mb = NULL;
+	struct session *s = cmd->s;
+	struct selected *sel = s->selected;
+	struct mbox *mb = NULL, *own = NULL;
 	char state[FOLDER_PATH_MAX];
-	const char *dir = selected_state_dir(s, state, sizeof(state)) == 0 ? state : NULL;
+	const char *dir;
 
-	if (mbox_open(ref->path, dir, ref->n.inbox ? MBOX_OPEN_MISSING_OK : 0, &mb, merr) != 0)
-		return -1;
+	if (sel != NULL && strcmp(mbox_path(sel->mb), ref->path) == 0) {
+		selected_report(cmd);
+		if (s->ending)
+			return 0;	/* BYE sent: the selection could not be kept */
+		mb = sel->mb;
+	} else {
+		dir = selected_state_dir(s, state, sizeof(state)) == 0 ? state : NULL;
+		if (mbox_open(ref->path, dir, ref->n.inbox ? MBOX_OPEN_MISSING_OK : 0, &own,
+		    merr) != 0)
+			return -1;
+		mb = own;
+	}
 	uint32_t n = mbox_count(mb), unseen = 0;
 	uint64_t size = 0;
 	for (uint32_t i = 0; i < n; i++) {
@@ -190,7 +208,7 @@ status_put(struct session *s, const char *name, size_t len, const struct folder_
 	}
 	resp_raw(s, ")", 1);
 	resp_crlf(s);
-	mbox_free(&mb);
+	mbox_free(&own);
 	return 0;
 }
 
@@ -477,8 +495,8 @@ put_xlist(struct command *cmd, const struct xlist *x, const struct folder_list *
 
 			if (folder_resolve(root, e->name, e->len, 0, &ref, NULL) == FOLDER_OK &&
 			    ref.type == FOLDER_T_MAILBOX)
-				(void)status_put(s, e->name, e->len, &ref, x->order, x->nitems,
-				    &merr);
+				(void)status_put(cmd, e->name, e->len, &ref, x->order,
+				    x->nitems, &merr);
 		}
 	}
 }
@@ -881,7 +899,7 @@ cmd_status(struct command *cmd)
 		resp_no(cmd, "[CANNOT] STATUS failed: not a selectable mailbox");
 		return;
 	}
-	if (status_put(cmd->s, name, len, &ref, order, nitems, &merr) != 0) {
+	if (status_put(cmd, name, len, &ref, order, nitems, &merr) != 0) {
 		if (merr.code == MBOX_ENOTMBOX)
 			resp_no(cmd, "[CANNOT] STATUS failed: not an mbox file");
 		else if (merr.code == ENOENT)

@@ -1,5 +1,6 @@
 #include "imapd/session.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,6 +180,16 @@ run_command(struct session *s)
 		io_flush(s->io);
 		s->selected->later = false;
 		mbox_later(s->selected->mb);
+	}
+	if (io_buffered(s->io) == 0) {
+		/*
+		 * No command is waiting: the session is about to block on the client, maybe for
+		 * hours (an IDLE-ing or parked client).  Hand the heap that the last command freed
+		 * (a parse, a rewrite's buffers, another mailbox opened for STATUS or COPY) back to
+		 * the kernel; glibc keeps it otherwise, since it lies below live blocks.
+		 */
+		io_flush(s->io);
+		malloc_trim(0);
 	}
 	st = parser_begin(s->parser, &cmd.tag, &name);
 	if (st == PARSE_ERROR)

@@ -219,6 +219,40 @@ def test_new_mail_and_other_sessions(sessions):
     assert "* 1 EXPUNGE" in r
 
 
+
+def test_status_on_the_selected_mailbox(sessions):
+    """STATUS on the selected mailbox (RFC 9051 6.3.11: servers MUST answer it) is the
+    selection's own view, brought up to date first: mail delivered meanwhile is announced
+    with EXISTS and RECENT before the STATUS line, the numbers agree with them, and RECENT
+    counts what is \\Recent in this session."""
+    st = sessions.store
+    st.write_inbox(mbox(2, extra=lambda i: "Status: RO\n" if i == 0 else ""))
+    a = sessions()
+    a.ok("SELECT INBOX")
+    r = a.ok("STATUS INBOX (MESSAGES RECENT UNSEEN UIDNEXT)")
+    assert r[:-1] == ['* STATUS "INBOX" (MESSAGES 2 RECENT 1 UNSEEN 1 UIDNEXT 3)'], r
+    with open(st.inbox, "a") as f:
+        f.write(mbox(1, start=2))
+    r = a.ok("STATUS INBOX (MESSAGES RECENT UNSEEN UIDNEXT)")
+    assert r[:-1] == ["* 3 EXISTS", "* 2 RECENT",
+                      '* STATUS "INBOX" (MESSAGES 3 RECENT 2 UNSEEN 2 UIDNEXT 4)'], r
+    # another session expunges: EXPUNGE comes first, then the count without it
+    b = sessions()
+    b.ok("SELECT INBOX")
+    b.ok("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    b.ok("EXPUNGE")
+    r = a.ok("STATUS INBOX (MESSAGES)")
+    assert r[:-1] == ["* 1 EXPUNGE", '* STATUS "INBOX" (MESSAGES 2)'], r
+    # LIST-STATUS (RFC 5819) answers the selected mailbox the same way
+    r = a.ok('LIST "" "INBOX" RETURN (STATUS (MESSAGES RECENT))')
+    assert r[-2] == '* STATUS "INBOX" (MESSAGES 2 RECENT 2)', r
+    # EXAMINE: the same, and the file is not changed by asking
+    a.ok("EXAMINE INBOX")
+    before = open(st.inbox, "rb").read()
+    r = a.ok("STATUS INBOX (MESSAGES UNSEEN)")
+    assert r[:-1] == ['* STATUS "INBOX" (MESSAGES 2 UNSEEN 2)'], r
+    assert open(st.inbox, "rb").read() == before
+
 def append(s, prefix, *msgs, plus=False):
     """APPEND with one literal per message ({n} waits for '+', {n+} does not)."""
     s.n += 1
