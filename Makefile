@@ -17,7 +17,10 @@ FUZZ      ?= 0
 CC        ?= cc
 PKGS      := libsystemd pam libssl libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# imapd itself loads libssl when it first needs TLS (imapd/tls.c), so it does not link
+# it; the tests do, for their TLS clients.
+PKG_LIBS  := $(shell pkg-config --libs libsystemd pam 2>/dev/null)
+SSL_LIBS  := $(shell pkg-config --libs libssl libcrypto 2>/dev/null)
 LDLIBS    := $(PKG_LIBS) -llockfile -lz
 
 WARN      := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -76,12 +79,12 @@ $(BIN): $(B)/imapd/main.o $(B)/libimapd.a
 $(B)/tests/unit/%: tests/unit/%.c $(B)/libimapd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDHARDEN) $(LDFLAGS) -o $@ $< $(B)/libimapd.a \
-		$(LDLIBS) -lcmocka
+		$(LDLIBS) $(SSL_LIBS) -lcmocka
 
 $(B)/tests/fuzz/%: tests/fuzz/%.c $(B)/libimapd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $< \
-		$(B)/libimapd.a $(LDLIBS)
+		$(B)/libimapd.a $(LDLIBS) $(SSL_LIBS)
 
 unit: $(BIN) $(UNIT_BINS)
 

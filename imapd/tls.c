@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,10 +11,101 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <dlfcn.h>
+
 #include <openssl/err.h>
+#include <openssl/opensslv.h>
 #include <openssl/ssl.h>
 
 #include "imapd/log.h"
+
+/*
+ * OpenSSL is loaded when the first TLS context is made (tls_server_new()), not when the
+ * program starts.  Its relocated tables are about half a megabyte of private memory in
+ * every process, and many sessions never speak TLS: an ssh-tunnel session (--preauth),
+ * every session on a host with no tls_cert.  The library is the one the headers are for
+ * (libssl.so.3 for OpenSSL 3); libcrypto comes with it.
+ *
+ * Below the table, each name is defined to the table's entry, so the code (and OpenSSL's
+ * own function-like macros, such as SSL_CTX_set_mode() for SSL_CTX_ctrl()) reads as usual.
+ */
+#define OSSL_FUNCS(X) \
+	X(ERR_clear_error) X(ERR_error_string_n) X(ERR_peek_last_error) \
+	X(SSL_CIPHER_get_name) X(SSL_CTX_check_private_key) X(SSL_CTX_ctrl) \
+	X(SSL_CTX_free) X(SSL_CTX_new) X(SSL_CTX_set_num_tickets) X(SSL_CTX_set_options) \
+	X(SSL_CTX_use_PrivateKey_file) X(SSL_CTX_use_certificate_chain_file) \
+	X(SSL_accept) X(SSL_free) X(SSL_get_current_cipher) X(SSL_get_error) \
+	X(SSL_get_version) X(SSL_has_pending) X(SSL_new) X(SSL_pending) X(SSL_read_ex) \
+	X(SSL_set_rfd) X(SSL_set_wfd) X(SSL_shutdown) X(SSL_write_ex) X(TLS_server_method)
+
+static struct {
+	bool loaded;
+#define OSSL_FIELD(f) __typeof__(f) *f;
+	OSSL_FUNCS(OSSL_FIELD)
+#undef OSSL_FIELD
+} ossl;
+
+#define OSSL_STR2(x) #x
+#define OSSL_STR(x) OSSL_STR2(x)
+#define OSSL_LIBSSL "libssl.so." OSSL_STR(OPENSSL_VERSION_MAJOR)
+
+/* Loads libssl once.  Returns 0, or -1 with the reason in err. */
+static int
+ossl_load(char *err, size_t errsize)
+{
+	void *h;
+	const char *missing = NULL;
+
+	if (ossl.loaded)
+		return 0;
+	if ((h = dlopen(OSSL_LIBSSL, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+		const char *e = dlerror();
+
+		snprintf(err, errsize, "cannot load %s: %s", OSSL_LIBSSL, e ? e : "?");
+		return -1;
+	}
+	/* dlsym() on the handle also searches what libssl needs (libcrypto) */
+#define OSSL_SYM(f) \
+	if ((*(void **)&ossl.f = dlsym(h, #f)) == NULL && missing == NULL) \
+		missing = #f;
+	OSSL_FUNCS(OSSL_SYM)
+#undef OSSL_SYM
+	if (missing != NULL) {
+		snprintf(err, errsize, "%s has no %s", OSSL_LIBSSL, missing);
+		dlclose(h);
+		memset(&ossl, 0, sizeof(ossl));
+		return -1;
+	}
+	ossl.loaded = true;	/* never unloaded: OpenSSL keeps state until exit */
+	return 0;
+}
+
+#define ERR_clear_error			(*ossl.ERR_clear_error)
+#define ERR_error_string_n		(*ossl.ERR_error_string_n)
+#define ERR_peek_last_error		(*ossl.ERR_peek_last_error)
+#define SSL_CIPHER_get_name		(*ossl.SSL_CIPHER_get_name)
+#define SSL_CTX_check_private_key	(*ossl.SSL_CTX_check_private_key)
+#define SSL_CTX_ctrl			(*ossl.SSL_CTX_ctrl)
+#define SSL_CTX_free			(*ossl.SSL_CTX_free)
+#define SSL_CTX_new			(*ossl.SSL_CTX_new)
+#define SSL_CTX_set_num_tickets		(*ossl.SSL_CTX_set_num_tickets)
+#define SSL_CTX_set_options		(*ossl.SSL_CTX_set_options)
+#define SSL_CTX_use_PrivateKey_file	(*ossl.SSL_CTX_use_PrivateKey_file)
+#define SSL_CTX_use_certificate_chain_file (*ossl.SSL_CTX_use_certificate_chain_file)
+#define SSL_accept			(*ossl.SSL_accept)
+#define SSL_free			(*ossl.SSL_free)
+#define SSL_get_current_cipher		(*ossl.SSL_get_current_cipher)
+#define SSL_get_error			(*ossl.SSL_get_error)
+#define SSL_get_version			(*ossl.SSL_get_version)
+#define SSL_has_pending			(*ossl.SSL_has_pending)
+#define SSL_new				(*ossl.SSL_new)
+#define SSL_pending			(*ossl.SSL_pending)
+#define SSL_read_ex			(*ossl.SSL_read_ex)
+#define SSL_set_rfd			(*ossl.SSL_set_rfd)
+#define SSL_set_wfd			(*ossl.SSL_set_wfd)
+#define SSL_shutdown			(*ossl.SSL_shutdown)
+#define SSL_write_ex			(*ossl.SSL_write_ex)
+#define TLS_server_method		(*ossl.TLS_server_method)
 
 struct tls_server {
 	SSL_CTX	*ctx;
@@ -67,7 +159,8 @@ tls_server_new(const char *cert_path, const char *key_path, char *err, size_t er
 	if (key_path == NULL || key_path[0] == '\0')
 		key_path = cert_path;
 	if (check_readable("tls_cert", cert_path, err, errsize) == -1 ||
-	    check_readable("tls_key", key_path, err, errsize) == -1)
+	    check_readable("tls_key", key_path, err, errsize) == -1 ||
+	    ossl_load(err, errsize) == -1)
 		return NULL;
 	ERR_clear_error();
 	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {

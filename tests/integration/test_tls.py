@@ -156,6 +156,10 @@ def bad(c, *args):
     return str(e.value)
 
 
+def typ_ok(r):
+    return r[0] == "OK"
+
+
 def caps(c):
     typ, data = c.capability()
     assert typ == "OK"
@@ -302,6 +306,39 @@ def test_plaintext_instead_of_handshake_ends_session(login_server, cert):
     assert "TLS handshake failed" in srv.log()
     assert "logout: commands=1 " in srv.log()
 
+
+
+def libssl_mapped(pid):
+    with open(f"/proc/{pid}/maps") as f:
+        return any("/libssl.so" in ln or "/libcrypto.so" in ln for ln in f)
+
+
+def test_openssl_is_loaded_only_for_tls(login_server, preauth_server, user, cert):
+    """imapd loads OpenSSL when a TLS context is made, not at start: a session that cannot
+    speak TLS (--preauth, no tls_cert) does without its half megabyte of relocated tables."""
+    srv = preauth_server()
+    c = srv.imap()
+    assert typ_ok(c.noop())
+    assert not libssl_mapped(srv.pid)
+    c.logout()
+    assert srv.wait() == 0
+    srv = login_server()
+    c = srv.imap()
+    assert "STARTTLS" not in caps(c)
+    assert not libssl_mapped(srv.pid)
+    c.logout()
+    assert srv.wait() == 0
+    # with a certificate it is loaded (as root, before any login) and TLS works
+    srv = login_server(tls_cert=cert.cert, tls_key=cert.key)
+    c = srv.imap()
+    assert "STARTTLS" in caps(c)
+    assert libssl_mapped(srv.pid)
+    typ, _ = c.starttls(client_context(cert))
+    assert typ == "OK"
+    typ, _ = c.login(user.name, user.password)
+    assert typ == "OK"
+    c.logout()
+    assert srv.wait() == 0
 
 # --- certificates that cannot be used ------------------------------------------------------
 
