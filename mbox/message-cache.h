@@ -31,11 +31,13 @@
  * Bytes the cache may hold in all (entries, rendered text, the slot array).  A message's
  * entry with its index takes about 200 bytes; past the budget new messages are simply not
  * cached (nothing is evicted, so a scan over a bigger mailbox cannot thrash).  Small on
- * purpose: the store keeps under 200 bytes of private memory per message, and at 100,000
- * messages the fetches and searches it would serve ran as fast without it (the header
- * fields are read straight from the mapped file).
+ * purpose: it holds the answers of a client's message list a screen or two long (about
+ * 200 ENVELOPE+BODYSTRUCTURE texts), the whole process keeps under 200 bytes of private
+ * memory per message at 10,000 messages, and at 100,000 messages the fetches and searches
+ * it would serve ran as fast without it (the header fields are read straight from the
+ * mapped file).
  */
-#define MSG_CACHE_MAX_BYTES		(512u << 10)
+#define MSG_CACHE_MAX_BYTES		(256u << 10)
 /* Of that, bytes of rendered text (ENVELOPE+BODYSTRUCTURE run to about 1 KB a message). */
 #define MSG_CACHE_TEXT_MAX_BYTES	(8u << 20)
 /* Indexed fields per message; a header with more of them (a forgery) is not indexed. */
