@@ -6,6 +6,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "mbox/mbox.h"
+
 static volatile sig_atomic_t fired;
 static uintptr_t page_mask;
 
@@ -21,6 +23,7 @@ on_sigbus(int sig, siginfo_t *si, void *uc)
 		if (mmap(page, ~page_mask + 1, PROT_READ | PROT_WRITE,
 			 MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED) {
 			fired = 1;
+			mbox_map_mended++;	/* no mapping is reused as it is */
 			return;
 		}
 	}

@@ -461,11 +461,14 @@ mbox_append_commit(struct mbox_append **app, uint32_t *uid_first_r, uint32_t *n_
 		    strerror(errno ? errno : EIO));
 		goto fail_write;
 	}
-	mbox_crash_point(mb);
-	if (fsync(mb->fd) < 0) {
-		mbox_set_error(&mb->err, errno, "fsync %s: %s", mb->path, strerror(errno));
-		goto fail_write;
-	}
+	/*
+	 * Not synced yet: the base update below (the new last UID in X-IMAPbase, written in
+	 * place) goes to the disk with the same fsync.  Either may reach the disk first
+	 * without harm, since no OK has been sent: a new last UID without the mail only
+	 * skips UIDs, and mail whose X-UID is above the recorded last UID gets that UID
+	 * again at the next open (UIDs above it are reassigned in order).
+	 */
+	mb->unsynced = 1;
 	{
 		uint32_t keep_n = mb->m.n, l;
 
@@ -520,7 +523,16 @@ mbox_append_commit(struct mbox_append **app, uint32_t *uid_first_r, uint32_t *n_
 		}
 	}
 	if (mbox_write_locked(mb) < 0)
-		goto out;	/* the mail is in; only the base update failed */
+		goto fail_sync;	/* the mail is in; only the base update failed */
+	if (mb->unsynced) {
+		mbox_crash_point(mb);
+		if (fsync(mb->fd) < 0) {
+			mbox_set_error(&mb->err, errno, "fsync %s: %s", mb->path,
+			    strerror(errno));
+			goto fail_sync;
+		}
+		mb->unsynced = 0;
+	}
 	*uid_first_r = first_uid;
 	*n_r = (uint32_t)ap->n;
 	ret = 0;
@@ -532,7 +544,14 @@ fail_write:
 	mb->next_uid = first_uid;
 	if (ftruncate(mb->fd, (off_t)start) == 0)
 		(void)fsync(mb->fd);	/* the error already set is the one to report */
+	mb->unsynced = 0;
 	(void)mbox_remap(mb);
+	goto out;
+fail_sync:
+	/* the mail is in the file and in the view; it is answered NO all the same */
+	if (mb->unsynced)
+		(void)fsync(mb->fd);
+	mb->unsynced = 0;
 out:
 	if (locked)
 		mbox_unlock_nowait(mb, &lk);

@@ -40,21 +40,50 @@ mbox_clock_past_ctime(const struct mbox *mb)
 	    now.tv_nsec > mb->ctime_nsec);
 }
 
+volatile sig_atomic_t mbox_map_mended;
+
 int
 mbox_remap(struct mbox *mb)
 {
 	struct stat st;
+	void *old = (void *)(uintptr_t)mb->map;
+	size_t old_len = (size_t)mb->size;
+	sig_atomic_t mended = mbox_map_mended;
+	int keep = old != NULL && mb->map_mended == mended;
 
-	if (mb->map != NULL)
-		munmap((void *)(uintptr_t)mb->map, (size_t)mb->size);
 	mb->map = NULL;
 	mb->size = 0;
-	if (mb->fd < 0)
-		return 0;
-	if (fstat(mb->fd, &st) < 0) {
-		mbox_set_error(&mb->err, errno, "fstat %s: %s", mb->path, strerror(errno));
+	if (mb->fd < 0 || fstat(mb->fd, &st) < 0) {
+		int e = errno;
+
+		if (old != NULL)
+			munmap(old, old_len);
+		if (mb->fd < 0)
+			return 0;
+		mbox_set_error(&mb->err, e, "fstat %s: %s", mb->path, strerror(e));
 		return -1;
 	}
+	/*
+	 * The same descriptor maps the same file, and a shared mapping shows every write to
+	 * it: a mapping of the right length is kept as it is, one of another length is
+	 * resized (mremap keeps the pages already mapped; a new mapping would fault them all
+	 * in again).  A writer remaps after each of its writes, an append three times.
+	 * Not after the SIGBUS guard mended a page: that page is no longer the file's.
+	 */
+	mb->map_mended = mended;
+	if (keep && st.st_size > 0 && (uint64_t)st.st_size == old_len) {
+		mb->map = old;
+		old = NULL;
+	} else if (keep && st.st_size > 0) {
+		void *p = mremap(old, old_len, (size_t)st.st_size, MREMAP_MAYMOVE);
+
+		if (p != MAP_FAILED) {
+			mb->map = p;
+			old = NULL;
+		}
+	}
+	if (old != NULL)
+		munmap(old, old_len);
 	mb->dev = st.st_dev;
 	mb->ino = st.st_ino;
 	mb->mtime_sec = st.st_mtim.tv_sec;
@@ -62,7 +91,9 @@ mbox_remap(struct mbox *mb)
 	mb->ctime_sec = st.st_ctim.tv_sec;
 	mb->ctime_nsec = st.st_ctim.tv_nsec;
 	mb->view_racy = !mbox_clock_past_ctime(mb);
-	if (st.st_size > 0) {
+	if (mb->map != NULL) {
+		mb->size = (uint64_t)st.st_size;
+	} else if (st.st_size > 0) {
 		void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, mb->fd, 0);
 
 		if (p == MAP_FAILED) {

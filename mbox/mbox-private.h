@@ -102,6 +102,7 @@ struct mbox {
 	int64_t mtime_sec;
 	long mtime_nsec;
 	uint32_t tail_crc;	/* crc32 of the last bytes before size, to check appends */
+	sig_atomic_t map_mended;	/* mbox_map_mended when map was made */
 	int64_t ctime_sec;	/* with mtime: see struct mbox_stamp */
 	long ctime_nsec;
 	int view_racy;		/* see struct mbox_stamp */
@@ -135,6 +136,10 @@ struct mbox {
 	int scan_fresh;		/* the view is a full parse's, no header written since: its
 				 * parse-only fields hold (mbox_open() until its first write) */
 	int rewrite_kind;	/* MBOX_REWRITE_* of the last tail rewrite (for tests) */
+	int unsynced;		/* bytes were written with no fsync yet: mbox_write_locked()
+				 * syncs them before a tail rewrite and with its own in-place
+				 * patches, and clears this; the writer that set it syncs when
+				 * it is still set (mbox_append_commit()) */
 
 	struct mbox_error err;
 };

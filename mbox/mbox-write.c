@@ -721,8 +721,21 @@ mbox_write_locked(struct mbox *mb)
 		goto out;
 	if (r != UINT32_MAX) {
 		struct tailgen g = { mb, r, pseudo_rewrite, NULL, r > 0 || mb->base.pseudo, 0 };
+		int sh;
+
+		/* a rewrite's journal describes the file as it is on disk: what a caller
+		 * wrote before (an append) must be there first */
+		if (mb->unsynced) {
+			mbox_crash_point(mb);
+			if (fsync(mb->fd) < 0) {
+				mbox_set_error(&mb->err, errno, "fsync %s: %s", mb->path,
+				    strerror(errno));
+				goto out;
+			}
+			mb->unsynced = 0;
+		}
 		/* in place when it can (mbox-shift.c), else through the journal copy */
-		int sh = pseudo_rewrite ? 0 : mbox_shift_tail(mb, r);
+		sh = pseudo_rewrite ? 0 : mbox_shift_tail(mb, r);
 
 		/* r == 0 without a pseudo message: the base goes into the first message */
 		off = pseudo_rewrite ? 0 : mb->m.v[r].from_off;
@@ -735,11 +748,13 @@ mbox_write_locked(struct mbox *mb)
 		    rescan_tail(mb, off, pseudo_rewrite ? 0 : r, NULL) < 0))
 			goto out;
 	} else if (ps.n > 0) {
+		/* one sync for the patches and whatever the caller left unsynced */
 		mbox_crash_point(mb);
 		if (fsync(mb->fd) < 0) {
 			mbox_set_error(&mb->err, errno, "fsync %s: %s", mb->path, strerror(errno));
 			goto out;
 		}
+		mb->unsynced = 0;
 	}
 	mark_clean(mb);
 	/* remap also records the new size and mtime, so our own write is not taken for

@@ -42,9 +42,17 @@
 #ifndef MBOX_MBOX_H
 #define MBOX_MBOX_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
+
+/*
+ * A SIGBUS handler that maps memory over a page of a mailbox mapping (the file shrank under
+ * a read; imapd/sigbus.c) adds one to this.  mbox_remap() keeps or resizes a mapping only
+ * while it is unchanged, so a mended page is never taken for the file's bytes.
+ */
+extern volatile sig_atomic_t mbox_map_mended;
 
 /* Keywords: at most this many per mailbox (one bit each in a 64-bit set per message); names
  * in X-Keywords beyond the limit, too long or not atoms, are ignored, so a forged header in
