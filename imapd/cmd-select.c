@@ -96,21 +96,14 @@ selected_report(struct command *cmd)
 	struct session *s = cmd->s;
 	struct selected *sel = s->selected;
 	struct mbox_sync_result r;
-	uint32_t *before = NULL, n_before, i, count, told = 0;
+	uint32_t count, told = 0;
 	size_t k;
 
 	if (sel == NULL)
 		return;
 	if (!no_expunge_now(cmd)) {
-		n_before = mbox_count(sel->mb);
-		before = malloc(((size_t)n_before + 1) * sizeof(*before));
-		if (before == NULL)
-			fatalx("out of memory");
-		for (i = 0; i < n_before; i++)
-			before[i] = mbox_msg_uid(sel->mb, i);
 		if (mbox_sync(sel->mb, &r) < 0) {
 			log_warnx("%s: %s", sel->name, mbox_error(sel->mb)->msg);
-			free(before);
 			return;
 		}
 		if (r.uidvalidity_changed) {
@@ -119,30 +112,25 @@ selected_report(struct command *cmd)
 			    "BYE [UNAVAILABLE] Mailbox was replaced; select it again");
 			s->ending = true;
 			mbox_sync_result_clear(&r);
-			free(before);
 			return;
 		}
-		/* EXPUNGE numbers: each counts the ones before it as already gone */
+		/*
+		 * EXPUNGE numbers.  The k-th UID removed (ascending) had the index it would
+		 * have now plus k: the view keeps its order, mail new to it has higher UIDs,
+		 * and k removed ones were below it.  Each number counts the ones reported
+		 * before it as already gone (RFC 3501 7.4.1).  Messages the client was never
+		 * told of need no EXPUNGE; they are the last ones, so skipping them changes no
+		 * earlier number.
+		 */
 		for (k = 0; k < r.n_expunged; k++) {
-			uint32_t lo = 0, hi = n_before;
+			uint64_t old = (uint64_t)mbox_uid_rank(sel->mb, r.expunged[k]) + k;
 
-			while (lo < hi) {
-				uint32_t mid = lo + (hi - lo) / 2;
-
-				if (before[mid] < r.expunged[k])
-					lo = mid + 1;
-				else
-					hi = mid;
-			}
-			/* messages the client was never told of need no EXPUNGE; they are
-			 * the last ones, so skipping them changes no earlier number */
-			if (lo < n_before && before[lo] == r.expunged[k] && lo < sel->exists) {
-				resp_untagged(s, "%u EXPUNGE", lo + 1 - told);
+			if (old < sel->exists) {
+				resp_untagged(s, "%u EXPUNGE", (uint32_t)old + 1 - told);
 				told++;
 			}
 		}
 		sel->exists -= told;
-		free(before);
 		if (r.keywords_changed || mbox_keyword_count(sel->mb) != sel->n_kw)
 			write_flag_lists(s, sel);
 		count = mbox_count(sel->mb);

@@ -356,6 +356,7 @@ mbox_cache_load(struct mbox *mb)
 	if (load_keywords(mb, kw, h.kw_len, h.n_kw) < 0)
 		goto reject;
 	mb->m = v;
+	mb->clean_below = 0;
 	memset(&v, 0, sizeof(v));
 	mb->base.found = (int)h.base_found;
 	mb->base.pseudo = (int)h.base_pseudo;
@@ -384,6 +385,7 @@ mbox_cache_load(struct mbox *mb)
 	if (r == 1) {
 		free(mb->m.v);
 		mb->m = nv;
+		mb->clean_below = 0;
 		mb->base = nb;
 		return MBOX_CACHE_PREFIX;
 	}

@@ -511,6 +511,14 @@ mbox_msg_size(const struct mbox *mb, uint32_t i)
 int64_t
 mbox_uid_index(const struct mbox *mb, uint32_t uid)
 {
+	uint32_t lo = mbox_uid_rank(mb, uid);
+
+	return lo < mb->m.n && mb->m.v[lo].uid == uid ? (int64_t)lo : -1;
+}
+
+uint32_t
+mbox_uid_rank(const struct mbox *mb, uint32_t uid)
+{
 	uint32_t lo = 0, hi = mb->m.n;
 
 	while (lo < hi) {
@@ -521,7 +529,7 @@ mbox_uid_index(const struct mbox *mb, uint32_t uid)
 		else
 			hi = mid;
 	}
-	return lo < mb->m.n && mb->m.v[lo].uid == uid ? (int64_t)lo : -1;
+	return lo;
 }
 
 int
@@ -614,9 +622,11 @@ mbox_msg_set_flags(struct mbox *mb, uint32_t i, unsigned flags, uint64_t keyword
 	keywords &= mb->n_kw >= 64 ? UINT64_MAX : (1ULL << mb->n_kw) - 1;
 	m->flags = (uint8_t)flags;
 	m->keywords = keywords;
-	if ((flags & MBOX_FLAGS_STORED) != m->disk_flags || keywords != m->disk_keywords)
+	if ((flags & MBOX_FLAGS_STORED) != m->disk_flags || keywords != m->disk_keywords) {
 		m->state |= MSG_DIRTY;
-	else
+		if (i < mb->clean_below)
+			mb->clean_below = i;
+	} else
 		m->state &= (uint8_t)~MSG_DIRTY;
 }
 

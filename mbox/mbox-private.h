@@ -136,6 +136,12 @@ struct mbox {
 	int scan_fresh;		/* the view is a full parse's, no header written since: its
 				 * parse-only fields hold (mbox_open() until its first write) */
 	int rewrite_kind;	/* MBOX_REWRITE_* of the last tail rewrite (for tests) */
+	uint32_t clean_below;	/* no message below this index has metadata to write
+				 * (needs_update() is false; mark_clean() sets it to the
+				 * count); mbox_msg_set_flags() lowers it, and it is zeroed
+				 * wherever the view is replaced or renumbered */
+	int maybe_gone;		/* the view may hold MSG_GONE entries (a reload in a write
+				 * call kept them for mbox_sync() to report) */
 	int unsynced;		/* bytes were written with no fsync yet: mbox_write_locked()
 				 * syncs them before a tail rewrite and with its own in-place
 				 * patches, and clears this; the writer that set it syncs when

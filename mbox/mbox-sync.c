@@ -292,6 +292,8 @@ reconcile(struct mbox *mb, struct msgvec *nv, const struct mbox_base *nb,
 done:
 	free(mb->m.v);
 	mb->m = out;
+	mb->clean_below = 0;
+	mb->maybe_gone |= keep_gone;
 	mb->base = *nb;
 	mb->next_uid = next;
 	mb->recent = 0;
@@ -393,8 +395,16 @@ mbox_sync(struct mbox *mb, struct mbox_sync_result *res)
 			return -1;
 		}
 	}
-	/* report what write calls found earlier: messages others removed, flag changes */
-	for (i = 0, j = 0; i < mb->m.n; i++) {
+	/* report what write calls found earlier: messages others removed, flag changes;
+	 * the view is moved down only from its first removed message */
+	i = mb->m.n;
+	if (mb->maybe_gone)
+		for (i = 0; i < mb->m.n && !(mb->m.v[i].state & MSG_GONE); i++)
+			;
+	mb->maybe_gone = 0;
+	if (i < mb->m.n)
+		mb->clean_below = 0;	/* renumbered */
+	for (j = i; i < mb->m.n; i++) {
 		if (mb->m.v[i].state & MSG_GONE) {
 			if (push_uid(&res->expunged, &res->n_expunged, mb->m.v[i].uid) < 0)
 				goto nomem;

@@ -622,7 +622,7 @@ mark_clean(struct mbox *mb)
 {
 	uint32_t i;
 
-	for (i = 0; i < mb->m.n; i++) {
+	for (i = mb->clean_below < mb->m.n ? mb->clean_below : mb->m.n; i < mb->m.n; i++) {
 		struct mbox_msg *m = &mb->m.v[i];
 
 		if (m->state & MSG_GONE)
@@ -634,6 +634,7 @@ mark_clean(struct mbox *mb)
 			m->state |= MSG_STATUS_O;
 		m->state &= (uint8_t)~MSG_DIRTY;
 	}
+	mb->clean_below = mb->m.n;
 	if (mb->m.n > 0 || mb->base.pseudo) {
 		mb->base.found = 1;
 		mb->base.uidvalidity = mb->uidvalidity;
@@ -706,7 +707,8 @@ mbox_write_locked(struct mbox *mb)
 			pseudo_rewrite = mb->base.pseudo;
 		}
 	}
-	for (i = 0; i < mb->m.n && r == UINT32_MAX; i++) {
+	for (i = mb->clean_below < mb->m.n ? mb->clean_below : mb->m.n;
+	    i < mb->m.n && r == UINT32_MAX; i++) {
 		int p;
 
 		if (!needs_update(&mb->m.v[i]))
@@ -780,7 +782,8 @@ mbox_commit_flags(struct mbox *mb)
 		mbox_set_error(&mb->err, EROFS, "%s is open read-only", mb->path);
 		return -1;
 	}
-	for (i = 0; i < mb->m.n && !dirty; i++)
+	for (i = mb->clean_below < mb->m.n ? mb->clean_below : mb->m.n; i < mb->m.n && !dirty;
+	    i++)
 		dirty = (mb->m.v[i].state & MSG_DIRTY) != 0;
 	if (!dirty && !mb->base_dirty)
 		return 0;
@@ -1135,6 +1138,7 @@ mbox_expunge(struct mbox *mb, const uint32_t *uids, size_t n_uids, uint32_t **ex
 			mb->m.v[j++] = mb->m.v[i];
 		}
 		mb->m.n = j;
+		mb->clean_below = 0;	/* renumbered */
 		mb->base.last_uid = mb->next_uid - 1;
 	}
 	*expunged_r = out;

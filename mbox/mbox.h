@@ -151,6 +151,8 @@ uint64_t mbox_msg_header_size(const struct mbox *mb, uint32_t i);
 uint64_t mbox_msg_body_size(const struct mbox *mb, uint32_t i);
 /* Index of the message with this UID, or -1. O(log n). */
 int64_t mbox_uid_index(const struct mbox *mb, uint32_t uid);
+/* How many messages have a UID below uid (the index it has or would have). O(log n). */
+uint32_t mbox_uid_rank(const struct mbox *mb, uint32_t uid);
 
 /*
  * Message bytes, borrowed from the mapping: valid until the next call that syncs or writes

@@ -220,6 +220,33 @@ def test_new_mail_and_other_sessions(sessions):
 
 
 
+
+def test_other_sessions_expunges_are_numbered_as_the_client_knows(sessions):
+    """Several messages another session removed, and mail delivered meanwhile, reach the
+    first session at its NOOP as EXPUNGE numbers that each count the ones before them as
+    gone (RFC 3501 7.4.1), then EXISTS; nothing about mail it was never told of."""
+    st = sessions.store
+    st.write_inbox(mbox(8))
+    a = sessions()
+    b = sessions()
+    a.ok("SELECT INBOX")
+    b.ok("SELECT INBOX")
+    # b hears of one more message a does not know of yet, then removes it with others
+    with open(st.inbox, "a") as f:
+        f.write(mbox(1, start=8))
+    assert "* 9 EXISTS" in b.ok("NOOP")
+    b.ok("STORE 2,4,5,8,9 +FLAGS.SILENT (\\Deleted)")
+    b.ok("EXPUNGE")
+    with open(st.inbox, "a") as f:
+        f.write(mbox(1, start=9))
+    r = a.ok("NOOP")
+    assert [ln for ln in r if ln.endswith(" EXPUNGE")] == \
+        ["* 2 EXPUNGE", "* 3 EXPUNGE", "* 3 EXPUNGE", "* 5 EXPUNGE"], r
+    assert "* 5 EXISTS" in r, r
+    r = a.ok("FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (Subject)])")
+    subjects = re.findall(r"Subject: (\d+)", "\n".join(r))
+    assert subjects == ["0", "2", "5", "6", "9"], r
+
 def test_status_on_the_selected_mailbox(sessions):
     """STATUS on the selected mailbox (RFC 9051 6.3.11: servers MUST answer it) is the
     selection's own view, brought up to date first: mail delivered meanwhile is announced

@@ -621,6 +621,128 @@ test_copy(void **state)
 	tdir_clean(&b);
 }
 
+/* The flags of every message, as a fresh open reads them from the file. */
+static void
+check_disk_flags(struct tdir *t, const unsigned *want, uint32_t n)
+{
+	struct mbox *mb = NULL;
+	struct mbox_error err;
+	uint32_t i;
+
+	assert_int_equal(mbox_open(t->path, NULL, 0, &mb, &err), 0);
+	assert_int_equal(mbox_count(mb), n);
+	for (i = 0; i < n; i++)
+		if ((mbox_msg_flags(mb, i) & MBOX_FLAGS_STORED) != want[i])
+			fail_msg("message %u: flags %#x on disk, want %#x", i,
+			    mbox_msg_flags(mb, i) & MBOX_FLAGS_STORED, want[i]);
+	mbox_free(&mb);
+}
+
+/*
+ * A write skips the messages it knows to be written (mb->clean_below).  A flag change to
+ * any message, before or after writes, appends, deliveries and another session's expunge,
+ * still reaches the file.
+ */
+static void
+test_flags_after_writes(void **state)
+{
+	struct tdir t;
+	struct mbox *mb, *other;
+	struct mbox_sync_result r;
+	struct mbox_append *ap;
+	uint32_t first, n;
+	unsigned want[5] = { 0 };
+	(void)state;
+
+	tdir_make(&t);
+	write_file(t.path, plain, strlen(plain));
+	mb = open_rw(&t);	/* the first open writes everyone's metadata */
+	assert_non_null(mb);
+	mbox_msg_set_flags(mb, 2, MBOX_SEEN, 0);
+	assert_int_equal(mbox_commit_flags(mb), 0);
+	want[2] = MBOX_SEEN;
+	mbox_msg_set_flags(mb, 0, MBOX_FLAGGED, 0);	/* below what was written last */
+	assert_int_equal(mbox_commit_flags(mb), 0);
+	want[0] = MBOX_FLAGGED;
+	check_disk_flags(&t, want, 3);
+
+	/* an append of our own, then a change to the first message */
+	assert_int_equal(mbox_append_begin(mb, &ap), 0);
+	append_one(ap, "Subject: a\r\n\r\nappended\r\n", 4096, 0);
+	assert_int_equal(mbox_append_commit(&ap, &first, &n), 0);
+	mbox_msg_set_flags(mb, 0, MBOX_FLAGGED | MBOX_ANSWERED, 0);
+	assert_int_equal(mbox_commit_flags(mb), 0);
+	want[0] = MBOX_FLAGGED | MBOX_ANSWERED;
+	check_disk_flags(&t, want, 4);
+
+	/* a delivery, seen by a sync, then a change to the second message */
+	append_file(t.path, "From new@x Thu Jan  8 01:02:03 2015\nSubject: new\n\nnew\n\n");
+	assert_int_equal(mbox_sync(mb, &r), 0);
+	assert_int_equal(r.new_count, 5);
+	mbox_sync_result_clear(&r);
+	mbox_msg_set_flags(mb, 1, MBOX_DRAFT, 0);
+	assert_int_equal(mbox_commit_flags(mb), 0);
+	want[1] = MBOX_DRAFT;
+	check_disk_flags(&t, want, 5);
+
+	/* another session expunges the first message; this one changes a later message
+	 * before it has synced (its write reloads, keeping the removed entry), then the new
+	 * first message once the removal was reported */
+	other = open_rw(&t);
+	assert_non_null(other);
+	mbox_msg_set_flags(other, 0, MBOX_DELETED | MBOX_FLAGGED | MBOX_ANSWERED, 0);
+	{
+		uint32_t *ex;
+		size_t k;
+
+		assert_int_equal(mbox_expunge(other, NULL, 0, &ex, &k), 0);
+		assert_int_equal(k, 1);
+		free(ex);
+	}
+	mbox_free(&other);
+	mbox_msg_set_flags(mb, 3, MBOX_SEEN, 0);
+	assert_int_equal(mbox_commit_flags(mb), 0);
+	assert_int_equal(mbox_sync(mb, &r), 0);
+	assert_int_equal(r.n_expunged, 1);
+	mbox_sync_result_clear(&r);
+	assert_int_equal(mbox_count(mb), 4);
+	mbox_msg_set_flags(mb, 0, MBOX_DRAFT | MBOX_SEEN, 0);
+	assert_int_equal(mbox_commit_flags(mb), 0);
+	{
+		unsigned now[4] = { MBOX_DRAFT | MBOX_SEEN, MBOX_SEEN, MBOX_SEEN, 0 };
+
+		check_disk_flags(&t, now, 4);
+	}
+
+	/* a mail reader rewrites the file without the last message's X-UID: the sync
+	 * takes it for new mail (RFC 3501 2.3.1.1: its UID cannot be known) and writes
+	 * its new UID, though every message was written before */
+	{
+		size_t len;
+		char *f = read_file(t.path, &len), *x = strstr(f, "X-UID: 5\n");
+
+		assert_non_null(x);
+		memmove(x, x + 9, len - (size_t)(x + 9 - f) + 1);
+		write_file(t.path, f, strlen(f));
+		free(f);
+	}
+	assert_int_equal(mbox_sync(mb, &r), 0);
+	assert_int_equal(r.n_expunged, 1);
+	assert_int_equal(r.expunged[0], 5);
+	assert_false(r.uidvalidity_changed);
+	mbox_sync_result_clear(&r);
+	assert_int_equal(mbox_count(mb), 4);
+	assert_int_equal(mbox_msg_uid(mb, 3), 6);
+	{
+		char *f = read_file(t.path, NULL);
+
+		assert_non_null(strstr(f, "X-UID: 6\n"));
+		free(f);
+	}
+	mbox_free(&mb);
+	tdir_clean(&t);
+}
+
 static void
 test_sync_external(void **state)
 {
@@ -1215,6 +1337,7 @@ main(void)
 		cmocka_unit_test(test_expunge_collapse),
 		cmocka_unit_test(test_shift_rewrite_same_bytes),
 		cmocka_unit_test(test_flags_many_in_place),
+		cmocka_unit_test(test_flags_after_writes),
 		cmocka_unit_test(test_append),
 		cmocka_unit_test(test_append_to_missing),
 		cmocka_unit_test(test_copy),
