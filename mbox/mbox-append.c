@@ -490,6 +490,8 @@ mbox_append_commit(struct mbox_append **app, uint32_t *uid_first_r, uint32_t *n_
 			if (m->state & MSG_NO_BLANK) {
 				m->hdr_vsize++;
 				m->body_off++;
+				m->fp = mbox_msg_fp(mb->map + m->from_off, m->from_len,
+				    m->hdr_vsize);
 			}
 			m->end++;
 			break;

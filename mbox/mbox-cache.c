@@ -418,14 +418,15 @@ mbox_cache_settle(struct mbox *mb)
 /* The record as the scan of the file would leave it: what the file says, not what the
  * session changed (flags not yet written, \Recent, messages being appended). */
 static void
-normalize(const struct mbox *mb, struct mbox_msg *m)
+normalize(struct mbox_msg *m)
 {
-	uint64_t vsize = m->hdr_vsize;
-
-	/* the writer updates offsets and sizes but not the fingerprint: compute it as the
-	 * parse does (mbox-parse.c), from the From_ line and the visible header size */
-	if (m->from_off + m->from_len <= mb->size)
-		m->fp = mbox_msg_fp(mb->map + m->from_off, m->from_len, vsize);
+	/*
+	 * The fingerprint is the parse's (From_ line and visible header size): the writers
+	 * keep it whenever they change either (a tail rewrite and a collapse take the
+	 * re-read one, an append that gives the last message its missing line end
+	 * recomputes it), so the save reads nothing from the file.  That matters after an
+	 * expunge by collapse, which leaves none of the file in the page cache.
+	 */
 	m->flags = m->disk_flags;
 	m->keywords = m->disk_keywords;
 	m->state &= MSG_UID_STORED | MSG_STATUS_O | MSG_NO_BLANK;
@@ -493,7 +494,7 @@ write_cache(struct mbox *mb, int fd, const struct mbox_stamp *s)
 		if (mb->m.v[i].state & MSG_GONE)
 			continue;
 		chunk[k] = mb->m.v[i];
-		normalize(mb, &chunk[k]);
+		normalize(&chunk[k]);
 		/* a view the loader would refuse (a write that failed half-way) is not saved */
 		if (check_record(&h, &chunk[k], w++, &prev_end, &prev_uid) < 0)
 			return -1;

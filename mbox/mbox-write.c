@@ -608,6 +608,7 @@ rescan_tail(struct mbox *mb, uint64_t off, uint32_t from, const uint8_t *skip)
 		m->end = nv.v[j].end;
 		m->hdr_vsize = nv.v[j].hdr_vsize;
 		m->body_bare_lf = nv.v[j].body_bare_lf;
+		m->fp = nv.v[j].fp;
 		m->state = (uint8_t)((m->state & ~MSG_NO_BLANK) | (nv.v[j].state & MSG_NO_BLANK));
 		j++;
 	}
@@ -971,6 +972,7 @@ collapse_done(struct mbox *mb, const struct crun *r, const uint8_t *skip)
 		return -1;
 	}
 	k->hdr_vsize = t.hdr_vsize;
+	k->fp = t.fp;
 	if (first)
 		mb->base = base;
 	return 0;

@@ -56,6 +56,24 @@ check_bodies(struct mbox *mb, const char *const *want, uint32_t n)
 	}
 }
 
+/* The writer's view keeps each message's fingerprint (From_ line and visible header size)
+ * as a fresh parse of the file computes it: the cache saves it without reading the file. */
+static void
+check_fp_as_parsed(const struct tdir *t, const struct mbox *mb)
+{
+	struct mbox *p = NULL;
+	struct mbox_error err;
+	uint32_t i;
+
+	assert_int_equal(mbox_open(t->path, NULL, 0, &p, &err), 0);
+	assert_int_equal(mbox_count(p), mbox_count(mb));
+	for (i = 0; i < mbox_count(mb); i++)
+		if (mb->m.v[i].fp != p->m.v[i].fp || mb->m.v[i].hdr_vsize != p->m.v[i].hdr_vsize)
+			fail_msg("message %u: fingerprint %#x, parse %#x", i, mb->m.v[i].fp,
+			    p->m.v[i].fp);
+	mbox_free(&p);
+}
+
 static void
 test_first_rw_open_persists(void **state)
 {
@@ -1091,6 +1109,7 @@ test_expunge_collapse(void **state)
 	free(f);
 	cl_same(mb, want, n);
 	cl_check_file(t.path, n, 3 * 4096);
+	check_fp_as_parsed(&t, mb);
 	mbox_free(&mb);
 	mb = open_rw(&t);
 	cl_same(mb, want, n);
@@ -1269,6 +1288,7 @@ shift_try(const char *src, const char *step, struct shift_result *res)
 	unsetenv("IMAPD_MBOX_SHIFT_BATCH");
 	assert_non_null(mb);
 	res->kind = mb->rewrite_kind;
+	check_fp_as_parsed(&t, mb);
 	assert_int_equal(mbox_open(t.path, t.jdir, 0, &ro, &err), 0);
 	assert_int_equal(mbox_count(ro), mbox_count(mb));
 	for (i = 0; i < mbox_count(mb); i++) {
@@ -1293,6 +1313,41 @@ shift_try(const char *src, const char *step, struct shift_result *res)
 	mbox_free(&mb);
 	res->file = read_file(t.path, &res->len);
 	tdir_clean(&t);
+}
+
+/* Appends to mailboxes whose last message had no final line end (one header-only): every
+ * fingerprint in the writer's view stays as a parse of the result computes it. */
+static void
+test_append_after_unterminated_last(void **state)
+{
+	static const char *const srcs[] = { shift_header_only, shift_no_final_lf };
+	struct tdir t;
+	struct mbox *mb;
+	struct mbox_append *ap;
+	uint32_t first, n;
+	size_t k;
+	(void)state;
+
+	for (k = 0; k < sizeof(srcs) / sizeof(srcs[0]); k++) {
+		tdir_make(&t);
+		write_file(t.path, srcs[k], strlen(srcs[k]));
+		mb = NULL;
+		{
+			struct mbox_error err;
+
+			/* read-only first: the file keeps its unterminated end until the append */
+			assert_int_equal(mbox_open(t.path, t.jdir, 0, &mb, &err), 0);
+			mbox_free(&mb);
+		}
+		mb = open_rw(&t);
+		assert_non_null(mb);
+		assert_int_equal(mbox_append_begin(mb, &ap), 0);
+		append_one(ap, "Subject: a\r\n\r\nappended\r\n", 4096, 0);
+		assert_int_equal(mbox_append_commit(&ap, &first, &n), 0);
+		check_fp_as_parsed(&t, mb);
+		mbox_free(&mb);
+		tdir_clean(&t);
+	}
 }
 
 static void
@@ -1336,6 +1391,7 @@ main(void)
 		cmocka_unit_test(test_expunge_all_keeps_uids),
 		cmocka_unit_test(test_expunge_collapse),
 		cmocka_unit_test(test_shift_rewrite_same_bytes),
+		cmocka_unit_test(test_append_after_unterminated_last),
 		cmocka_unit_test(test_flags_many_in_place),
 		cmocka_unit_test(test_flags_after_writes),
 		cmocka_unit_test(test_append),
