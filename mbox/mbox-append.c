@@ -526,15 +526,8 @@ mbox_append_commit(struct mbox_append **app, uint32_t *uid_first_r, uint32_t *n_
 	}
 	if (mbox_write_locked(mb) < 0)
 		goto fail_sync;	/* the mail is in; only the base update failed */
-	if (mb->unsynced) {
-		mbox_crash_point(mb);
-		if (fsync(mb->fd) < 0) {
-			mbox_set_error(&mb->err, errno, "fsync %s: %s", mb->path,
-			    strerror(errno));
-			goto fail_sync;
-		}
-		mb->unsynced = 0;
-	}
+	if (mbox_sync_unsynced(mb) < 0)
+		goto fail_sync;
 	*uid_first_r = first_uid;
 	*n_r = (uint32_t)ap->n;
 	ret = 0;

@@ -216,6 +216,8 @@ int mbox_keyword_add(struct mbox *mb, const unsigned char *name, size_t len);
 int mbox_reload_locked(struct mbox *mb);
 
 /* mbox-write.c */
+/* fsync() what was written with mb->unsynced set, if anything; clears it.  0 or -1. */
+int mbox_sync_unsynced(struct mbox *mb);
 /* Write under the write lock already held: every dirty message, new UIDs, base.
  * full: rewrite anything whose metadata is not exactly ours. */
 int mbox_write_locked(struct mbox *mb);

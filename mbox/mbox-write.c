@@ -681,6 +681,20 @@ plan_base(struct mbox *mb, struct patchset *ps)
 }
 
 int
+mbox_sync_unsynced(struct mbox *mb)
+{
+	if (!mb->unsynced)
+		return 0;
+	mbox_crash_point(mb);
+	if (fsync(mb->fd) < 0) {
+		mbox_set_error(&mb->err, errno, "fsync %s: %s", mb->path, strerror(errno));
+		return -1;
+	}
+	mb->unsynced = 0;
+	return 0;
+}
+
+int
 mbox_write_locked(struct mbox *mb)
 {
 	struct patchset ps = { 0 };
@@ -728,15 +742,8 @@ mbox_write_locked(struct mbox *mb)
 
 		/* a rewrite's journal describes the file as it is on disk: what a caller
 		 * wrote before (an append) must be there first */
-		if (mb->unsynced) {
-			mbox_crash_point(mb);
-			if (fsync(mb->fd) < 0) {
-				mbox_set_error(&mb->err, errno, "fsync %s: %s", mb->path,
-				    strerror(errno));
-				goto out;
-			}
-			mb->unsynced = 0;
-		}
+		if (mbox_sync_unsynced(mb) < 0)
+			goto out;
 		/* in place when it can (mbox-shift.c), else through the journal copy */
 		sh = pseudo_rewrite ? 0 : mbox_shift_tail(mb, r);
 
