@@ -401,7 +401,6 @@ mbox_sync(struct mbox *mb, struct mbox_sync_result *res)
 	if (mb->maybe_gone)
 		for (i = 0; i < mb->m.n && !(mb->m.v[i].state & MSG_GONE); i++)
 			;
-	mb->maybe_gone = 0;
 	if (i < mb->m.n)
 		mb->clean_below = 0;	/* renumbered */
 	for (j = i; i < mb->m.n; i++) {
@@ -413,6 +412,7 @@ mbox_sync(struct mbox *mb, struct mbox_sync_result *res)
 		mb->m.v[j++] = mb->m.v[i];
 	}
 	mb->m.n = j;
+	mb->maybe_gone = 0;
 	for (i = 0; i < mb->pend.n_changed; i++)
 		if (mbox_uid_index(mb, mb->pend.changed[i]) >= 0 &&
 		    push_uid(&res->changed, &res->n_changed, mb->pend.changed[i]) < 0)
