@@ -49,7 +49,7 @@ mbox_remap(struct mbox *mb)
 	void *old = (void *)(uintptr_t)mb->map;
 	size_t old_len = (size_t)mb->size;
 	sig_atomic_t mended = mbox_map_mended;
-	int keep = old != NULL && mb->map_mended == mended;
+	int keep;
 
 	mb->map = NULL;
 	mb->size = 0;
@@ -68,9 +68,15 @@ mbox_remap(struct mbox *mb)
 	 * it: a mapping of the right length is kept as it is, one of another length is
 	 * resized (mremap keeps the pages already mapped; a new mapping would fault them all
 	 * in again).  A writer remaps after each of its writes, an append three times.
-	 * Not after the SIGBUS guard mended a page: that page is no longer the file's.
+	 * Not after the SIGBUS guard mended a page: that page is no longer the file's; and
+	 * not when the descriptor now names another file (mbox-sync.c's reopen() puts a
+	 * replaced mailbox's new file on the same descriptor).
 	 */
+	keep = old != NULL && mb->map_mended == mended && (uint64_t)st.st_dev == mb->map_dev &&
+	    (uint64_t)st.st_ino == mb->map_ino;
 	mb->map_mended = mended;
+	mb->map_dev = (uint64_t)st.st_dev;
+	mb->map_ino = (uint64_t)st.st_ino;
 	if (keep && st.st_size > 0 && (uint64_t)st.st_size == old_len) {
 		mb->map = old;
 		old = NULL;

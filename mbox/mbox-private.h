@@ -103,6 +103,7 @@ struct mbox {
 	long mtime_nsec;
 	uint32_t tail_crc;	/* crc32 of the last bytes before size, to check appends */
 	sig_atomic_t map_mended;	/* mbox_map_mended when map was made */
+	uint64_t map_dev, map_ino;	/* the file map maps (fd may since name another) */
 	int64_t ctime_sec;	/* with mtime: see struct mbox_stamp */
 	long ctime_nsec;
 	int view_racy;		/* see struct mbox_stamp */

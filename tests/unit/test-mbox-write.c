@@ -866,6 +866,44 @@ test_sync_external(void **state)
 	tdir_clean(&t);
 }
 
+/* A mail reader that writes a new file and renames it over the mailbox, same length: the
+ * next sync reads the new file, not the mapping of the old one. */
+static void
+test_sync_replaced_same_size(void **state)
+{
+	struct tdir t;
+	struct mbox *mb;
+	struct mbox_sync_result r;
+	char tmp[4200], *f, *b, *x;
+	size_t len;
+	(void)state;
+
+	tdir_make(&t);
+	write_file(t.path, plain, strlen(plain));
+	mb = open_rw(&t);
+	assert_non_null(mb);
+	b = body_of(mb, 0);
+	assert_string_equal(b, "one\n");
+	free(b);
+	f = read_file(t.path, &len);
+	x = strstr(f, "\n\none\n");
+	assert_non_null(x);
+	memcpy(x + 2, "ONE", 3);
+	snprintf(tmp, sizeof(tmp), "%s.new", t.path);
+	write_file(tmp, f, len);
+	free(f);
+	assert_int_equal(rename(tmp, t.path), 0);
+	assert_int_equal(mbox_sync(mb, &r), 0);
+	assert_int_equal(r.n_expunged, 0);
+	mbox_sync_result_clear(&r);
+	assert_int_equal(mbox_count(mb), 3);
+	b = body_of(mb, 0);
+	assert_string_equal(b, "ONE\n");
+	free(b);
+	mbox_free(&mb);
+	tdir_clean(&t);
+}
+
 static void
 test_refresh_keeps_numbers(void **state)
 {
@@ -1398,6 +1436,7 @@ main(void)
 		cmocka_unit_test(test_append_to_missing),
 		cmocka_unit_test(test_copy),
 		cmocka_unit_test(test_sync_external),
+		cmocka_unit_test(test_sync_replaced_same_size),
 		cmocka_unit_test(test_refresh_keeps_numbers),
 		cmocka_unit_test(test_readonly_never_writes),
 	};
