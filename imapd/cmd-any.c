@@ -38,9 +38,11 @@ cmd_logout(struct command *cmd)
 		resp_bad(cmd, "LOGOUT takes no arguments");
 		return;
 	}
+	/* the state first: once LOGOUT is being answered, no mailbox updates go out, only
+	 * BYE and the tagged OK (RFC 3501 6.1.3) */
+	session_set_state(cmd->s, STATE_LOGOUT);
 	resp_untagged(cmd->s, "BYE Logging out");
 	resp_ok(cmd, "LOGOUT completed");
-	session_set_state(cmd->s, STATE_LOGOUT);
 }
 
 /*

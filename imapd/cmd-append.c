@@ -244,7 +244,11 @@ cmd_append(struct command *cmd)
 	}
 	if (mbox_append_commit(&ap, &first, &n) < 0) {
 		log_warnx("append %s: %s", ref.path, mbox_error(mb)->msg);
-		resp_no(cmd, "[UNAVAILABLE] APPEND failed: %s", mbox_error(mb)->msg);
+		if (mbox_error(mb)->code == ETIMEDOUT)
+			resp_no(cmd, "[INUSE] APPEND: the mailbox stayed locked by another "
+			    "program; try again");
+		else
+			resp_no(cmd, "[UNAVAILABLE] APPEND failed: %s", mbox_error(mb)->msg);
 		mbox_free(&own);
 		return;
 	}

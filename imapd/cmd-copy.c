@@ -128,8 +128,18 @@ copy_or_move(struct command *cmd, bool move)
 		dst = own;
 	}
 	if (mbox_copy(dst, sel->mb, idx, k, &first) < 0) {
-		log_warnx("%s to %s: %s", verb, ref.path, mbox_error(dst)->msg);
-		resp_no(cmd, "[UNAVAILABLE] %s failed: %s", verb, mbox_error(dst)->msg);
+		const struct mbox_error *e = mbox_error(dst);
+
+		log_warnx("%s to %s: %s", verb, ref.path, e->msg);
+		if (e->code == ENOENT)
+			/* RFC 2180 4.4.1: nothing is copied if a message is gone */
+			resp_no(cmd, "[EXPUNGEISSUED] Some of the requested messages no longer "
+			    "exist; nothing was copied");
+		else if (e->code == ETIMEDOUT)
+			resp_no(cmd, "[INUSE] %s: a mailbox stayed locked by another program; "
+			    "try again", verb);
+		else
+			resp_no(cmd, "[UNAVAILABLE] %s failed: %s", verb, e->msg);
 		goto out;
 	}
 	uset = uid_set_str(src_uids, k);
@@ -158,9 +168,7 @@ copy_or_move(struct command *cmd, bool move)
 
 		/* src_uids is sorted (file order is UID order) */
 		if (mbox_expunge(sel->mb, src_uids, k, &gone, &ngone) < 0) {
-			log_warnx("MOVE expunge: %s", mbox_error(sel->mb)->msg);
-			resp_no(cmd, "[UNAVAILABLE] MOVE copied but could not expunge: %s",
-			    mbox_error(sel->mb)->msg);
+			selected_store_failed(cmd, "MOVE (copied, not expunged)");
 			goto out;
 		}
 		for (g = 0; g < ngone; g++) {

@@ -43,8 +43,7 @@ cmd_expunge(struct command *cmd)
 	for (i = 0; i < n; i++)
 		before[i] = mbox_msg_uid(sel->mb, i);
 	if (mbox_expunge(sel->mb, cmd->uid ? uids : NULL, nuids, &gone, &ngone) < 0) {
-		log_warnx("expunge %s: %s", sel->name, mbox_error(sel->mb)->msg);
-		resp_no(cmd, "[UNAVAILABLE] EXPUNGE failed: %s", mbox_error(sel->mb)->msg);
+		selected_store_failed(cmd, "EXPUNGE");
 		free(before);
 		free(uids);
 		return;

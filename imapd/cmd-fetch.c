@@ -529,9 +529,9 @@ cmd_fetch(struct command *cmd)
 	struct selected *sel = s->selected;
 	const struct imap_arg *set = cmd->args;
 	struct fetch f;
-	uint8_t *mark;
+	uint8_t *mark, *seen = NULL;
 	uint32_t i, n;
-	bool changed = false;
+	bool any_seen = false, gone = false;
 
 	if (set == NULL || set->type != ARG_ATOM || set->next == NULL ||
 	    set->next->next != NULL || parse_items(&f, set->next) < 0) {
@@ -549,16 +549,28 @@ cmd_fetch(struct command *cmd)
 		resp_bad(cmd, "Invalid sequence set");
 		return;
 	}
-	/* Map the file again if another process shrank it: removed messages read empty. */
-	selected_refresh(sel);
 	n = mbox_count(sel->mb);
+	if (f.sets_seen && (seen = calloc((size_t)n + 1, 1)) == NULL)
+		fatalx("out of memory");
+	/* the bytes are read under the store's read lock; the output is held meanwhile */
+	if (selected_read_begin(s) < 0)
+		goto failed;
 	for (i = 0; i < n; i++) {
 		struct fmsg m;
 		size_t k;
 		bool first = true, flags_sent = false;
+		unsigned extra = 0;
 
 		if (!mark[i])
 			continue;
+		if (selected_read_pause(s) < 0)
+			goto failed;
+		if (mbox_msg_gone(sel->mb, i)) {
+			/* another session expunged it and nothing of it is left to send: the
+			 * rest is answered, and the tagged NO says so (RFC 2180 4.1.2) */
+			gone = true;
+			continue;
+		}
 		fmsg_init(&m, sel, i, f.need_mime);
 		if (f.need_msg) {
 			bool parse = false;
@@ -570,15 +582,18 @@ cmd_fetch(struct command *cmd)
 		}
 		if (m.msg != NULL && unknown_cte(m.msg, &f)) {
 			msg_free(&m.msg);
+			selected_read_end(s);
 			free(mark);
+			free(seen);
 			fetch_clear(&f);
 			resp_no(cmd, "[UNKNOWN-CTE] Cannot decode the content transfer encoding");
 			return;
 		}
 		if (f.sets_seen && !(mbox_msg_flags(sel->mb, i) & MBOX_SEEN)) {
-			mbox_msg_set_flags(sel->mb, i, mbox_msg_flags(sel->mb, i) | MBOX_SEEN,
-					   mbox_msg_keywords(sel->mb, i));
-			changed = true;
+			/* stored once the data is out (below); the FLAGS sent say it already */
+			seen[i] = 1;
+			any_seen = true;
+			extra = MBOX_SEEN;
 		} else {
 			flags_sent = true;	/* no change to report */
 		}
@@ -587,24 +602,42 @@ cmd_fetch(struct command *cmd)
 			if (!first)
 				resp_raw(s, " ", 1);
 			first = false;
-			if (f.items[k].kind == FI_FLAGS)
+			if (f.items[k].kind == FI_FLAGS) {
 				flags_sent = true;
+				resp_printf(s, "FLAGS ");
+				selected_write_flags_with(s, sel->mb, i, extra);
+				continue;
+			}
 			write_item(s, &m, &f.items[k]);
 		}
 		if (!flags_sent) {
 			/* \Seen was just set: say so (RFC 3501 6.4.5) */
 			resp_printf(s, " FLAGS ");
-			selected_write_flags(s, sel->mb, i);
+			selected_write_flags_with(s, sel->mb, i, extra);
 		}
 		resp_raw(s, ")\r\n", 3);
 		msg_free(&m.msg);
 	}
+	selected_read_end(s);
 	free(mark);
 	fetch_clear(&f);
-	if (changed && mbox_commit_flags(sel->mb) < 0) {
-		log_warnx("fetch %s: %s", sel->name, mbox_error(sel->mb)->msg);
-		resp_no(cmd, "[UNAVAILABLE] Cannot store \\Seen: %s", mbox_error(sel->mb)->msg);
+	/* \Seen added to the flags as they are in the file, not set to what this session
+	 * saw (another session may have changed others meanwhile) */
+	if (any_seen && mbox_store_flags(sel->mb, seen, n, MBOX_STORE_ADD, MBOX_SEEN, 0) < 0) {
+		free(seen);
+		selected_store_failed(cmd, "FETCH");
 		return;
 	}
-	resp_ok(cmd, "FETCH completed");
+	free(seen);
+	if (gone)
+		resp_no(cmd, "[EXPUNGEISSUED] Some of the requested messages no longer exist");
+	else
+		resp_ok(cmd, "FETCH completed");
+	return;
+failed:
+	selected_read_end(s);
+	free(mark);
+	free(seen);
+	fetch_clear(&f);
+	selected_store_failed(cmd, "FETCH");
 }

@@ -149,7 +149,7 @@ cmd_search(struct command *cmd)
 	const char *why;
 	uint32_t *hits, nhits = 0, i, n;
 	unsigned ret;
-	bool esearch, mime;
+	bool esearch, mime, gone = false;
 
 	a = parse_return(cmd->args, &ret, &esearch);
 	if (a == NULL && cmd->args != NULL) {
@@ -166,7 +166,12 @@ cmd_search(struct command *cmd)
 		resp_bad(cmd, "Invalid search: %s", why);
 		return;
 	}
-	selected_refresh(sel);
+	/* the bytes are read under the store's read lock (see selected_read_begin()) */
+	if (selected_read_begin(s) < 0) {
+		search_free(&prog);
+		selected_store_failed(cmd, "SEARCH");
+		return;
+	}
 	mime = search_needs_mime(prog);
 	n = sel->exists < mbox_count(sel->mb) ? sel->exists : mbox_count(sel->mb);
 	box.count = n;
@@ -179,6 +184,17 @@ cmd_search(struct command *cmd)
 		struct search_msg m;
 		int tz;
 
+		if (selected_read_pause(s) < 0) {
+			free(hits);
+			search_free(&prog);
+			selected_store_failed(cmd, "SEARCH");
+			return;
+		}
+		if (mbox_msg_gone(sel->mb, i)) {
+			/* expunged by another session: it matches nothing (RFC 2180 4.4) */
+			gone = true;
+			continue;
+		}
 		memset(&sm, 0, sizeof(sm));
 		sm.sel = sel;
 		sm.i = i;
@@ -199,6 +215,7 @@ cmd_search(struct command *cmd)
 		msg_free(&sm.msg);
 	}
 	search_free(&prog);
+	selected_read_end(s);
 	if (!esearch) {
 		resp_printf(s, "* SEARCH");
 		for (i = 0; i < nhits; i++)
@@ -221,5 +238,8 @@ cmd_search(struct command *cmd)
 		resp_printf(s, "\r\n");
 	}
 	free(hits);
-	resp_ok(cmd, "SEARCH completed");
+	if (gone)
+		resp_ok(cmd, "[EXPUNGEISSUED] SEARCH completed; messages were expunged meanwhile");
+	else
+		resp_ok(cmd, "SEARCH completed");
 }

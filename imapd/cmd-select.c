@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "imapd/limits.h"
 #include "imapd/log.h"
 #include "imapd/resp.h"
 #include "mbox/folder.h"
@@ -33,6 +34,12 @@ selected_state_dir(const struct session *s, char *buf, size_t size)
 void
 selected_write_flags(struct session *s, const struct mbox *mb, uint32_t i)
 {
+	selected_write_flags_with(s, mb, i, 0);
+}
+
+void
+selected_write_flags_with(struct session *s, const struct mbox *mb, uint32_t i, unsigned extra)
+{
 	static const struct {
 		unsigned bit;
 		const char *name;
@@ -41,7 +48,7 @@ selected_write_flags(struct session *s, const struct mbox *mb, uint32_t i)
 		{ MBOX_FLAGGED, "\\Flagged" }, { MBOX_DELETED, "\\Deleted" },
 		{ MBOX_DRAFT, "\\Draft" }, { MBOX_RECENT, "\\Recent" },
 	};
-	unsigned f = mbox_msg_flags(mb, i), k;
+	unsigned f = mbox_msg_flags(mb, i) | extra, k;
 	uint64_t kw = mbox_msg_keywords(mb, i);
 	const char *sp = "";
 
@@ -162,10 +169,62 @@ selected_report(struct command *cmd)
 }
 
 void
-selected_refresh(struct selected *sel)
+selected_announce_keywords(struct session *s)
 {
-	if (sel != NULL && mbox_refresh(sel->mb) < 0)
+	struct selected *sel = s->selected;
+
+	if (sel != NULL && mbox_keyword_count(sel->mb) != sel->n_kw)
+		write_flag_lists(s, sel);
+}
+
+int
+selected_read_begin(struct session *s)
+{
+	struct selected *sel = s->selected;
+
+	if (mbox_read_begin(sel->mb) < 0) {
 		log_warnx("%s: %s", sel->name, mbox_error(sel->mb)->msg);
+		return -1;
+	}
+	io_hold(s->io, sel->state_dir);
+	selected_announce_keywords(s);
+	return 0;
+}
+
+int
+selected_read_pause(struct session *s)
+{
+	struct selected *sel = s->selected;
+
+	if (io_held(s->io) < IMAPD_HOLD_PAUSE && !mbox_read_contended(sel->mb))
+		return 0;
+	mbox_read_end(sel->mb);
+	(void)io_unhold(s->io);
+	return selected_read_begin(s);
+}
+
+void
+selected_read_end(struct session *s)
+{
+	struct selected *sel = s->selected;
+
+	if (sel != NULL)
+		mbox_read_end(sel->mb);
+	(void)io_unhold(s->io);
+}
+
+void
+selected_store_failed(struct command *cmd, const char *verb)
+{
+	struct selected *sel = cmd->s->selected;
+	const struct mbox_error *e = mbox_error(sel->mb);
+
+	log_warnx("%s %s: %s", verb, sel->name, e->msg);
+	if (e->code == ETIMEDOUT)
+		resp_no(cmd, "[INUSE] %s: the mailbox stayed locked by another program for "
+		    "%d s; try again", verb, MBOX_LOCK_TIMEOUT_MS / 1000);
+	else
+		resp_no(cmd, "[UNAVAILABLE] %s failed: %s", verb, e->msg);
 }
 
 void
@@ -177,6 +236,7 @@ selected_close(struct session *s)
 		return;
 	mbox_free(&sel->mb);
 	msg_cache_free(&sel->cache);
+	free(sel->state_dir);
 	free(sel->name);
 	free(sel);
 	s->selected = NULL;
@@ -250,6 +310,8 @@ select_common(struct command *cmd, bool examine)
 	}
 	sel->readonly = !(flags & MBOX_OPEN_RW);
 	sel->later = true;
+	if ((sel->state_dir = strdup(journal)) == NULL)
+		fatalx("out of memory");
 	n = mbox_count(sel->mb);
 	write_flag_lists(s, sel);
 	resp_untagged(s, "%u EXISTS", n);
@@ -330,7 +392,7 @@ cmd_check(struct command *cmd)
 	}
 	/* every change is on disk already; write anything still pending */
 	if (!sel->readonly && mbox_commit_flags(sel->mb) < 0) {
-		resp_no(cmd, "[UNAVAILABLE] CHECK failed: %s", mbox_error(sel->mb)->msg);
+		selected_store_failed(cmd, "CHECK");
 		return;
 	}
 	resp_ok(cmd, "CHECK completed");

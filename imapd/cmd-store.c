@@ -49,7 +49,7 @@ cmd_store(struct command *cmd)
 	struct selected *sel = s->selected;
 	const struct imap_arg *set = cmd->args, *item, *fl, *f;
 	enum store_op op;
-	bool silent;
+	bool silent, gone = false;
 	unsigned flags = 0;
 	uint64_t kw = 0;
 	uint8_t *mark;
@@ -94,49 +94,36 @@ cmd_store(struct command *cmd)
 		return;
 	}
 	n = mbox_count(sel->mb);
-	for (i = 0; i < n; i++) {
-		unsigned cur;
-		uint64_t ckw;
-
-		if (!mark[i])
-			continue;
-		cur = mbox_msg_flags(sel->mb, i);
-		ckw = mbox_msg_keywords(sel->mb, i);
-		switch (op) {
-		case STORE_SET:
-			cur = flags;
-			ckw = kw;
-			break;
-		case STORE_ADD:
-			cur |= flags;
-			ckw |= kw;
-			break;
-		case STORE_REMOVE:
-			cur &= ~flags;
-			ckw &= ~kw;
-			break;
-		}
-		mbox_msg_set_flags(sel->mb, i, cur, ckw);
-	}
-	if (mbox_commit_flags(sel->mb) < 0) {
-		log_warnx("store %s: %s", sel->name, mbox_error(sel->mb)->msg);
+	/* applied to the flags as they are in the file, under the write lock */
+	if (mbox_store_flags(sel->mb, mark, n, op == STORE_SET ? MBOX_STORE_SET :
+	    op == STORE_ADD ? MBOX_STORE_ADD : MBOX_STORE_REMOVE, flags, kw) < 0) {
 		free(mark);
-		resp_no(cmd, "[UNAVAILABLE] STORE failed: %s", mbox_error(sel->mb)->msg);
+		selected_store_failed(cmd, "STORE");
 		return;
 	}
-	if (!silent) {
-		for (i = 0; i < n; i++) {
-			if (!mark[i])
-				continue;
-			resp_printf(s, "* %u FETCH (FLAGS ", i + 1);
-			selected_write_flags(s, sel->mb, i);
-			if (cmd->uid)
-				resp_printf(s, " UID %u", mbox_msg_uid(sel->mb, i));
-			resp_printf(s, ")\r\n");
+	/* a keyword new to the mailbox is announced before the FETCH that uses it */
+	selected_announce_keywords(s);
+	for (i = 0; i < n; i++) {
+		if (!mark[i])
+			continue;
+		if (mbox_msg_gone(sel->mb, i)) {
+			gone = true;
+			continue;
 		}
+		if (silent)
+			continue;
+		resp_printf(s, "* %u FETCH (FLAGS ", i + 1);
+		selected_write_flags(s, sel->mb, i);
+		if (cmd->uid)
+			resp_printf(s, " UID %u", mbox_msg_uid(sel->mb, i));
+		resp_printf(s, ")\r\n");
 	}
 	free(mark);
-	resp_ok(cmd, "STORE completed");
+	if (gone)
+		resp_ok(cmd, "[EXPUNGEISSUED] STORE completed; some of the messages no longer "
+		    "exist");
+	else
+		resp_ok(cmd, "STORE completed");
 	return;
 badflag:
 	if (r < 0)

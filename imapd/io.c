@@ -25,6 +25,15 @@ struct io {
 	unsigned char	out[IMAPD_OUTBUF_SIZE];
 	size_t		out_len;
 
+	/* Holding (io_hold): bytes the client could not take at once, oldest first: q[q_off,
+	 * q_len) in memory, then spill_len bytes in the file spill_fd.  They precede out. */
+	int		hold;
+	unsigned char	*q;
+	size_t		q_off, q_len, q_cap;
+	int		spill_fd;
+	uint64_t	spill_len;
+	char		*spill_dir;
+
 	uint64_t	bytes_in, bytes_out;
 };
 
@@ -84,6 +93,7 @@ io_new(int rfd, int wfd, size_t inbuf_size)
 	io->rfd = rfd;
 	io->wfd = wfd;
 	io->timeout_ms = -1;
+	io->spill_fd = -1;
 	p->rfd = rfd;
 	p->wfd = wfd;
 	io->be = &plain_backend;
@@ -103,6 +113,10 @@ io_free(struct io **iop)
 		return;
 	if (io->be->free != NULL)
 		io->be->free(io->ctx);
+	if (io->spill_fd >= 0)
+		(void)close(io->spill_fd);
+	free(io->q);
+	free(io->spill_dir);
 	free(io->in);
 	free(io);
 	*iop = NULL;
@@ -397,6 +411,159 @@ send_all(struct io *io, const unsigned char *data, size_t len)
 	return 0;
 }
 
+/*
+ * Sends what the back end takes without waiting: *len_r is set to the bytes left.  0, or -1
+ * on a write error (sticky).
+ */
+static int
+send_now(struct io *io, const unsigned char *data, size_t len, size_t *left_r)
+{
+	while (len > 0) {
+		ssize_t n = io->be->write(io->ctx, data, len);
+
+		if (n > 0) {
+			data += n;
+			len -= (size_t)n;
+			io->bytes_out += (uint64_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		io->failed = 1;
+		return -1;
+	}
+	*left_r = len;
+	return 0;
+}
+
+/* Queues len bytes behind what is held already: in memory up to IMAPD_HOLD_MEM, then in
+ * the spill file.  0, or -1 (sticky) when neither can take them. */
+static int
+queue_add(struct io *io, const unsigned char *data, size_t len)
+{
+	if (len == 0)
+		return 0;
+	if (io->spill_fd < 0 && io->q_len + len <= IMAPD_HOLD_MEM) {
+		if (io->q_len + len > io->q_cap) {
+			size_t cap = io->q_cap < 65536 ? 65536 : io->q_cap;
+			unsigned char *nq;
+
+			while (cap < io->q_len + len)
+				cap *= 2;
+			nq = realloc(io->q, cap);
+			if (nq == NULL) {
+				io->failed = 1;
+				return -1;
+			}
+			io->q = nq;
+			io->q_cap = cap;
+		}
+		memcpy(io->q + io->q_len, data, len);
+		io->q_len += len;
+		return 0;
+	}
+	if (io->spill_fd < 0) {
+		/* unnamed, in the user's state directory: it goes with the process */
+		io->spill_fd = open(io->spill_dir != NULL ? io->spill_dir : "/var/tmp",
+				    O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (io->spill_fd < 0) {
+			io->failed = 1;
+			return -1;
+		}
+		io->spill_len = 0;
+	}
+	while (len > 0) {
+		ssize_t n = pwrite(io->spill_fd, data, len, (off_t)io->spill_len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			io->failed = 1;
+			return -1;
+		}
+		data += n;
+		len -= (size_t)n;
+		io->spill_len += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* While holding: the output buffer goes to the client as far as it takes it at once, the
+ * rest to the queue; once anything is queued, everything after it is queued too. */
+static int
+hold_flush(struct io *io)
+{
+	size_t left = io->out_len;
+
+	if (io->out_len == 0)
+		return 0;
+	if (io->q_len == io->q_off && io->spill_fd < 0) {
+		if (send_now(io, io->out, io->out_len, &left) < 0)
+			return -1;
+	}
+	if (queue_add(io, io->out + io->out_len - left, left) < 0)
+		return -1;
+	io->out_len = 0;
+	return 0;
+}
+
+void
+io_hold(struct io *io, const char *spill_dir)
+{
+	free(io->spill_dir);
+	io->spill_dir = spill_dir != NULL ? strdup(spill_dir) : NULL;
+	io->hold = 1;
+}
+
+uint64_t
+io_held(const struct io *io)
+{
+	return (uint64_t)(io->q_len - io->q_off) + io->spill_len;
+}
+
+int
+io_unhold(struct io *io)
+{
+	unsigned char buf[65536];
+	uint64_t off = 0;
+	int r = 0;
+
+	if (!io->hold)
+		return io->failed ? -1 : 0;
+	io->hold = 0;
+	if (!io->failed && io->q_len > io->q_off)
+		r = send_all(io, io->q + io->q_off, io->q_len - io->q_off);
+	while (r == 0 && !io->failed && off < io->spill_len) {
+		size_t want = io->spill_len - off < sizeof(buf) ? (size_t)(io->spill_len - off) :
+								     sizeof(buf);
+		ssize_t n = pread(io->spill_fd, buf, want, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			io->failed = 1;
+			r = -1;
+			break;
+		}
+		r = send_all(io, buf, (size_t)n);
+		off += (uint64_t)n;
+	}
+	if (io->spill_fd >= 0)
+		(void)close(io->spill_fd);
+	io->spill_fd = -1;
+	io->spill_len = 0;
+	io->q_off = io->q_len = 0;
+	/* a large queue is not kept for the next command */
+	if (io->q_cap > IMAPD_HOLD_KEEP) {
+		free(io->q);
+		io->q = NULL;
+		io->q_cap = 0;
+	}
+	return io->failed ? -1 : r;
+}
+
 int
 io_flush(struct io *io)
 {
@@ -404,6 +571,8 @@ io_flush(struct io *io)
 
 	if (io->failed)
 		return -1;
+	if (io->hold)
+		return hold_flush(io);
 	io->out_len = 0;
 	return len > 0 ? send_all(io, io->out, len) : 0;
 }
@@ -416,8 +585,18 @@ io_write(struct io *io, const void *data, size_t len)
 	if (io->out_len + len > sizeof(io->out)) {
 		if (io_flush(io) == -1)
 			return -1;
-		if (len >= sizeof(io->out))
+		if (len >= sizeof(io->out)) {
+			if (io->hold) {
+				size_t left = len;
+
+				if (io->q_len == io->q_off && io->spill_fd < 0 &&
+				    send_now(io, data, len, &left) < 0)
+					return -1;
+				return queue_add(io, (const unsigned char *)data + len - left,
+						 left);
+			}
 			return send_all(io, data, len);
+		}
 	}
 	memcpy(io->out + io->out_len, data, len);
 	io->out_len += len;

@@ -94,6 +94,17 @@ int	io_wait(struct io *io, int extra_fd, int timeout_ms);
 int	io_write(struct io *io, const void *data, size_t len);
 int	io_puts(struct io *io, const char *s);
 int	io_flush(struct io *io);
+/*
+ * Holding output, while the mailbox is locked for reading: from io_hold() on, no write or
+ * flush waits for the client.  What it cannot take at once is kept in order, in memory up
+ * to IMAPD_HOLD_MEM and beyond that in an unnamed file in spill_dir (the user's state
+ * directory; NULL: /var/tmp), and sent by io_unhold(), which waits as io_flush() does.
+ * io_held() is what is kept.  A caller that holds long lets it out now and then.
+ */
+void	io_hold(struct io *io, const char *spill_dir);
+uint64_t io_held(const struct io *io);
+int	io_unhold(struct io *io);
+
 /* Non-zero once a write failed or timed out. */
 int	io_failed(const struct io *io);
 

@@ -64,11 +64,19 @@
 /* Buffered output before a forced flush. */
 #define IMAPD_OUTBUF_SIZE		65536
 
+/* Output held while a mailbox is read under its lock (io_hold): in memory up to
+ * IMAPD_HOLD_MEM, then in a temporary file; the reader lets its lock go and sends what is
+ * held once it passes IMAPD_HOLD_PAUSE.  A queue grown past IMAPD_HOLD_KEEP is freed. */
+#define IMAPD_HOLD_MEM			(1024 * 1024)
+#define IMAPD_HOLD_PAUSE		(256 * 1024)
+#define IMAPD_HOLD_KEEP			(256 * 1024)
+
 _Static_assert(IMAPD_LINE_MAX_PREAUTH <= IMAPD_LINE_MAX, "pre-login lines must be shorter");
 _Static_assert(IMAPD_LITERAL_MAX_PREAUTH <= IMAPD_LITERAL_MAX, "pre-login literals smaller");
 _Static_assert(IMAPD_COMMAND_MAX_PREAUTH >= IMAPD_LINE_MAX_PREAUTH + 2 *
 	       IMAPD_LITERAL_MAX_PREAUTH, "LOGIN with two literals must fit");
 _Static_assert(IMAPD_TIMEOUT_MIN_AUTH >= 30 * 60, "RFC 3501 5.4: at least 30 minutes");
 _Static_assert(IMAPD_TIMEOUT_PREAUTH < IMAPD_TIMEOUT_AUTH, "pre-login timeout is shorter");
+_Static_assert(IMAPD_HOLD_PAUSE <= IMAPD_HOLD_MEM, "a pause comes before the spill file");
 
 #endif

@@ -20,6 +20,7 @@ struct selected {
 	bool		readonly;	/* EXAMINE, or the file is not writable */
 	bool		later;		/* mbox_later() is due once the answer is out */
 	char		*name;		/* as the client named it (for logs) */
+	char		*state_dir;	/* the state directory (journals, held output) */
 	uint32_t	exists;		/* the last EXISTS the client was sent */
 	uint32_t	recent;		/* the last RECENT the client was sent */
 	unsigned	n_kw;		/* keywords the last FLAGS response listed */
@@ -49,12 +50,27 @@ selected_cache(struct selected *sel)
 void	selected_report(struct command *cmd);
 
 /*
- * Before reading message data in a command that may not send EXPUNGE (FETCH, SEARCH):
- * refreshes the store's mapping without renumbering (mbox_refresh()), so that data
- * another process removed reads as empty instead of past the end of the file.  Logs and
- * carries on if the mailbox cannot be locked.
+ * Reading message data (FETCH, SEARCH): the store's read lock (mbox_read_begin(), which
+ * also brings the view up to date without renumbering), with the client's output held
+ * (io_hold()) for as long as the lock is: no lock is held while the session waits for
+ * its client.  Between messages, selected_read_pause() lets the lock go and sends what is
+ * held once enough is, or when a writer waits; taking the lock again may find messages
+ * removed meanwhile (mbox_msg_gone()).  A FLAGS response goes out first whenever the view
+ * knows keywords the client was not told of (RFC 3501 7.2.6).  selected_read_begin() and
+ * selected_read_pause() return 0, or -1 when the lock could not be had (the lock is not
+ * held then; answer with selected_read_failed()).  selected_read_end() is safe to call
+ * in any case.
  */
-void	selected_refresh(struct selected *sel);
+int	selected_read_begin(struct session *s);
+int	selected_read_pause(struct session *s);
+void	selected_read_end(struct session *s);
+/* NO for a command whose reading or writing failed on the store: [INUSE] after the lock
+ * timeout, else [UNAVAILABLE]; verb names the command in the text and the log. */
+void	selected_store_failed(struct command *cmd, const char *verb);
+
+/* FLAGS and PERMANENTFLAGS (RFC 3501 7.2.6, 7.1) when the mailbox has keywords the client
+ * was not told of; before any response that uses them. */
+void	selected_announce_keywords(struct session *s);
 
 /* Leave the selected state (CLOSE, UNSELECT, a new SELECT, LOGOUT): frees s->selected. */
 void	selected_close(struct session *s);
@@ -63,8 +79,11 @@ void	selected_close(struct session *s);
  * missing.  Returns 0 or -1. */
 int	selected_state_dir(const struct session *s, char *buf, size_t size);
 
-/* FETCH-style flag list "(\Seen \Answered ... kw)" of message i, written to the client. */
+/* FETCH-style flag list "(\Seen \Answered ... kw)" of message i, written to the client;
+ * the _with form adds the flags in extra (a \Seen being set). */
 void	selected_write_flags(struct session *s, const struct mbox *mb, uint32_t i);
+void	selected_write_flags_with(struct session *s, const struct mbox *mb, uint32_t i,
+				  unsigned extra);
 
 /*
  * The messages a sequence set (uid: a UID set) names, as a malloc'd array of one byte per

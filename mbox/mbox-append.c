@@ -407,7 +407,7 @@ mbox_append_commit(struct mbox_append **app, uint32_t *uid_first_r, uint32_t *n_
 		if (mbox_remap(mb) < 0)
 			goto out;
 	}
-	if (mbox_lock(mb, &lk, 1) < 0)
+	if (mbox_lock(mb, &lk, MBOX_LK_WRITE) < 0)
 		goto out;
 	locked = 1;
 	/* the view must be current (an MDA may have delivered): its UIDs come first, and
@@ -566,6 +566,13 @@ mbox_copy(struct mbox *dst, struct mbox *src, const uint32_t *idx, size_t n,
 	*uid_first_r = 0;
 	if (mbox_append_begin(dst, &ap) < 0)
 		return -1;
+	/* the messages are staged under src's read lock, which is let go before dst is
+	 * locked to write (both may be the same file) */
+	if (mbox_read_begin(src) < 0) {
+		dst->err = src->err;
+		mbox_append_abort(&ap);
+		return -1;
+	}
 	for (k = 0; k < n; k++) {
 		uint32_t i = idx[k];
 		const struct mbox_msg *m;
@@ -578,6 +585,7 @@ mbox_copy(struct mbox *dst, struct mbox *src, const uint32_t *idx, size_t n,
 
 		if (i >= src->m.n || (src->m.v[i].state & MSG_GONE)) {
 			mbox_set_error(&dst->err, ENOENT, "message %u no longer exists", i + 1);
+			mbox_read_end(src);
 			mbox_append_abort(&ap);
 			return -1;
 		}
@@ -604,8 +612,10 @@ mbox_copy(struct mbox *dst, struct mbox *src, const uint32_t *idx, size_t n,
 		if (mbox_append_write(ap, p, len) < 0 || mbox_append_msg_end(ap) < 0)
 			goto fail;
 	}
+	mbox_read_end(src);
 	return mbox_append_commit(&ap, uid_first_r, &count);
 fail:
+	mbox_read_end(src);
 	mbox_append_abort(&ap);
 	return -1;
 }

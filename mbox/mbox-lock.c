@@ -7,7 +7,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,7 +36,8 @@ now_ms(void)
 }
 
 /* Sleep a little longer each round (5 ms up to 100 ms): short waits for the common brief
- * holder, little spinning against a long one. */
+ * holder, little spinning against a long one.  Only the dotlock is waited for this way;
+ * fcntl locks are waited for in the kernel (wait_fcntl). */
 static void
 backoff(int *round)
 {
@@ -49,39 +52,154 @@ backoff(int *round)
 	nanosleep(&ts, NULL);
 }
 
+static void
+on_alarm(int sig)
+{
+	(void)sig;	/* only there to interrupt F_SETLKW */
+}
+
+/*
+ * A periodic SIGALRM while waiting in F_SETLKW, so that the wait ends with EINTR and the
+ * deadline is looked at again.  Periodic rather than one-shot: a signal that comes just
+ * before the call enters the kernel would otherwise leave it waiting for ever.  The
+ * handler is installed without SA_RESTART; nothing else in imapd uses SIGALRM.
+ */
+static void
+alarm_arm(int on)
+{
+	static int installed;
+	struct itimerval it;
+
+	if (on && !installed) {
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_alarm;
+		sigemptyset(&sa.sa_mask);
+		sa.sa_flags = 0;
+		if (sigaction(SIGALRM, &sa, NULL) == 0)
+			installed = 1;
+	}
+	memset(&it, 0, sizeof(it));
+	if (on) {
+		it.it_value.tv_usec = LOCK_TICK_MS * 1000;
+		it.it_interval.tv_usec = LOCK_TICK_MS * 1000;
+	}
+	(void)setitimer(ITIMER_REAL, &it, NULL);
+}
+
+/*
+ * Take an fcntl lock of type on [start, start + len) (len 0: to the end of all offsets),
+ * waiting in the kernel until deadline.  0, or -1 with errno (ETIMEDOUT at the deadline).
+ */
 static int
-take_fcntl(int fd, int write, long deadline, struct mbox_error *err_r)
+wait_fcntl(int fd, short type, off_t start, off_t len, long deadline)
 {
 	struct flock fl;
-	int round = 0;
+	int armed = 0, r = -1, e = 0;
 
 	for (;;) {
 		memset(&fl, 0, sizeof(fl));
-		fl.l_type = write ? F_WRLCK : F_RDLCK;
+		fl.l_type = type;
 		fl.l_whence = SEEK_SET;
-		if (fcntl(fd, F_SETLK, &fl) == 0)
-			return 0;
-		if (errno != EAGAIN && errno != EACCES && errno != EINTR) {
-			mbox_set_error(err_r, errno, "fcntl lock: %s", strerror(errno));
-			return -1;
+		fl.l_start = start;
+		fl.l_len = len;
+		if (fcntl(fd, armed ? F_SETLKW : F_SETLK, &fl) == 0) {
+			r = 0;
+			break;
+		}
+		e = errno;
+		if (e == EDEADLK) {
+			/* the kernel's cycle check can be wrong with more than one range held:
+			 * step back briefly and try again */
+			struct timespec ts = { 0, 2000000L };
+
+			nanosleep(&ts, NULL);
+		} else if (e != EAGAIN && e != EACCES && e != EINTR) {
+			break;
 		}
 		if (now_ms() >= deadline) {
-			mbox_set_error(err_r, ETIMEDOUT, "mailbox is locked by another process");
-			return -1;
+			e = ETIMEDOUT;
+			break;
 		}
-		backoff(&round);
+		if (!armed) {
+			alarm_arm(1);
+			armed = 1;
+		}
 	}
+	if (armed)
+		alarm_arm(0);
+	errno = e;
+	return r;
 }
 
 static void
-drop_fcntl(int fd)
+drop_fcntl(int fd, off_t start, off_t len)
 {
 	struct flock fl;
 
 	memset(&fl, 0, sizeof(fl));
 	fl.l_type = F_UNLCK;
 	fl.l_whence = SEEK_SET;
+	fl.l_start = start;
+	fl.l_len = len;
 	(void)fcntl(fd, F_SETLK, &fl);
+}
+
+/*
+ * The fcntl part, with the turnstile that keeps a stream of readers from starving a
+ * writer: a writer takes the turnstile byte exclusively and keeps it while it waits for
+ * the data range and while it writes; a reader passes through the turnstile (takes it
+ * shared, then the data range, then lets the turnstile go).  So once a writer waits, new
+ * readers queue behind it, and the readers inside drain.  Programs that lock the whole
+ * file (MDAs, mail readers) conflict with both ranges, as before.
+ */
+static int
+take_fcntl(int fd, int excl, long deadline, struct mbox_error *err_r)
+{
+	int e;
+
+	if (wait_fcntl(fd, excl ? F_WRLCK : F_RDLCK, MBOX_LOCK_TURNSTILE, 1, deadline) < 0)
+		goto fail;
+	if (excl) {
+		/* one lock over everything, the turnstile included */
+		if (wait_fcntl(fd, F_WRLCK, 0, 0, deadline) < 0) {
+			e = errno;
+			drop_fcntl(fd, 0, 0);
+			errno = e;
+			goto fail;
+		}
+		return 0;
+	}
+	if (wait_fcntl(fd, F_RDLCK, 0, MBOX_LOCK_TURNSTILE, deadline) < 0) {
+		e = errno;
+		drop_fcntl(fd, MBOX_LOCK_TURNSTILE, 1);
+		errno = e;
+		goto fail;
+	}
+	drop_fcntl(fd, MBOX_LOCK_TURNSTILE, 1);
+	return 0;
+fail:
+	if (errno == ETIMEDOUT)
+		mbox_set_error(err_r, ETIMEDOUT, "mailbox is locked by another process");
+	else
+		mbox_set_error(err_r, errno, "fcntl lock: %s", strerror(errno));
+	return -1;
+}
+
+int
+mbox_lock_writer_waiting(int fd)
+{
+	struct flock fl;
+
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_RDLCK;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = MBOX_LOCK_TURNSTILE;
+	fl.l_len = 1;
+	if (fcntl(fd, F_GETLK, &fl) < 0)
+		return 0;
+	return fl.l_type != F_UNLCK;
 }
 
 /* One try at the dotlock: 1 taken, 0 busy, -1 error. */
@@ -105,23 +223,27 @@ try_dotlock(const char *dotpath, struct mbox_error *err_r)
 }
 
 int
-mbox_lock_acquire(struct mbox_lock *lk, int fd, const char *path, int write, int timeout_ms,
+mbox_lock_acquire(struct mbox_lock *lk, int fd, const char *path, int mode, int timeout_ms,
     struct mbox_error *err_r)
 {
 	long deadline = now_ms() + timeout_ms;
 	size_t n = strlen(path);
-	int round = 0;
+	int round = 0, excl = (mode & MBOX_LK_EXCL) != 0;
 
 	lk->fd = -1;
 	lk->fcntl_held = 0;
 	lk->dot_held = 0;
-	lk->dotpath = malloc(n + 6);
-	if (lk->dotpath == NULL) {
-		mbox_set_error(err_r, ENOMEM, "out of memory");
-		return -1;
+	lk->excl = excl;
+	lk->dotpath = NULL;
+	if (mode & MBOX_LK_DOT) {
+		lk->dotpath = malloc(n + 6);
+		if (lk->dotpath == NULL) {
+			mbox_set_error(err_r, ENOMEM, "out of memory");
+			return -1;
+		}
+		memcpy(lk->dotpath, path, n);
+		memcpy(lk->dotpath + n, ".lock", 6);
 	}
-	memcpy(lk->dotpath, path, n);
-	memcpy(lk->dotpath + n, ".lock", 6);
 	/*
 	 * fcntl first, then the dotlock (Debian Policy 11.6). procmail takes them the other
 	 * way round, so while the dotlock is busy the fcntl lock is let go between tries:
@@ -130,14 +252,16 @@ mbox_lock_acquire(struct mbox_lock *lk, int fd, const char *path, int write, int
 	for (;;) {
 		int r;
 
-		if (take_fcntl(fd, write, deadline, err_r) < 0)
+		if (take_fcntl(fd, excl, deadline, err_r) < 0)
 			goto fail;
 		lk->fd = fd;
 		lk->fcntl_held = 1;
+		if (lk->dotpath == NULL)
+			return 0;
 		r = try_dotlock(lk->dotpath, err_r);
 		if (r == 1)
 			break;
-		drop_fcntl(fd);
+		drop_fcntl(fd, 0, 0);
 		lk->fcntl_held = 0;
 		lk->fd = -1;
 		if (r < 0)
@@ -154,14 +278,14 @@ fail:
 	free(lk->dotpath);
 	lk->dotpath = NULL;
 	if (lk->fcntl_held)
-		drop_fcntl(fd);
+		drop_fcntl(fd, 0, 0);
 	lk->fcntl_held = 0;
 	lk->fd = -1;
 	return -1;
 }
 
 int
-mbox_lock_release(struct mbox_lock *lk, struct mbox_error *err_r)
+mbox_lock_drop_dot(struct mbox_lock *lk, struct mbox_error *err_r)
 {
 	int ret = 0;
 
@@ -175,8 +299,16 @@ mbox_lock_release(struct mbox_lock *lk, struct mbox_error *err_r)
 	}
 	free(lk->dotpath);
 	lk->dotpath = NULL;
+	return ret;
+}
+
+int
+mbox_lock_release(struct mbox_lock *lk, struct mbox_error *err_r)
+{
+	int ret = mbox_lock_drop_dot(lk, err_r);
+
 	if (lk->fcntl_held)
-		drop_fcntl(lk->fd);
+		drop_fcntl(lk->fd, 0, 0);
 	lk->fcntl_held = 0;
 	lk->fd = -1;
 	return ret;

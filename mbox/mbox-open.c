@@ -115,7 +115,7 @@ mbox_remap(struct mbox *mb)
 }
 
 int
-mbox_lock(struct mbox *mb, struct mbox_lock *lk, int write)
+mbox_lock(struct mbox *mb, struct mbox_lock *lk, int mode)
 {
 	if (mb->fd < 0) {
 		lk->fd = -1;
@@ -123,13 +123,54 @@ mbox_lock(struct mbox *mb, struct mbox_lock *lk, int write)
 		lk->dotpath = NULL;
 		return 0;
 	}
-	return mbox_lock_acquire(lk, mb->fd, mb->path, write, MBOX_LOCK_TIMEOUT_MS, &mb->err);
+	return mbox_lock_acquire(lk, mb->fd, mb->path, mode, MBOX_LOCK_TIMEOUT_MS, &mb->err);
+}
+
+/* See mbox-private.h, before mbox_unlock_nowait(). */
+static void
+stamp_written(struct mbox *mb)
+{
+	struct timespec t, ts[2];
+	struct stat st;
+	int current;
+
+	if (mb->fd < 0 || fstat(mb->fd, &st) < 0 || clock_gettime(CLOCK_REALTIME, &t) < 0)
+		return;
+	/* the view recorded the file as our write left it (the writers remap last) */
+	current = (uint64_t)st.st_size == mb->size && st.st_ino == mb->ino &&
+	    st.st_dev == mb->dev && st.st_mtim.tv_sec == mb->mtime_sec &&
+	    st.st_mtim.tv_nsec == mb->mtime_nsec;
+	if (t.tv_sec < st.st_mtim.tv_sec || (t.tv_sec == st.st_mtim.tv_sec &&
+	    t.tv_nsec <= st.st_mtim.tv_nsec)) {
+		t = st.st_mtim;
+		if (++t.tv_nsec >= 1000000000L) {
+			t.tv_sec++;
+			t.tv_nsec = 0;
+		}
+	}
+	ts[0].tv_sec = 0;
+	ts[0].tv_nsec = UTIME_OMIT;
+	ts[1] = t;
+	if (futimens(mb->fd, ts) < 0 || fstat(mb->fd, &st) < 0)
+		return;	/* not the owner: changes are told by size and the kernel's times */
+	if (!current)
+		return;
+	mb->mtime_sec = st.st_mtim.tv_sec;
+	mb->mtime_nsec = st.st_mtim.tv_nsec;
+	mb->ctime_sec = st.st_ctim.tv_sec;
+	mb->ctime_nsec = st.st_ctim.tv_nsec;
+	/* no other state of the file has this mtime: a cache of the view is exact */
+	mb->view_racy = 0;
 }
 
 void
 mbox_unlock_nowait(struct mbox *mb, struct mbox_lock *lk)
 {
 	struct mbox_error e;
+
+	if (lk->excl && lk->fcntl_held && mb->touched)
+		stamp_written(mb);
+	mb->touched = 0;
 
 	/* the tick may have passed during the write by itself */
 	if (mb->view_racy && mbox_clock_past_ctime(mb))
@@ -144,6 +185,9 @@ mbox_unlock(struct mbox *mb, struct mbox_lock *lk)
 	/* Last moment nobody else can change the file: if it changed in the clock's current
 	 * tick (our own write, usually), let the tick pass, so that the view may be cached as
 	 * one a later change cannot hide from (see struct mbox_stamp). */
+	if (lk->excl && lk->fcntl_held && mb->touched)
+		stamp_written(mb);
+	mb->touched = 0;
 	if (lk->fcntl_held && mb->view_racy)
 		mbox_cache_settle(mb);
 	mbox_unlock_nowait(mb, lk);
@@ -277,7 +321,7 @@ recover_for_reader(struct mbox *mb)
 		mb->fd = rofd;
 		return -1;
 	}
-	r = mbox_lock(mb, &lk, 1);
+	r = mbox_lock(mb, &lk, MBOX_LK_WRITE);
 	if (r == 0) {
 		r = mbox_journal_recover(mb);
 		mbox_unlock(mb, &lk);
@@ -308,6 +352,7 @@ mbox_open(const char *path, const char *journal_dir, unsigned flags, struct mbox
 		return -1;
 	}
 	mb->fd = -1;
+	mb->read_lk.fd = -1;
 	mb->rw = rw;
 	mb->open_flags = flags;
 	mb->tz_cache_key = INT64_MIN;
@@ -353,7 +398,7 @@ mbox_open(const char *path, const char *journal_dir, unsigned flags, struct mbox
 		*err_r = mb->err;
 		goto fail;
 	}
-	if (mbox_lock(mb, &lk, rw) < 0) {
+	if (mbox_lock(mb, &lk, rw ? MBOX_LK_WRITE : MBOX_LK_SHARED | MBOX_LK_DOT) < 0) {
 		*err_r = mb->err;
 		goto fail;
 	}
@@ -403,6 +448,7 @@ mbox_free(struct mbox **mbp)
 
 	if (mb == NULL)
 		return;
+	mbox_read_end(mb);
 	/* the session's own writes changed the file: keep the next open from parsing it */
 	if (mb->cache_ok)
 		mbox_cache_save(mb);
@@ -634,6 +680,12 @@ mbox_msg_set_flags(struct mbox *mb, uint32_t i, unsigned flags, uint64_t keyword
 			mb->clean_below = i;
 	} else
 		m->state &= (uint8_t)~MSG_DIRTY;
+}
+
+int
+mbox_msg_gone(const struct mbox *mb, uint32_t i)
+{
+	return (mb->m.v[i].state & MSG_GONE) != 0;
 }
 
 int

@@ -143,6 +143,9 @@ struct mbox {
 				 * wherever the view is replaced or renumbered */
 	int maybe_gone;		/* the view may hold MSG_GONE entries (a reload in a write
 				 * call kept them for mbox_sync() to report) */
+	struct mbox_lock read_lk;	/* between mbox_read_begin() and mbox_read_end() */
+	long read_since;	/* when read_lk was taken (CLOCK_MONOTONIC, ms) */
+	int touched;		/* written under the lock held now (mbox_crash_point) */
 	int unsynced;		/* bytes were written with no fsync yet: mbox_write_locked()
 				 * syncs them before a tail rewrite and with its own in-place
 				 * patches, and clears this; the writer that set it syncs when
@@ -202,10 +205,15 @@ int mbox_meta_kind(const unsigned char *name, size_t len);
 /* mbox-open.c */
 int mbox_remap(struct mbox *mb);
 uint32_t mbox_tail_crc(const unsigned char *map, uint64_t size);
-int mbox_lock(struct mbox *mb, struct mbox_lock *lk, int write);
+int mbox_lock(struct mbox *mb, struct mbox_lock *lk, int mode);	/* MBOX_LK_* */
 /* Whether the coarse clock has moved past the ctime of the view (it is no longer racy). */
 int mbox_clock_past_ctime(const struct mbox *mb);
 void mbox_unlock(struct mbox *mb, struct mbox_lock *lk);
+/* Every unlock of a write lock after a write gives the file a modification time no earlier
+ * state of it had (a fine clock reading, later than the one before), so that a session
+ * whose view is one write behind always sees the file changed, even when the write came
+ * in the same tick of the coarse clock the kernel stamps files with and kept the size (a
+ * flag written in place).  The view then records that time and is not racy. */
 /* The same without waiting for the clock: for appends, which come in bursts (a client
  * uploading a folder) and would each wait up to a tick; the view may stay racy, and a cache
  * saved from it is checked against the file's headers at the next open. */

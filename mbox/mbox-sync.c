@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 void
@@ -376,7 +377,7 @@ mbox_sync(struct mbox *mb, struct mbox_sync_result *res)
 	memset(res, 0, sizeof(*res));
 	res->old_count = mb->m.n;
 	if (file_changed(mb, &gone)) {
-		if (mbox_lock(mb, &lk, mb->rw) < 0)
+		if (mbox_lock(mb, &lk, mb->rw ? MBOX_LK_WRITE : MBOX_LK_SHARED | MBOX_LK_DOT) < 0)
 			return -1;
 		r = reload(mb, res, 0);
 		if (r == 0 && mb->rw) {
@@ -443,17 +444,85 @@ nomem:
 	return -1;
 }
 
+static long
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+mbox_read_begin(struct mbox *mb)
+{
+	struct mbox_error e;
+	int gone, tries;
+
+	if (mb->read_lk.fcntl_held)
+		return 0;
+	/*
+	 * Shared lock, then a look at the file: changed, it is parsed again, which needs the
+	 * dotlock as well (a mail reader may hold only that one).  A reload that finds the
+	 * file replaced puts the new one on the descriptor, which drops the lock: around
+	 * again.  No file at all: nothing to lock; the reload finds one that has appeared.
+	 */
+	for (tries = 0; tries < 4; tries++) {
+		ino_t ino = mb->ino;
+		int had_fd = mb->fd >= 0, r;
+
+		if (had_fd && mbox_lock(mb, &mb->read_lk, MBOX_LK_SHARED) < 0)
+			return -1;
+		if (!file_changed(mb, &gone))
+			break;
+		if (had_fd) {
+			(void)mbox_lock_release(&mb->read_lk, &e);
+			if (mbox_lock(mb, &mb->read_lk, MBOX_LK_SHARED | MBOX_LK_DOT) < 0)
+				return -1;
+		}
+		r = mbox_reload_locked(mb);
+		(void)mbox_lock_drop_dot(&mb->read_lk, &e);
+		if (r < 0) {
+			(void)mbox_lock_release(&mb->read_lk, &e);
+			return -1;
+		}
+		if (had_fd && mb->fd >= 0 && mb->ino == ino)
+			break;
+		(void)mbox_lock_release(&mb->read_lk, &e);
+	}
+	if (tries == 4) {
+		mbox_set_error(&mb->err, EAGAIN, "%s keeps being replaced", mb->path);
+		return -1;
+	}
+	mb->read_since = mono_ms();
+	return 0;
+}
+
+void
+mbox_read_end(struct mbox *mb)
+{
+	struct mbox_error e;
+
+	(void)mbox_lock_release(&mb->read_lk, &e);
+}
+
+int
+mbox_read_contended(const struct mbox *mb)
+{
+	if (!mb->read_lk.fcntl_held)
+		return 0;
+	return mono_ms() - mb->read_since >= MBOX_READ_SLICE_MS ||
+	    mbox_lock_writer_waiting(mb->fd);
+}
+
 int
 mbox_refresh(struct mbox *mb)
 {
-	struct mbox_lock lk = MBOX_LOCK_INIT;
-	int gone, r;
+	int held = mb->read_lk.fcntl_held;
 
-	if (!file_changed(mb, &gone))
-		return 0;
-	if (mbox_lock(mb, &lk, 0) < 0)
+	if (mbox_read_begin(mb) < 0)
 		return -1;
-	r = mbox_reload_locked(mb);
-	mbox_unlock(mb, &lk);
-	return r;
+	if (!held)
+		mbox_read_end(mb);
+	return 0;
 }

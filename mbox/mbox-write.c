@@ -795,14 +795,61 @@ mbox_commit_flags(struct mbox *mb)
 		dirty = (mb->m.v[i].state & MSG_DIRTY) != 0;
 	if (!dirty && !mb->base_dirty)
 		return 0;
-	if (mbox_lock(mb, &lk, 1) < 0)
+	if (mbox_lock(mb, &lk, MBOX_LK_WRITE) < 0)
 		return -1;
 	/* The file may have changed since we last looked: bring the view up to date first,
 	 * keeping our pending changes (mbox_reload_locked merges them by UID). */
 	ret = mbox_reload_locked(mb);
 	if (ret == 0)
 		ret = mbox_write_locked(mb);
-	mbox_unlock(mb, &lk);
+	mbox_unlock_nowait(mb, &lk);
+	return ret;
+}
+
+int
+mbox_store_flags(struct mbox *mb, const uint8_t *mark, uint32_t n, int op, unsigned flags,
+    uint64_t keywords)
+{
+	struct mbox_lock lk = MBOX_LOCK_INIT;
+	uint32_t i;
+	int ret;
+
+	if (!mb->rw) {
+		mbox_set_error(&mb->err, EROFS, "%s is open read-only", mb->path);
+		return -1;
+	}
+	if (mbox_lock(mb, &lk, MBOX_LK_WRITE) < 0)
+		return -1;
+	/* the flags as they are in the file now: what another session stored since we last
+	 * looked is kept, and only this change is made to them (mbox_reload_locked keeps
+	 * indices: messages removed meanwhile stay, as gone) */
+	ret = mbox_reload_locked(mb);
+	for (i = 0; ret == 0 && i < n && i < mb->m.n; i++) {
+		const struct mbox_msg *m = &mb->m.v[i];
+		unsigned f = m->flags;
+		uint64_t kw = m->keywords;
+
+		if (!mark[i] || (m->state & MSG_GONE))
+			continue;
+		switch (op) {
+		case MBOX_STORE_SET:
+			f = flags;
+			kw = keywords;
+			break;
+		case MBOX_STORE_ADD:
+			f |= flags;
+			kw |= keywords;
+			break;
+		default:
+			f &= ~flags;
+			kw &= ~keywords;
+			break;
+		}
+		mbox_msg_set_flags(mb, i, f, kw);
+	}
+	if (ret == 0)
+		ret = mbox_write_locked(mb);
+	mbox_unlock_nowait(mb, &lk);
 	return ret;
 }
 
@@ -1098,7 +1145,7 @@ mbox_expunge(struct mbox *mb, const uint32_t *uids, size_t n_uids, uint32_t **ex
 		mbox_set_error(&mb->err, EROFS, "%s is open read-only", mb->path);
 		return -1;
 	}
-	if (mbox_lock(mb, &lk, 1) < 0)
+	if (mbox_lock(mb, &lk, MBOX_LK_WRITE) < 0)
 		return -1;
 	if (mbox_reload_locked(mb) < 0)
 		goto out;

@@ -186,6 +186,19 @@ long mbox_msg_pread(struct mbox *mb, uint32_t i, uint64_t off, unsigned char *bu
  */
 void mbox_msg_set_flags(struct mbox *mb, uint32_t i, unsigned flags, uint64_t keywords);
 int mbox_commit_flags(struct mbox *mb);
+/*
+ * STORE: under the write lock, with the view first brought up to date (others' changes
+ * read from the file), set, add or remove flags and keywords on every message i < n with
+ * mark[i] set that is still there, and write.  Each message's new flags are its current
+ * ones with just this change, so concurrent +FLAGS and -FLAGS of different flags by two
+ * sessions both hold.  Messages removed meanwhile are left alone (mbox_msg_gone()).  Fails
+ * with EROFS on a read-only mailbox, ETIMEDOUT when the lock cannot be had.
+ */
+#define MBOX_STORE_SET		0
+#define MBOX_STORE_ADD		1
+#define MBOX_STORE_REMOVE	2
+int mbox_store_flags(struct mbox *mb, const uint8_t *mark, uint32_t n, int op, unsigned flags,
+    uint64_t keywords);
 
 /*
  * Expunge: remove every message that has \Deleted and, when uids is not NULL, whose UID is
@@ -222,13 +235,28 @@ void mbox_later(struct mbox *mb);
 int mbox_sync(struct mbox *mb, struct mbox_sync_result *res);
 void mbox_sync_result_clear(struct mbox_sync_result *res);
 /*
- * Bring the mapping and the messages' offsets up to date without renumbering: messages
- * others removed stay (with no content) until the next mbox_sync() reports them, new
- * mail is added at the end.  For commands that read message data but may not report
- * EXPUNGE (FETCH, SEARCH, STORE; RFC 3501 7.4.1): calling it first makes the mapping
- * match the file, so that a file another process shrank is not read past its end.
- * Cheap (one fstat) when nothing changed.
+ * Reading message data.  Between mbox_read_begin() and mbox_read_end() the session holds
+ * a shared lock on the file: other sessions read at the same time, and no program that
+ * locks before it writes (our sessions, Debian's MDAs, mutt) changes the file, so the
+ * bytes the accessors below point at stay what they are.  mbox_read_begin() first brings
+ * the view up to date without renumbering: messages others removed stay, as gone
+ * (mbox_msg_gone(): no content, every range empty) until the next mbox_sync() reports
+ * them, and new mail is added at the end.  For commands that may not report EXPUNGE
+ * (FETCH, SEARCH; RFC 3501 7.4.1).  It waits for the lock up to MBOX_LOCK_TIMEOUT_MS and
+ * fails with ETIMEDOUT.  No lock is ever held while the caller waits for its client:
+ * a reader that must wait lets the lock go (mbox_read_end()), and takes it again, which
+ * may find the file changed.  Calls that write (flags, expunge, append, sync) must not be
+ * made while it is held.  Nesting: mbox_read_begin() with the lock held does nothing.
  */
+int mbox_read_begin(struct mbox *mb);
+void mbox_read_end(struct mbox *mb);
+/* Nonzero when the reader should let the lock go for a moment: a writer is waiting for
+ * it, or it has been held MBOX_READ_SLICE_MS. */
+int mbox_read_contended(const struct mbox *mb);
+#define MBOX_READ_SLICE_MS	50
+/* Message i was removed from the file by another program (see mbox_read_begin()). */
+int mbox_msg_gone(const struct mbox *mb, uint32_t i);
+/* mbox_read_begin() and mbox_read_end(): the view brought up to date as there. */
 int mbox_refresh(struct mbox *mb);
 /* The file descriptor (for inotify/fstat by the caller); owned by mb. */
 int mbox_fd(const struct mbox *mb);
@@ -262,7 +290,9 @@ void mbox_append_abort(struct mbox_append **ap);
  * Copy messages idx[0..n-1] of src (any open mailbox) to the end of dst (open read-write),
  * with their flags, keywords (by name, as far as dst has room) and internal dates.  On
  * success the new UIDs are *uid_first_r.. (consecutive, in the order given), for COPYUID
- * (RFC 4315).
+ * (RFC 4315).  src is read under its read lock (the caller must not hold it); if one of
+ * the messages was removed by another program meanwhile, nothing is copied and the
+ * error in dst is ENOENT.
  */
 int mbox_copy(struct mbox *dst, struct mbox *src, const uint32_t *idx, size_t n,
     uint32_t *uid_first_r);

@@ -108,8 +108,11 @@ def test_store_flags_and_keywords(sessions):
     a = sessions()
     a.ok("SELECT INBOX")
     r = a.ok("STORE 1:2 +FLAGS (\\Seen $Label1)")
-    assert r[0] == "* 1 FETCH (FLAGS (\\Seen \\Recent $Label1))"
-    assert r[1] == "* 2 FETCH (FLAGS (\\Seen \\Recent $Label1))"
+    # RFC 3501 7.2.6: the new keyword is announced before the FETCH that uses it
+    assert r[0] == "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1)"
+    assert r[1].startswith("* OK [PERMANENTFLAGS (") and " $Label1 \\*)]" in r[1]
+    assert r[2] == "* 1 FETCH (FLAGS (\\Seen \\Recent $Label1))"
+    assert r[3] == "* 2 FETCH (FLAGS (\\Seen \\Recent $Label1))"
     r = a.ok("UID STORE 2 -FLAGS (\\Seen)")
     assert r[-2] == "* 2 FETCH (FLAGS (\\Recent $Label1) UID 2)"
     assert a.ok("STORE 3 FLAGS.SILENT (\\Flagged \\Draft)") == ["OK STORE completed"]

@@ -29,7 +29,8 @@ holder(const char *path, int excl, int ms, int *ready_fd)
 		int fd = open(path, O_RDWR);
 
 		close(p[0]);
-		if (fd < 0 || mbox_lock_acquire(&lk, fd, path, excl, 1000, &err) < 0)
+		if (fd < 0 || mbox_lock_acquire(&lk, fd, path, excl ? MBOX_LK_WRITE :
+		    MBOX_LK_SHARED, 1000, &err) < 0)
 			_exit(2);
 		if (write(p[1], "x", 1) != 1)
 			_exit(3);
@@ -71,12 +72,12 @@ test_lock_excludes(void **state)
 	wait_ready(rfd);
 	/* the holder has both locks: the dotlock exists, we time out */
 	assert_int_equal(access(dot, F_OK), 0);
-	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, 1, 150, &err), -1);
+	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, MBOX_LK_WRITE, 150, &err), -1);
 	assert_int_equal(err.code, ETIMEDOUT);
 	/* a reader is kept out as well (the dotlock is exclusive) */
-	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, 0, 150, &err), -1);
+	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, MBOX_LK_SHARED, 150, &err), -1);
 	/* when it lets go, we get it (waiting less than the timeout) */
-	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, 1, 5000, &err), 0);
+	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, MBOX_LK_WRITE, 5000, &err), 0);
 	assert_int_equal(access(dot, F_OK), 0);
 	assert_int_equal(mbox_lock_release(&lk, &err), 0);
 	assert_int_equal(access(dot, F_OK), -1);
@@ -114,9 +115,9 @@ test_fcntl_only_holder(void **state)
 	close(p[1]);
 	assert_int_equal(read(p[0], &c, 1), 1);
 	fd = open(t.path, O_RDWR);
-	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, 0, 100, &err), -1);
+	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, MBOX_LK_SHARED, 100, &err), -1);
 	assert_int_equal(err.code, ETIMEDOUT);
-	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, 0, 5000, &err), 0);
+	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, MBOX_LK_SHARED, 5000, &err), 0);
 	assert_int_equal(mbox_lock_release(&lk, &err), 0);
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	close(fd);
@@ -146,12 +147,12 @@ test_stale_dotlock(void **state)
 	snprintf(pidbuf, sizeof(pidbuf), "%d\n", (int)pid);
 	write_file(dot, pidbuf, strlen(pidbuf));
 	fd = open(t.path, O_RDWR);
-	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, 1, 2000, &err), 0);
+	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, MBOX_LK_WRITE, 2000, &err), 0);
 	assert_int_equal(mbox_lock_release(&lk, &err), 0);
 	/* one naming a live process is respected */
 	snprintf(pidbuf, sizeof(pidbuf), "%d\n", (int)getppid());
 	write_file(dot, pidbuf, strlen(pidbuf));
-	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, 1, 200, &err), -1);
+	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, MBOX_LK_WRITE, 200, &err), -1);
 	assert_int_equal(err.code, ETIMEDOUT);
 	/* and the fcntl lock was given back on failure: another process can take it */
 	unlink(dot);
@@ -179,7 +180,7 @@ test_store_waits_for_mda(void **state)
 		struct mbox_lock lk = MBOX_LOCK_INIT;
 
 		fd = open(t.path, O_RDWR | O_APPEND);
-		if (fd < 0 || mbox_lock_acquire(&lk, fd, t.path, 1, 1000, &err) < 0)
+		if (fd < 0 || mbox_lock_acquire(&lk, fd, t.path, MBOX_LK_WRITE, 1000, &err) < 0)
 			_exit(2);
 		if (write(fd, "From b Mon Jan  5 01:02:03 2015\n\ntw", 35) != 35)
 			_exit(3);
@@ -249,7 +250,7 @@ test_dotlock_helper(void **state)
 		if (access(spool, W_OK) == 0)
 			_exit(3);
 		fd = open(box, O_RDWR);
-		if (fd < 0 || mbox_lock_acquire(&lk, fd, box, 1, 3000, &err) < 0)
+		if (fd < 0 || mbox_lock_acquire(&lk, fd, box, MBOX_LK_WRITE, 3000, &err) < 0)
 			_exit(4);
 		if (access(dot, F_OK) != 0)
 			_exit(5);
