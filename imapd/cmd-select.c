@@ -417,8 +417,8 @@ selected_set(struct selected *sel, const char *text, bool uid)
 	else
 		star = sel->exists;
 	for (k = 0; k < set.n; k++) {
-		uint32_t lo = set.r[k].lo == SEQ_STAR ? star : set.r[k].lo;
-		uint32_t hi = set.r[k].hi == SEQ_STAR ? star : set.r[k].hi, i;
+		uint32_t lo = set.r[k].lo == SEQ_STAR ? star : (uint32_t)set.r[k].lo;
+		uint32_t hi = set.r[k].hi == SEQ_STAR ? star : (uint32_t)set.r[k].hi, i;
 
 		if (lo > hi) {
 			uint32_t t = lo;

@@ -35,6 +35,13 @@ struct io {
 	char		*spill_dir;
 
 	uint64_t	bytes_in, bytes_out;
+
+	/* An over-long line (IO_TOOLONG): whether its LF is still to come, and its last
+	 * bytes so far (for io_skip_line()) */
+	int		long_open;
+	unsigned char	long_tail[IO_TAIL_MAX];
+	size_t		long_tail_len;
+	uint64_t	long_skipped;	/* of it, consumed so far */
 };
 
 struct plain_ctx {
@@ -224,6 +231,40 @@ fill(struct io *io)
 	}
 }
 
+/* Keeps the last bytes of p[0..n) after those kept already, as the tail of a long line. */
+static void
+keep_tail(struct io *io, const unsigned char *p, size_t n)
+{
+	size_t keep = io->long_tail_len;
+
+	if (n >= IO_TAIL_MAX) {
+		memcpy(io->long_tail, p + n - IO_TAIL_MAX, IO_TAIL_MAX);
+		io->long_tail_len = IO_TAIL_MAX;
+		return;
+	}
+	if (keep + n > IO_TAIL_MAX) {
+		memmove(io->long_tail, io->long_tail + keep + n - IO_TAIL_MAX,
+			IO_TAIL_MAX - n);
+		keep = IO_TAIL_MAX - n;
+	}
+	memcpy(io->long_tail + keep, p, n);
+	io->long_tail_len = keep + n;
+}
+
+/* The line at start is longer than maxlen: give its first maxlen bytes. */
+static enum io_status
+too_long(struct io *io, unsigned char *start, size_t avail, int open, size_t maxlen,
+	 const char **line_r, size_t *len_r)
+{
+	io->long_open = open;
+	io->long_tail_len = 0;
+	io->long_skipped = avail;
+	keep_tail(io, start, avail);
+	*line_r = (const char *)start;
+	*len_r = avail < maxlen ? avail : maxlen;
+	return IO_TOOLONG;
+}
+
 enum io_status
 io_read_line(struct io *io, size_t maxlen, const char **line_r, size_t *len_r)
 {
@@ -242,7 +283,7 @@ io_read_line(struct io *io, size_t maxlen, const char **line_r, size_t *len_r)
 			if (len > 0 && start[len - 1] == '\r')
 				len--;
 			if (len > maxlen)
-				return IO_TOOLONG;
+				return too_long(io, start, len, 0, maxlen, line_r, len_r);
 			*line_r = (const char *)start;
 			*len_r = len;
 			return IO_OK;
@@ -251,7 +292,7 @@ io_read_line(struct io *io, size_t maxlen, const char **line_r, size_t *len_r)
 		/* CR LF may follow the limit: allow two bytes for them. */
 		if (avail > maxlen + 1) {
 			io->in_pos = io->in_len;
-			return IO_TOOLONG;
+			return too_long(io, start, avail, 1, maxlen, line_r, len_r);
 		}
 		if (io->in_pos > 0 && io->in_size - io->in_len < maxlen + 2 - avail) {
 			memmove(io->in, start, avail);
@@ -260,12 +301,52 @@ io_read_line(struct io *io, size_t maxlen, const char **line_r, size_t *len_r)
 		}
 		st = fill(io);
 		if (st == IO_TOOLONG) {
+			start = io->in + io->in_pos;
+			avail = io->in_len - io->in_pos;
 			io->in_pos = io->in_len;
-			return IO_TOOLONG;
+			return too_long(io, start, avail, 1, maxlen, line_r, len_r);
 		}
 		if (st != IO_OK)
 			return st;
 	}
+}
+
+enum io_status
+io_skip_line(struct io *io, uint64_t max, const unsigned char **tail_r, size_t *tail_len_r)
+{
+	while (io->long_open) {
+		unsigned char *start, *lf;
+		size_t avail;
+		enum io_status st;
+
+		if (io->long_skipped > max)
+			return IO_TOOLONG;
+		if (io->in_pos == io->in_len) {
+			io->in_pos = io->in_len = 0;
+			if ((st = fill(io)) != IO_OK)
+				return st;
+		}
+		start = io->in + io->in_pos;
+		avail = io->in_len - io->in_pos;
+		lf = memchr(start, '\n', avail);
+		if (lf != NULL) {
+			size_t len = (size_t)(lf - start);
+
+			keep_tail(io, start, len);
+			io->in_pos += len + 1;
+			io->long_open = 0;
+			/* the CR of the CRLF is not part of the line */
+			if (io->long_tail_len > 0 && io->long_tail[io->long_tail_len - 1] == '\r')
+				io->long_tail_len--;
+			break;
+		}
+		keep_tail(io, start, avail);
+		io->in_pos = io->in_len;
+		io->long_skipped += avail;
+	}
+	*tail_r = io->long_tail;
+	*tail_len_r = io->long_tail_len;
+	return IO_OK;
 }
 
 enum io_status

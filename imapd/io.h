@@ -57,9 +57,21 @@ void	io_set_timeout(struct io *io, int timeout_ms);
 /*
  * Reads one line ended by LF (a CR before it is dropped too). On IO_OK, *line_r points at
  * the line without its ending and *len_r is its length; the line may contain NUL bytes.
- * Lines longer than maxlen give IO_TOOLONG.
+ * Lines longer than maxlen give IO_TOOLONG, with *line_r and *len_r its first (up to
+ * maxlen) bytes, valid until the next io_read_*() call; io_skip_line() then drops the
+ * rest of it.
  */
 enum io_status io_read_line(struct io *io, size_t maxlen, const char **line_r, size_t *len_r);
+
+/*
+ * After IO_TOOLONG from io_read_line(): reads and drops the rest of that line, up to and
+ * with its LF, at most max bytes of it (IO_TOOLONG beyond).  On IO_OK *tail_r points at
+ * the line's last bytes (up to IO_TAIL_MAX, without CR LF; valid until the next io_*()
+ * call), so that the caller can tell whether it announced a literal.
+ */
+#define IO_TAIL_MAX	32
+enum io_status io_skip_line(struct io *io, uint64_t max, const unsigned char **tail_r,
+			    size_t *tail_len_r);
 
 /* Reads exactly len bytes into buf (a literal). */
 enum io_status io_read_exact(struct io *io, void *buf, size_t len);

@@ -8,8 +8,11 @@
  */
 
 /* Longest command line (without its literals). RFC 7162 section 4 asks servers to accept
- * at least 8192 octets; UID sets of synchronising clients get long, so allow 64 KiB. */
-#define IMAPD_LINE_MAX_PREAUTH		2048
+ * at least 8192 octets; UID sets of synchronising clients get long, so allow 64 KiB.
+ * Before login the longest command a client may rightly send is ID at RFC 2971's maxima
+ * (30 pairs of 30- and 1024-octet quoted strings: about 32 KiB), so 40 KiB.  A longer line
+ * is answered BAD and skipped (up to IMAPD_DISCARD_MAX*), not a reason to end the session. */
+#define IMAPD_LINE_MAX_PREAUTH		40960
 #define IMAPD_LINE_MAX			65536
 
 /* Largest literal held in memory: a LOGIN user name or password before login; a SEARCH
@@ -72,6 +75,8 @@
 #define IMAPD_HOLD_KEEP			(256 * 1024)
 
 _Static_assert(IMAPD_LINE_MAX_PREAUTH <= IMAPD_LINE_MAX, "pre-login lines must be shorter");
+_Static_assert(IMAPD_LINE_MAX_PREAUTH >= 64 + 6 + IMAPD_ID_PAIRS_MAX *
+	       (IMAPD_ID_FIELD_MAX + IMAPD_ID_VALUE_MAX + 6), "ID at its maxima fits pre-login");
 _Static_assert(IMAPD_LITERAL_MAX_PREAUTH <= IMAPD_LITERAL_MAX, "pre-login literals smaller");
 _Static_assert(IMAPD_COMMAND_MAX_PREAUTH >= IMAPD_LINE_MAX_PREAUTH + 2 *
 	       IMAPD_LITERAL_MAX_PREAUTH, "LOGIN with two literals must fit");

@@ -182,25 +182,6 @@ new_arg(struct parser *p, enum arg_type type)
 	return a;
 }
 
-/* Reads the next line of the command into p->line. */
-static enum parse_status
-next_line(struct parser *p)
-{
-	enum io_status st = io_read_line(p->io, p->lim.line_max, &p->line, &p->len);
-
-	p->pos = 0;
-	if (st == IO_OK)
-		return PARSE_OK;
-	p->line = "";
-	p->len = 0;
-	if (st == IO_TOOLONG) {
-		set_error(p, "Command line too long");
-		return PARSE_TOOLONG;
-	}
-	p->io_status = st;
-	return PARSE_IO;
-}
-
 /* ATOM-CHAR (RFC 3501 9) plus the list wildcards, '\' for flags and ']' for astrings. */
 static bool
 is_atom_char(unsigned char c)
@@ -214,6 +195,67 @@ static bool
 is_tag_char(unsigned char c)
 {
 	return is_atom_char(c) && c != '+' && c != '%' && c != '*' && c != '\\';
+}
+
+/*
+ * A line longer than the limit: answered BAD and the session goes on, as long as the rest
+ * of the line can be read and dropped (at most discard_max bytes; beyond that the session
+ * ends with PARSE_TOOLONG).  The tag is taken from the line's start for the answer.  The
+ * line's last bytes become p->line, so that parser_discard() sees a literal it announces
+ * and drops that too (a non-synchronizing one) or sends no "+" (a synchronizing one).
+ */
+static enum parse_status
+skip_long(struct parser *p)
+{
+	const unsigned char *tail;
+	size_t i = 0, n;
+	enum io_status st;
+
+	if (p->tag == NULL) {
+		while (i < p->len && i <= IMAPD_TAG_MAX &&
+		    is_tag_char((unsigned char)p->line[i]))
+			i++;
+		if (i > 0 && i <= IMAPD_TAG_MAX && i < p->len && p->line[i] == ' ') {
+			memcpy(p->tagbuf, p->line, i);
+			p->tagbuf[i] = '\0';
+			p->tag = p->tagbuf;
+		}
+	}
+	st = io_skip_line(p->io, p->lim.discard_max, &tail, &n);
+	p->pos = 0;
+	if (st == IO_TOOLONG) {
+		p->line = "";
+		p->len = 0;
+		set_error(p, "Command line too long");
+		return PARSE_TOOLONG;
+	}
+	if (st != IO_OK) {
+		p->line = "";
+		p->len = 0;
+		p->io_status = st;
+		return PARSE_IO;
+	}
+	p->line = (const char *)tail;
+	p->len = n;
+	set_error(p, "Command line too long");
+	return PARSE_ERROR;
+}
+
+/* Reads the next line of the command into p->line. */
+static enum parse_status
+next_line(struct parser *p)
+{
+	enum io_status st = io_read_line(p->io, p->lim.line_max, &p->line, &p->len);
+
+	p->pos = 0;
+	if (st == IO_OK)
+		return PARSE_OK;
+	if (st == IO_TOOLONG)
+		return skip_long(p);
+	p->line = "";
+	p->len = 0;
+	p->io_status = st;
+	return PARSE_IO;
 }
 
 enum parse_status
@@ -234,6 +276,11 @@ parser_begin(struct parser *p, const char **tag_r, const char **name_r)
 	*name_r = NULL;
 
 	st = next_line(p);
+	if (st == PARSE_ERROR) {
+		/* too long: the caller answers BAD (with the tag, if it had one) and discards */
+		*tag_r = p->tag;
+		return st;
+	}
 	if (st != PARSE_OK) {
 		p->done = true;
 		return st;
@@ -341,7 +388,11 @@ parse_quoted(struct parser *p)
 	return true;
 }
 
-/* An atom; "[...]" inside it is taken whole (FETCH section specs, RFC 3501 6.4.5). */
+/*
+ * An atom; "[...]" inside it is taken whole (FETCH section specs, RFC 3501 6.4.5), spaces
+ * and quoted strings included.  A '[' that no ']' closes is an ATOM-CHAR like any other
+ * (RFC 3501 9: only atom-specials are not), so "SELECT a[b" names a mailbox "a[b".
+ */
 static bool
 parse_atom(struct parser *p)
 {
@@ -353,6 +404,7 @@ parse_atom(struct parser *p)
 
 		if (c == '[') {
 			bool quoted = false;
+			size_t open = i;
 
 			for (i++; i < p->len; i++) {
 				c = (unsigned char)p->line[i];
@@ -366,8 +418,8 @@ parse_atom(struct parser *p)
 					break;
 			}
 			if (i >= p->len || p->line[i] != ']') {
-				set_error(p, "Missing ] in argument");
-				return false;
+				i = open + 1;	/* not a section: an ordinary character */
+				continue;
 			}
 			i++;
 			continue;
@@ -733,7 +785,7 @@ arg_count(const struct imap_arg *a)
 
 /* One seq-number (RFC 3501 9): nz-number or '*'. */
 static bool
-seq_number(const char **sp, uint32_t *n_r)
+seq_number(const char **sp, uint64_t *n_r)
 {
 	const char *s = *sp;
 	uint64_t n = 0;
@@ -747,10 +799,10 @@ seq_number(const char **sp, uint32_t *n_r)
 		return false;
 	for (; *s >= '0' && *s <= '9'; s++) {
 		n = n * 10 + (uint64_t)(*s - '0');
-		if (n >= UINT32_MAX)	/* nz-number is a 32-bit value; UINT32_MAX is '*' */
+		if (n > UINT32_MAX)	/* nz-number is a 32-bit value */
 			return false;
 	}
-	*n_r = (uint32_t)n;
+	*n_r = n;
 	*sp = s;
 	return true;
 }
@@ -768,7 +820,7 @@ seqset_parse(const char *s, struct seqset *set_r)
 	if ((r = calloc(max, sizeof(*r))) == NULL)
 		return false;
 	for (;;) {
-		uint32_t a, b;
+		uint64_t a, b;
 
 		if (!seq_number(&s, &a))
 			goto bad;
@@ -809,12 +861,12 @@ seqset_contains(const struct seqset *set, uint32_t n, uint32_t star)
 	size_t i;
 
 	for (i = 0; i < set->n; i++) {
-		uint32_t lo = set->r[i].lo, hi = set->r[i].hi;
+		uint32_t lo = (uint32_t)set->r[i].lo, hi = (uint32_t)set->r[i].hi;
 
 		/* '*' is the largest number in use; "5:*" with star 3 means 3:5 (RFC 3501 9). */
-		if (lo == SEQ_STAR)
+		if (set->r[i].lo == SEQ_STAR)
 			lo = star;
-		if (hi == SEQ_STAR)
+		if (set->r[i].hi == SEQ_STAR)
 			hi = star;
 		if (lo > hi) {
 			uint32_t t = lo;

@@ -123,17 +123,17 @@ size_t	arg_count(const struct imap_arg *a);
 
 /*
  * Sequence sets (RFC 3501 9: sequence-set). Ranges are normalised low..high; '*' is
- * UINT32_MAX until the caller resolves it. seqset_parse() returns false on bad syntax
- * (empty, zero, overflow, stray characters).
+ * SEQ_STAR, above every number (4294967295 is a valid UID), until the caller resolves it.
+ * seqset_parse() returns false on bad syntax (empty, zero, overflow, stray characters).
  */
 struct seq_range {
-	uint32_t lo, hi;
+	uint64_t lo, hi;
 };
 struct seqset {
 	struct seq_range *r;
 	size_t		n;
 };
-#define SEQ_STAR	UINT32_MAX
+#define SEQ_STAR	((uint64_t)1 << 32)
 /* Allocates set_r->r (free with seqset_clear()); at most one range per two input bytes. */
 bool	seqset_parse(const char *s, struct seqset *set_r);
 void	seqset_clear(struct seqset *set);

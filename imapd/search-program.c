@@ -16,7 +16,8 @@
 /* Longest search string accepted (bytes, UTF-8). */
 #define SEARCH_STRING_MAX	TEXTMATCH_MAX_NEEDLE
 
-#define STAR	UINT32_MAX
+/* '*' in a set: above every nz-number, so that 4294967295 stays a number */
+#define STAR	((uint64_t)1 << 32)
 
 enum nkind {
 	N_ALL, N_AND, N_OR, N_NOT, N_SEQ, N_UID, N_FLAG, N_UNFLAG, N_KEYWORD, N_UNKEYWORD,
@@ -25,7 +26,7 @@ enum nkind {
 };
 
 struct range {
-	uint32_t lo, hi;
+	uint64_t lo, hi;	/* STAR for "*" */
 };
 
 struct node {
@@ -163,7 +164,7 @@ is_seqset(const char *s, size_t len)
 }
 
 static int
-parse_seqnum(const char **pp, const char *end, uint32_t *v)
+parse_seqnum(const char **pp, const char *end, uint64_t *v)
 {
 	const char *p = *pp;
 	uint64_t n = 0;
@@ -177,11 +178,11 @@ parse_seqnum(const char **pp, const char *end, uint32_t *v)
 		return -1;
 	while (p < end && *p >= '0' && *p <= '9') {
 		n = n * 10 + (uint64_t)(*p - '0');
-		if (n >= STAR)
+		if (n > UINT32_MAX)	/* nz-number is a 32-bit value (RFC 3501 9) */
 			return -1;
 		p++;
 	}
-	*v = (uint32_t)n;
+	*v = n;
 	*pp = p;
 	return 0;
 }
@@ -530,8 +531,8 @@ in_set(const struct node *n, uint32_t v, uint32_t star)
 	size_t i;
 
 	for (i = 0; i < n->nranges; i++) {
-		uint32_t lo = n->ranges[i].lo == STAR ? star : n->ranges[i].lo;
-		uint32_t hi = n->ranges[i].hi == STAR ? star : n->ranges[i].hi;
+		uint32_t lo = n->ranges[i].lo == STAR ? star : (uint32_t)n->ranges[i].lo;
+		uint32_t hi = n->ranges[i].hi == STAR ? star : (uint32_t)n->ranges[i].hi;
 
 		if (lo > hi) {
 			uint32_t t = lo;

@@ -205,12 +205,42 @@ def test_wrong_state_and_unknown_commands(login_server, user):
 
 
 def test_overlong_line_before_login(server_factory):
+    """A line over the limit gets BAD and is skipped; the session goes on. Only a line
+    that goes on past what may be dropped before login (64 KiB) ends it."""
     srv = server_factory()
     raw = Raw(srv.sock)
     greet(raw)
-    raw.send("a LOGIN " + "x" * 5000 + "\r\n")
+    raw.send("a LOGIN " + "x" * 50000 + "\r\n")
+    assert raw.until_tagged("a") == ["a BAD Command line too long"]
+    raw.send("b NOOP\r\n")
+    assert raw.until_tagged("b") == ["b OK NOOP completed"]
+    # a long line announcing a non-synchronising literal: both are dropped
+    raw.send("c LOGIN " + "y" * 45000 + " {6+}\r\nsecret\r\nd NOOP\r\n")
+    assert raw.until_tagged("c") == ["c BAD Command line too long"]
+    assert raw.until_tagged("d") == ["d OK NOOP completed"]
+    raw.send("e LOGIN " + "x" * 200000 + "\r\n")
     assert raw.line() == "* BYE Command line too long"
     assert raw.closed()
+    assert srv.wait() == 0
+
+
+def test_id_at_rfc2971_maxima(server_factory):
+    """RFC 2971 3.3: 30 field/value pairs of 30 and 1024 octets (about 32 KB on one line)
+    are answered, before login as well."""
+    srv = server_factory()
+    raw = Raw(srv.sock)
+    greet(raw)
+    pairs = " ".join('"%s" "%s"' % (("f%02d" % i).ljust(30, "x"), "v" * 1024)
+                     for i in range(30))
+    raw.send("a ID (" + pairs + ")\r\n")
+    r = raw.until_tagged("a")
+    assert r[-1] == "a OK ID completed"
+    assert r[0].startswith('* ID ("name" "imapd"')
+    # one pair more is refused with BAD, and the session goes on
+    raw.send("b ID (" + pairs + ' "extra" "x")\r\n')
+    assert raw.until_tagged("b") == ["b BAD Invalid ID field-value pairs"]
+    raw.send("c LOGOUT\r\n")
+    raw.until_tagged("c")
     assert srv.wait() == 0
 
 

@@ -460,11 +460,16 @@ class Model:
                     if m is not None and m.removed is None:
                         m.removed = ("expunge", t)
 
-    def mutt_dropped(self, uid, key, t):
+    def mutt_dropped(self, uid, t):
+        """The mail reader is about to drop uid (it holds the locks since before t)."""
         with self.lock:
             r = self.uidrec(uid)
             if r.mutt_drop is None:
                 r.mutt_drop = t
+
+    def mutt_drop_done(self, key, t):
+        """The file no longer has key since t."""
+        with self.lock:
             m = self.msgs.get(key)
             if m is not None and m.removed is None:
                 m.removed = ("mutt", t)

@@ -163,6 +163,7 @@ class Proc:
         self.kind = kind
         self.pid = popen.pid
         self.storm_killed = False
+        self.harness_killed = False
         self.in_command = False
 
 

@@ -1,0 +1,910 @@
+"""One stress client: sessions one after another (connect, SELECT INBOX, random commands,
+LOGOUT), each checking every response against its own view of the mailbox and the shared
+model.
+
+The view: the number of messages the session was told (EXISTS, EXPUNGE), the UID at each
+sequence number (filled by FETCH UID after every command that announced new messages), the
+flags the session was last told per UID, and the flags and keywords the last untagged
+FLAGS listed.
+"""
+
+import random
+import re
+import time
+
+from imapconn import Atom, Conn, ServerGone, Str, Timeout, canon_structure, flag_list
+from model import INF, canon_flags, fmt_flags
+from mboxgen import crlf
+
+SYSTEM_FLAGS = ["\\Seen", "\\Answered", "\\Flagged", "\\Draft"]
+KEYWORDS = ["$Label1", "$Label2", "$Label3", "$Label4", "$Label5", "$Forwarded", "NonJunk"]
+HDR_NAMES = [b"From", b"To", b"Subject", b"Message-ID"]
+_MSGID = re.compile(rb"(?im)^message-id:[ \t]*(?:\r\n[ \t]+)?(<[^>\s]*>)")
+_HF = re.compile(rb"^BODY\[HEADER\.FIELDS \(([^)]*)\)\]$")
+
+WEIGHTS = [("fetch_flags", 10), ("fetch_hdr", 10), ("fetch_bs", 6), ("fetch_size", 6),
+           ("fetch_body", 5), ("fetch_text", 4), ("uid_fetch", 8), ("store", 14),
+           ("uid_store", 6), ("delete", 5), ("expunge", 3), ("uid_expunge", 2),
+           ("append", 6), ("noop", 12), ("check", 2)]
+
+
+class SessionLost(Exception):
+    """The session cannot go on (connection closed, server hung, or BYE).  quiet: the cause
+    was reported already."""
+
+    def __init__(self, why, quiet=False):
+        super().__init__(why)
+        self.quiet = quiet
+
+
+class Cmd:
+    """One command in flight and what came back for it."""
+
+    def __init__(self, kind, text, no_expunge=False, literal=None, plus=False):
+        self.kind = kind
+        self.text = text
+        self.no_expunge = no_expunge    # FETCH, STORE, SEARCH: EXPUNGE not allowed (7.4.1)
+        self.literal = literal
+        self.plus = plus
+        self.tag = None
+        self.tagged = None
+        self.sent = None
+        self.untagged = []
+        self.fetches = []           # (seq, uid, Response)
+        self.targets = ()           # the UIDs the command is about
+        self.flag_updates = {}      # uid -> flags (the last FETCH FLAGS for it)
+        self.expunged = []          # uids announced
+        self.t0 = 0.0
+
+    def line(self):
+        t = self.text.decode("utf-8", "replace")
+        return (self.tag.decode() + " " if self.tag else "") + (t if len(t) < 200 else
+                                                                 t[:200] + "...")
+
+
+class Client:
+    def __init__(self, cid, run, login=False, final=False):
+        self.cid = cid
+        self.run = run
+        self.model = run.model
+        self.login = login
+        self.final = final
+        self.rng = random.Random("%s-%s" % (run.args.seed, cid))
+        self.conn = None
+        self.proc = None
+        self.sessions = 0
+        self.reset_view()
+
+    # -- view --------------------------------------------------------------------------------
+    def reset_view(self):
+        self.exists = 0
+        self.seq = []               # [uid or None, floor]: floor = UIDs must exceed it
+        self.flags = {}
+        self.known = set()          # lower-cased names from the last FLAGS
+        self.max_uid = 0
+        self.got_bye = False
+        self.logging_out = False
+        self.selected = False
+        self.select_sent = None
+
+    def v(self, kind, cmd, resp, detail=""):
+        line = resp.short() if resp is not None else ""
+        self.model.violation(kind, self.cid, cmd.line() if cmd is not None else "", line,
+                             detail)
+
+    # -- running sessions --------------------------------------------------------------------
+    def loop(self):
+        stop = self.run.stop
+        while not stop.is_set():
+            try:
+                self.session()
+            except Exception:
+                import traceback
+                self.run.harness_error("%s: %s" % (self.cid, traceback.format_exc()))
+                break
+            if self.run.fatal.is_set():
+                break
+
+    def session(self, script=None):
+        """One connection.  script, when given, replaces the random commands."""
+        run = self.run
+        self.reset_view()
+        try:
+            self.proc = run.launcher.start(login=self.login)
+        except RuntimeError:
+            return
+        self.conn = Conn(self.proc.sock)
+        self.sessions += 1
+        self.model.note("sessions")
+        cmd = None
+        try:
+            self.greet()
+            if self.login:
+                self.do_login()
+            if not self.select():
+                self.logout()
+                return
+            if script is not None:
+                script(self)
+            else:
+                n = self.rng.randint(5, 60)
+                for _ in range(n):
+                    if run.stop.is_set():
+                        break
+                    self.fill_uids()
+                    self.random_command()
+            self.logout()
+        except SessionLost as e:
+            self.lost(str(e), e.quiet)
+        finally:
+            self.finish_proc()
+
+    def lost(self, why, quiet=False):
+        if self.proc.storm_killed:
+            self.model.note("sessions killed by the storm")
+            return
+        if self.got_bye or quiet:
+            return
+        self.model.violation("connection lost", self.cid, self.last_cmd_line, why,
+                             "the server closed the connection or stopped answering "
+                             "without BYE")
+
+    def finish_proc(self):
+        proc = self.proc
+        if proc is None:
+            return
+        try:
+            self.conn.close()
+        except Exception:
+            pass
+        status, hung = self.run.launcher.reap(proc, timeout=10.0)
+        self.proc = None
+        if proc.storm_killed or proc.harness_killed:
+            return
+        if hung:
+            self.model.violation("server did not exit", self.cid, "after the session",
+                                 "", "still running 10 s after its connection ended")
+        elif status is not None and status < 0:
+            self.model.violation("server crashed", self.cid, self.last_cmd_line, "",
+                                 "killed by signal %d" % -status)
+        elif status not in (0, None) and self.logging_out:
+            self.model.violation("server exit status", self.cid, "LOGOUT", "",
+                                 "exit status %d after LOGOUT" % status)
+        self.proc = None
+
+    # -- the command engine ------------------------------------------------------------------
+    last_cmd_line = ""
+
+    def execute(self, cmd, on_sent=None, on_lost=None):
+        """Sends cmd, handles every response up to its tagged one.  on_sent() is called
+        right before the bytes go out and returns the tick; on_lost() when the session dies
+        with the command in flight (its outcome is then unknown)."""
+        conn = self.conn
+        cmd.tag = conn.next_tag()
+        self.last_cmd_line = cmd.line()
+        timeout = self.run.args.timeout
+        line = cmd.tag + b" " + cmd.text
+        if cmd.literal is not None:
+            line += b" {%d%s}" % (len(cmd.literal), b"+" if cmd.plus else b"")
+        self.proc.in_command = True
+        cmd.t0 = time.monotonic()
+        deadline = cmd.t0 + timeout
+        try:
+            cmd.sent = on_sent() if on_sent else self.model.tick()
+            try:
+                if cmd.literal is not None and not cmd.plus:
+                    conn.send(line + b"\r\n")
+                    while True:
+                        r = conn.read(deadline)
+                        if r.kind == "cont":
+                            break
+                        if r.kind == "tagged":
+                            return self._tagged(cmd, r)
+                        self.untagged(r, cmd)
+                    conn.send(cmd.literal + b"\r\n")
+                elif cmd.literal is not None:
+                    conn.send(line + b"\r\n" + cmd.literal + b"\r\n")
+                else:
+                    conn.send(line + b"\r\n")
+                while True:
+                    r = conn.read(deadline)
+                    if r.kind == "tagged":
+                        if r.tag != cmd.tag:
+                            self.v("tagged response with a wrong tag", cmd, r)
+                            continue
+                        return self._tagged(cmd, r)
+                    if r.kind == "cont":
+                        self.v("unexpected continuation request", cmd, r)
+                        continue
+                    self.untagged(r, cmd)
+            except Timeout:
+                quiet = self.proc.storm_killed
+                if not quiet:
+                    self.model.violation("no answer", self.cid, cmd.line(), "",
+                                         "no tagged response in %d s" % timeout)
+                    self.proc.harness_killed = True
+                self.run.launcher.kill(self.proc)
+                raise SessionLost("timeout", quiet=True)
+            except ServerGone as e:
+                raise SessionLost(str(e))
+        except SessionLost:
+            if on_lost is not None:
+                on_lost()
+            raise
+        finally:
+            self.proc.in_command = False
+
+    def _tagged(self, cmd, r):
+        cmd.tagged = r
+        dt = time.monotonic() - cmd.t0
+        self.run.record(cmd.kind, dt)
+        st = r.status
+        if st == "OK":
+            return r
+        if st == "NO" and r.code_name == "INUSE":
+            self.model.allow("NO [INUSE]")
+            return r
+        if st == "NO" and r.code_name == "EXPUNGEISSUED" and cmd.kind != "APPEND":
+            # RFC 5530: someone else expunged; only fine if one of them really was.
+            if any(self.model.maybe_gone(u) for _, u, _ in cmd.fetches if u) or \
+                    any(self.model.maybe_gone(u) for u in cmd.targets if u):
+                self.model.allow("NO [EXPUNGEISSUED]")
+                return r
+        self.v("%s response" % st, cmd, r)
+        return r
+
+    # -- untagged responses ------------------------------------------------------------------
+    def untagged(self, r, cmd):
+        cmd.untagged.append(r)
+        if self.logging_out and not (r.kind == "status" and r.status == "BYE"):
+            self.v("untagged data after LOGOUT", cmd, r,
+                   "only BYE may answer LOGOUT")
+        if r.kind == "status":
+            if r.status == "BYE":
+                if not self.logging_out:
+                    self.v("unexpected BYE", cmd, r)
+                self.got_bye = True
+                return
+            if r.status in ("NO", "BAD"):
+                self.v("untagged %s" % r.status, cmd, r)
+            if r.code_name == "UIDVALIDITY" and cmd.kind == "SELECT":
+                try:
+                    v = int(r.code.split()[1])
+                except (IndexError, ValueError):
+                    self.v("malformed response", cmd, r)
+                    return
+                if not self.model.set_uidvalidity(v, self.cid, r.short()):
+                    self.run.fatal.set()
+            elif r.code_name == "PERMANENTFLAGS":
+                pass
+            return
+        if r.kind == "data":
+            if r.word == b"FLAGS":
+                try:
+                    from imapconn import parse
+                    toks = parse(r.rest)
+                    fl = flag_list(toks[0]) if toks else None
+                except ValueError:
+                    fl = None
+                if fl is None:
+                    self.v("malformed response", cmd, r)
+                    return
+                self.known = set(f.lower() for f in fl)
+            return
+        if r.kind != "num":
+            return
+        n = r.number
+        if r.word == b"EXISTS":
+            if n < self.exists:
+                self.v("EXISTS decreased", cmd, r,
+                       "told %d before; only EXPUNGE may lower the count (RFC 3501 7.3.1)" %
+                       self.exists)
+                return
+            while len(self.seq) < n:
+                self.seq.append([None, self.max_uid])
+            self.exists = n
+            return
+        if r.word == b"RECENT":
+            return
+        if r.word == b"EXPUNGE":
+            if cmd.no_expunge:
+                self.v("EXPUNGE during FETCH/STORE", cmd, r,
+                       "RFC 3501 7.4.1: not allowed while responding to FETCH, STORE, SEARCH")
+            if n < 1 or n > self.exists:
+                self.v("EXPUNGE of an unknown number", cmd, r,
+                       "the session knows %d messages" % self.exists)
+                return
+            uid = self.seq.pop(n - 1)[0]
+            self.exists -= 1
+            if uid is None:
+                self.model.unattributed_expunge()
+                return
+            self.flags.pop(uid, None)
+            cmd.expunged.append(uid)
+            self.model.announce_expunge(uid, self.cid, cmd.line(), r.short())
+            return
+        if r.word == b"FETCH":
+            self.fetch_response(r, cmd)
+
+    def fetch_response(self, r, cmd):
+        n = r.number
+        if n < 1 or n > self.exists:
+            self.v("FETCH above EXISTS", cmd, r,
+                   "the session was told of %d messages (RFC 3501 7.4.2, 7.3.1)" % self.exists)
+            return
+        if r.fetch is None:
+            self.v("malformed FETCH", cmd, r, r.fetch_error or "")
+            return
+        items = r.fetch
+        ent = self.seq[n - 1]
+        uid = ent[0]
+        if b"UID" in items:
+            v = items[b"UID"]
+            if not isinstance(v, Atom) or not v.isdigit() or int(v) == 0:
+                self.v("malformed FETCH", cmd, r, "bad UID")
+                return
+            u = int(v)
+            if uid is None:
+                if not self._uid_order_ok(n, u, ent[1]):
+                    self.v("UIDs not ascending", cmd, r,
+                           "UID %d at %d does not fit between its neighbours (or is not "
+                           "above UIDs seen before the message appeared)" % (u, n))
+                ent[0] = uid = u
+                self.max_uid = max(self.max_uid, u)
+                self.model.learn_uid(u)
+            elif uid != u:
+                self.v("FETCH UID mismatch", cmd, r,
+                       "message %d has UID %d in this session" % (n, uid))
+                return
+        if b"FLAGS" in items:
+            fl = flag_list(items[b"FLAGS"])
+            if fl is None:
+                self.v("malformed FETCH", cmd, r, "bad FLAGS")
+            else:
+                for f in fl:
+                    if not f.startswith("\\") and f.lower() not in self.known:
+                        self.v("keyword before FLAGS", cmd, r,
+                               "%s was not in the last untagged FLAGS (RFC 3501 7.2.6)" % f)
+                        break
+                if uid is not None:
+                    c = canon_flags(fl)
+                    self.flags[uid] = c
+                    cmd.flag_updates[uid] = c
+        cmd.fetches.append((n, uid, r))
+
+    def _uid_order_ok(self, n, u, floor):
+        if u <= floor:
+            return False
+        for k in range(n - 2, -1, -1):
+            p = self.seq[k][0]
+            if p is not None:
+                if p >= u:
+                    return False
+                break
+        for k in range(n, len(self.seq)):
+            p = self.seq[k][0]
+            if p is not None:
+                if p <= u:
+                    return False
+                break
+        return True
+
+    # -- content checks (after the tagged response) ------------------------------------------
+    def check_fetches(self, cmd):
+        tolerant = cmd.tagged is not None and (cmd.tagged.status == "NO" or
+                                               cmd.tagged.code_name == "EXPUNGEISSUED")
+        for n, uid, r in cmd.fetches:
+            if uid is None:
+                continue
+            self.check_items(cmd, uid, r, tolerant)
+
+    def check_items(self, cmd, uid, r, tolerant):
+        m = self.model
+        items = r.fetch
+        content = []
+        for name, val in items.items():
+            if name in (b"UID", b"FLAGS"):
+                continue
+            content.append((name, val))
+        if not content:
+            return
+        if tolerant and m.maybe_gone(uid):
+            m.allow("data of an expunged message, flagged EXPUNGEISSUED")
+            return
+        # Which message is it?  Learn it from a Message-ID in what was fetched.
+        for name, val in content:
+            if isinstance(val, Str) and (name == b"BODY[]" or _HF.match(name)):
+                head = val.split(b"\r\n\r\n", 1)[0]
+                mm = _MSGID.search(head)
+                if mm:
+                    m.link(uid, mm.group(1), self.cid, cmd.line(), r.short())
+                    break
+        with m.lock:
+            rec = m.uids.get(uid)
+            key = rec.key if rec is not None else None
+            msg = m.msgs.get(key) if key is not None else None
+        for name, val in content:
+            self.check_item(cmd, r, uid, rec, msg, name, val)
+
+    def check_item(self, cmd, r, uid, rec, msg, name, val):
+        m = self.model
+        gone = m.maybe_gone(uid)
+        what = name.decode("latin-1")
+        if name == b"RFC822.SIZE":
+            if not isinstance(val, Atom) or not val.isdigit():
+                self.v("malformed FETCH", cmd, r, "bad RFC822.SIZE")
+                return
+            got = int(val)
+            exp = len(msg.content) if msg is not None else None
+            norm = got
+        elif name == b"BODYSTRUCTURE":
+            if not isinstance(val, list):
+                self.v("wrong FETCH data", cmd, r, "UID %d: BODYSTRUCTURE is not a list%s" %
+                       (uid, " (the message was being expunged)" if gone else ""))
+                return
+            norm = canon_structure(val)
+            exp = None
+            got = norm
+        elif name in (b"BODY[]", b"BODY[TEXT]") or _HF.match(name):
+            if val is None:
+                self.v("wrong FETCH data", cmd, r, "UID %d: %s is NIL%s" % (
+                    uid, what, " (the message was being expunged)" if gone else ""))
+                return
+            if not isinstance(val, Str):
+                self.v("malformed FETCH", cmd, r, "%s is not a string" % what)
+                return
+            got = bytes(val)
+            norm = got
+            exp = None
+            if msg is not None:
+                if name == b"BODY[]":
+                    exp = msg.content
+                elif name == b"BODY[TEXT]":
+                    exp = msg.text()
+                else:
+                    names = _HF.match(name).group(1).split()
+                    exp = msg.header_fields(names)
+        else:
+            return
+        if exp is not None and got != exp:
+            self.v("wrong FETCH data", cmd, r, "UID %d (%s): %s is %s, expected %s%s" % (
+                uid, msg.key.decode("latin-1"), what, describe(got), describe(exp),
+                " (the message was being expunged)" if gone else ""))
+            return
+        with m.lock:
+            if rec is None:
+                return
+            first = rec.values.get(name)
+            if first is None:
+                rec.values[name] = norm
+            elif first != norm:
+                self.v("FETCH data changed", cmd, r,
+                       "UID %d: %s differs from an earlier FETCH of the same UID%s" % (
+                           uid, what, " (the message was being expunged)" if gone else ""))
+
+    def check_missing(self, cmd, want, items, by_uid=False):
+        """Every message asked for (want: seq -> uid, or uid -> uid) must have answered
+        with the items asked for, unless it may have been expunged."""
+        got = {}
+        for n, uid, r in cmd.fetches:
+            k = uid if by_uid else n
+            got.setdefault(k, set()).update(r.fetch.keys())
+        for k, uid in want.items():
+            have = got.get(k, set())
+            missing = [i for i in items if i not in have]
+            if not missing:
+                continue
+            if uid is None or self.model.maybe_gone(uid):
+                continue
+            self.model.violation("FETCH data missing", self.cid, cmd.line(),
+                                 cmd.tagged.short() if cmd.tagged else "",
+                                 "%s %d (UID %s): no %s" % (
+                                     "UID" if by_uid else "message", k, uid,
+                                     ", ".join(i.decode() for i in missing)))
+
+    # -- session steps -----------------------------------------------------------------------
+    def greet(self):
+        deadline = time.monotonic() + self.run.args.timeout
+        try:
+            r = self.conn.read(deadline)
+        except (Timeout, ServerGone) as e:
+            raise SessionLost("no greeting: %s" % e)
+        want = "OK" if self.login else "PREAUTH"
+        if r.kind != "status" or r.status != want:
+            self.model.violation("bad greeting", self.cid, "(connect)", r.short(),
+                                 "expected * %s" % want)
+            raise SessionLost("bad greeting")
+
+    def do_login(self):
+        a = self.run.acct
+        cmd = Cmd("LOGIN", b"LOGIN %s \"%s\"" % (a.user.encode(), a.password.encode()))
+        self.execute(cmd)
+        if cmd.tagged.status != "OK":
+            raise SessionLost("LOGIN failed", quiet=True)
+
+    def select(self):
+        cmd = Cmd("SELECT", b"SELECT INBOX")
+        self.execute(cmd)
+        self.select_sent = cmd.sent
+        if cmd.tagged.status != "OK":
+            return False
+        if cmd.tagged.code_name == "READ-ONLY":
+            self.v("SELECT read-only", cmd, cmd.tagged)
+            return False
+        self.selected = True
+        self.fill_uids(after_select=True)
+        return True
+
+    def fill_uids(self, after_select=False):
+        missing = [i for i, e in enumerate(self.seq) if e[0] is None]
+        if not missing:
+            return
+        a, b = missing[0] + 1, missing[-1] + 1
+        cmd = Cmd("FETCH-uids", b"FETCH %d:%d (UID FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"
+                  % (a, b), no_expunge=True)
+        self.execute(cmd)
+        self.check_fetches(cmd)
+        # Every message of the session has a UID the server knows; the answer must give it
+        # (unless the server said some data is gone: EXPUNGEISSUED, or NO).
+        if cmd.tagged.status == "OK" and cmd.tagged.code_name != "EXPUNGEISSUED":
+            for n in range(a, min(b, len(self.seq)) + 1):
+                if self.seq[n - 1][0] is None:
+                    self.model.violation("FETCH data missing", self.cid, cmd.line(),
+                                         cmd.tagged.short(), "message %d: no UID" % n)
+        if after_select:
+            self.check_reappeared(cmd)
+
+    def check_reappeared(self, cmd):
+        """A message that was surely gone before this SELECT must not be in it."""
+        m = self.model
+        t = self.select_sent
+        with m.lock:
+            for e in self.seq:
+                u = e[0]
+                if u is None:
+                    continue
+                r = m.uids.get(u)
+                if r is None:
+                    continue
+                if r.announced is not None and r.announced < t:
+                    m.violation("expunged message back", self.cid, cmd.line(), "",
+                                "UID %d was announced expunged before this session "
+                                "selected the mailbox" % u)
+                elif r.key is not None:
+                    msg = m.msgs.get(r.key)
+                    if msg is not None and msg.removed is not None and msg.removed[1] < t:
+                        m.violation("expunged message back", self.cid, cmd.line(), "",
+                                    "%s was removed (%s) before this session selected" % (
+                                        r.key.decode("latin-1"), msg.removed[0]))
+                    elif msg is not None and msg.state == "failed" and msg.done < t:
+                        m.violation("failed APPEND is in the mailbox", self.cid,
+                                    cmd.line(), "", "%s got NO, yet it is there" %
+                                    r.key.decode("latin-1"))
+
+    def logout(self):
+        cmd = Cmd("LOGOUT", b"LOGOUT")
+        self.logging_out = True
+        try:
+            self.execute(cmd)
+        except SessionLost:
+            if self.got_bye:
+                return
+            raise
+        if not self.got_bye:
+            self.v("LOGOUT without BYE", cmd, cmd.tagged, "RFC 3501 6.1.3: BYE must come "
+                   "before the tagged OK")
+        if not self.conn.at_eof(10.0):
+            self.v("connection open after LOGOUT", cmd, cmd.tagged)
+        else:
+            rest = self.conn.pending()
+            if rest.strip():
+                self.v("untagged data after LOGOUT", cmd, cmd.tagged,
+                       "after the tagged OK: %r" % rest[:200])
+
+    # -- the workload ------------------------------------------------------------------------
+    def random_command(self):
+        rng = self.rng
+        m = self.model
+        present = m.present_count()
+        init = m.initial_count
+        weights = []
+        for name, w in WEIGHTS:
+            if name == "append" and present >= 2 * init:
+                w = 0
+            if name in ("delete",) and present <= init * 3 // 4:
+                w = 0
+            if self.exists == 0 and name not in ("append", "noop", "check"):
+                w = 0
+            weights.append(w)
+        name = rng.choices([n for n, _ in WEIGHTS], weights)[0]
+        getattr(self, "do_" + name)()
+
+    def known_seqs(self):
+        return [i + 1 for i, e in enumerate(self.seq) if e[0] is not None]
+
+    def pick_seqs(self, max_n=20, allow_star=False):
+        """(text, [seq, ...]) of a random set among the messages whose UID is known."""
+        rng = self.rng
+        known = self.known_seqs()
+        if not known:
+            return None, []
+        k = rng.random()
+        if k < 0.4 or len(known) == 1:
+            s = rng.choice(known)
+            return b"%d" % s, [s]
+        if k < 0.8:
+            i = rng.randrange(len(known))
+            j = min(len(known) - 1, i + rng.randint(1, max_n - 1))
+            a, b = known[i], known[j]
+            if allow_star and b == len(self.seq) and rng.random() < 0.5:
+                return b"%d:*" % a, [s for s in range(a, b + 1)]
+            return b"%d:%d" % (a, b), [s for s in range(a, b + 1)]
+        pick = sorted(rng.sample(known, min(len(known), rng.randint(2, 6))))
+        return b",".join(b"%d" % s for s in pick), pick
+
+    def pick_uids(self, max_n=20):
+        rng = self.rng
+        known = [e[0] for e in self.seq if e[0] is not None]
+        if not known:
+            return None, []
+        k = rng.random()
+        if k < 0.4 or len(known) == 1:
+            u = rng.choice(known)
+            return b"%d" % u, [u]
+        if k < 0.8:
+            i = rng.randrange(len(known))
+            j = min(len(known) - 1, i + rng.randint(1, max_n - 1))
+            sel = known[i:j + 1]
+            return b"%d:%d" % (sel[0], sel[-1]), sel
+        pick = sorted(rng.sample(known, min(len(known), rng.randint(2, 6))))
+        return b",".join(b"%d" % u for u in pick), pick
+
+    def _fetch(self, kind, items_text, item_names, max_n=20, allow_star=True):
+        text, seqs = self.pick_seqs(max_n, allow_star)
+        if text is None:
+            return
+        want = {s: self.seq[s - 1][0] for s in seqs if s <= len(self.seq)}
+        cmd = Cmd(kind, b"FETCH " + text + b" " + items_text, no_expunge=True)
+        cmd.targets = list(want.values())
+        self.execute(cmd)
+        self.check_fetches(cmd)
+        if cmd.tagged.status == "OK":
+            self.check_missing(cmd, want, item_names)
+
+    def do_fetch_flags(self):
+        self._fetch("FETCH-flags", b"(FLAGS UID)", [b"FLAGS", b"UID"], 40)
+
+    def do_fetch_hdr(self):
+        self._fetch("FETCH-header", b"(UID BODY.PEEK[HEADER.FIELDS (From To Subject "
+                    b"Message-ID)])", [b"UID", b"BODY[HEADER.FIELDS (FROM TO SUBJECT "
+                                       b"MESSAGE-ID)]"], 20)
+
+    def do_fetch_bs(self):
+        self._fetch("FETCH-bodystructure", b"(UID BODYSTRUCTURE)", [b"UID", b"BODYSTRUCTURE"],
+                    10)
+
+    def do_fetch_size(self):
+        self._fetch("FETCH-size", b"(UID RFC822.SIZE)", [b"UID", b"RFC822.SIZE"], 40)
+
+    def do_fetch_body(self):
+        self._fetch("FETCH-body", b"(UID BODY.PEEK[])", [b"UID", b"BODY[]"], 3, False)
+
+    def do_fetch_text(self):
+        self._fetch("FETCH-text", b"(UID BODY.PEEK[TEXT])", [b"UID", b"BODY[TEXT]"], 3, False)
+
+    def do_uid_fetch(self):
+        text, uids = self.pick_uids(20)
+        if text is None:
+            return
+        k = self.rng.random()
+        if k < 0.5:
+            items, names = b"(FLAGS RFC822.SIZE)", [b"UID", b"FLAGS", b"RFC822.SIZE"]
+        elif k < 0.8:
+            items = b"(FLAGS BODY.PEEK[HEADER.FIELDS (Subject Message-ID)])"
+            names = [b"UID", b"FLAGS", b"BODY[HEADER.FIELDS (SUBJECT MESSAGE-ID)]"]
+        else:
+            items, names = b"(BODYSTRUCTURE)", [b"UID", b"BODYSTRUCTURE"]
+        cmd = Cmd("UID-FETCH", b"UID FETCH " + text + b" " + items)
+        cmd.targets = uids
+        self.execute(cmd)
+        self.check_fetches(cmd)
+        if cmd.tagged.status == "OK":
+            # Only the UIDs still in this session's view after the command are owed data.
+            still = set(e[0] for e in self.seq)
+            self.check_missing(cmd, {u: u for u in uids if u in still}, names, by_uid=True)
+
+    def random_flags(self, lo=1, hi=3):
+        pool = SYSTEM_FLAGS + KEYWORDS
+        return self.rng.sample(pool, self.rng.randint(lo, hi))
+
+    def _store(self, kind, uid_mode, op, flags):
+        if uid_mode:
+            text, targets = self.pick_uids(10)
+        else:
+            text, seqs = self.pick_seqs(10)
+            targets = [self.seq[s - 1][0] for s in seqs]
+        if text is None or None in targets:
+            return
+        fl = b" ".join(f.encode() for f in flags)
+        verb = {"+": b"+FLAGS", "-": b"-FLAGS", "=": b"FLAGS"}[op]
+        cmd = Cmd(kind, (b"UID STORE " if uid_mode else b"STORE ") + text + b" " + verb +
+                  b" (" + fl + b")", no_expunge=not uid_mode)
+        cmd.targets = targets
+        cf = canon_flags(flags)
+        ops = []
+
+        def sent():
+            ops.extend(self.model.begin_ops(targets, op, cf, self.cid, cmd.line()))
+            return ops[0][1].sent
+
+        def lost():
+            self.model.finish_ops(ops, ambiguous=True)
+
+        self.execute(cmd, sent, lost)
+        self.model.finish_ops(ops, ambiguous=cmd.tagged.status != "OK")
+        self.check_fetches(cmd)
+        if cmd.tagged.status != "OK":
+            return
+        m = self.model
+        for u, o in ops:
+            got = cmd.flag_updates.get(u)
+            if got is None or m.overlapping(u, o) or m.maybe_gone(u):
+                continue
+            st = m.states(u, upto_op=o)
+            if st is not None and got not in st:
+                self.model.violation("STORE answered wrong flags", self.cid, cmd.line(),
+                                     "", "UID %d: got %s, expected %s; %s" % (
+                                         u, fmt_flags(got),
+                                         " or ".join(fmt_flags(s) for s in st),
+                                         m.history(u)))
+
+    def do_store(self):
+        k = self.rng.random()
+        op = "+" if k < 0.45 else "-" if k < 0.85 else "="
+        flags = self.random_flags(0 if op == "=" else 1, 4 if op == "=" else 3)
+        self._store("STORE", False, op, flags)
+
+    def do_uid_store(self):
+        k = self.rng.random()
+        op = "+" if k < 0.5 else "-" if k < 0.9 else "="
+        flags = self.random_flags(0 if op == "=" else 1, 4 if op == "=" else 3)
+        self._store("UID-STORE", True, op, flags)
+
+    def do_delete(self):
+        if self.rng.random() < 0.15:
+            self._store("STORE-deleted", False, "-", ["\\Deleted"])
+        else:
+            self._store("STORE-deleted", self.rng.random() < 0.3, "+", ["\\Deleted"])
+
+    def _expunge(self, uid_mode):
+        m = self.model
+        if uid_mode:
+            text, uids = self.pick_uids(8)
+            if text is None:
+                return
+            cmd = Cmd("UID-EXPUNGE", b"UID EXPUNGE " + text)
+            scope = set(uids)
+        else:
+            cmd = Cmd("EXPUNGE", b"EXPUNGE")
+            scope = None
+        rec = []
+
+        def sent():
+            rec.append(m.begin_expunge(scope, self.cid))
+            return rec[0].sent
+
+        def lost():
+            m.finish_expunge(rec[0], ambiguous=True)
+
+        self.execute(cmd, sent, lost)
+        m.finish_expunge(rec[0], ambiguous=cmd.tagged.status != "OK")
+        if cmd.tagged.status != "OK":
+            return
+        e = rec[0]
+        # RFC 3501 6.4.3 / RFC 4315 2.1: every message (in the set) that surely had
+        # \Deleted when the command was sent is gone once it completes.
+        for ent in self.seq:
+            u = ent[0]
+            if u is None or (scope is not None and u not in scope):
+                continue
+            if not m.settled_before(u, e.sent):
+                continue
+            st = m.states(u)
+            if st and all("\\Deleted" in s for s in st):
+                m.violation("EXPUNGE left a deleted message", self.cid, cmd.line(),
+                            cmd.tagged.short(), "UID %d had \\Deleted; %s" % (
+                                u, m.history(u)))
+
+    def do_expunge(self):
+        self._expunge(False)
+
+    def do_uid_expunge(self):
+        self._expunge(True)
+
+    def do_append(self):
+        m = self.model
+        rng = self.rng
+        key, data = self.run.gen_message("app")
+        content = crlf(data)
+        flags = []
+        if rng.random() < 0.3:
+            flags = rng.sample(SYSTEM_FLAGS + KEYWORDS, rng.randint(1, 2))
+        cf = canon_flags(flags)
+        plus = rng.random() < 0.5
+        text = b"APPEND INBOX" + (b" (" + b" ".join(f.encode() for f in flags) + b")"
+                                  if flags else b"")
+        cmd = Cmd("APPEND", text, literal=content, plus=plus)
+        rec = m.add_message(key, content, "append", cf, "pending", self.cid)
+        floor = []
+
+        def sent():
+            with m.lock:
+                t = m.tick()
+                rec.sent = t
+                floor.append(m.max_uid)
+            return t
+
+        def lost():
+            with m.lock:
+                rec.state = "maybe"
+                rec.done = m.tick()
+
+        self.execute(cmd, sent, lost)
+        with m.lock:
+            rec.done = m.tick()
+            rec.state = "present" if cmd.tagged.status == "OK" else "failed"
+        if cmd.tagged.status != "OK":
+            return
+        if cmd.tagged.code_name == "APPENDUID":
+            parts = cmd.tagged.code.split()
+            try:
+                v, u = int(parts[1]), int(parts[2])
+            except (IndexError, ValueError):
+                self.v("malformed response", cmd, cmd.tagged, "bad APPENDUID")
+                return
+            if m.uidvalidity is not None and v != m.uidvalidity:
+                self.v("APPENDUID with another UIDVALIDITY", cmd, cmd.tagged)
+            if u <= floor[0]:
+                self.v("APPENDUID not above existing UIDs", cmd, cmd.tagged,
+                       "UID %d was seen before this APPEND was sent (RFC 3501 2.3.1.1)" %
+                       floor[0])
+            m.set_init(u, cf)
+            m.learn_uid(u)
+            m.link(u, key, self.cid, cmd.line(), cmd.tagged.short())
+
+    def do_noop(self):
+        m = self.model
+        cmd = Cmd("NOOP", b"NOOP")
+        self.execute(cmd)
+        if cmd.tagged.status != "OK":
+            return
+        t = cmd.sent
+        for ent in self.seq:
+            u = ent[0]
+            if u is None or u not in self.flags:
+                continue
+            if not m.settled_before(u, t) or m.maybe_gone(u):
+                continue
+            st = m.states(u)
+            if st is None:
+                continue
+            got = self.flags[u]
+            if got not in st:
+                m.violation("flag change not seen at NOOP", self.cid, cmd.line(), "",
+                            "UID %d: the session has %s, the mailbox must have %s; NOOP "
+                            "sent at %d; %s" % (u, fmt_flags(got),
+                                                " or ".join(fmt_flags(s) for s in st), t,
+                                                m.history(u)))
+
+    def do_check(self):
+        cmd = Cmd("CHECK", b"CHECK")
+        self.execute(cmd)
+
+
+def describe(b):
+    if isinstance(b, int):
+        return str(b)
+    if not b:
+        return "empty"
+    s = b[:40].decode("utf-8", "replace").replace("\r\n", "\\r\\n")
+    return "%d octets (%r...)" % (len(b), s)
