@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "mbox/address.h"
 #include "mbox/decode.h"
 #include "mbox/mbox.h"
 #include "mbox/message-cache.h"
@@ -552,7 +553,71 @@ text_has(const char *text, size_t len, const struct node *n)
 	return n->len == 0 || utf8_contains_ci(text, len, n->str, n->len);
 }
 
-/* A header field's value decoded (RFC 2047) and matched. */
+/*
+ * An address field whose value has comments, quoting or white space that may sit inside
+ * an addr-spec ("<fred (work) @ example.org>"): worth matching as ENVELOPE shows it too.
+ */
+static bool
+address_needs_parse(const struct msg_field *f)
+{
+	static const char *const names[] = { "from", "to", "cc", "bcc", "sender", "reply-to" };
+	size_t i, k;
+
+	for (k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+		if (msg_name_eq(f->name, f->name_len, names[k]))
+			break;
+	if (k == sizeof(names) / sizeof(names[0]))
+		return false;
+	for (i = 0; i < f->value_len; i++) {
+		char c = f->value[i];
+
+		if (c == '(' || c == '"' || c == '\\' || c == '\r' || c == '\n' ||
+		    ((c == ' ' || c == '\t') && i > 0 && i + 1 < f->value_len &&
+		     (f->value[i - 1] == '@' || f->value[i + 1] == '@' ||
+		      f->value[i - 1] == '.' || f->value[i + 1] == '.')))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The addresses of an address field as ENVELOPE gives them (RFC 5322 3.4.1, 3.2.2:
+ * comments and folding white space inside an addr-spec are not part of it): each as
+ * "display name <mailbox@host>", names decoded (RFC 2047), matched.
+ */
+static bool
+address_has(const struct msg_field *f, const struct node *n)
+{
+	struct addr_list l;
+	struct dbuf b;
+	size_t i;
+	bool r;
+
+	addr_parse(f->value, f->value_len, &l);
+	dbuf_init(&b, SIZE_MAX);
+	for (i = 0; i < l.n; i++) {
+		const struct addr *a = &l.v[i];
+
+		if (a->mailbox == NULL || a->host == NULL)
+			continue;	/* group markers */
+		if (a->name != NULL) {
+			rfc2047_decode(a->name, strlen(a->name), &b);
+			dbuf_add(&b, " ", 1);
+		}
+		dbuf_add(&b, "<", 1);
+		dbuf_add(&b, a->mailbox, strlen(a->mailbox));
+		dbuf_add(&b, "@", 1);
+		dbuf_add(&b, a->host, strlen(a->host));
+		dbuf_add(&b, ">, ", 3);
+	}
+	r = b.len > 0 && utf8_contains_ci(b.data, b.len, n->str, n->len);
+	dbuf_free(&b);
+	addr_list_free(&l);
+	return r;
+}
+
+/* A header field's value decoded (RFC 2047) and matched; an address field also as its
+ * addresses (address_has). */
 static bool
 field_has(const struct msg_field *f, const struct node *n)
 {
@@ -565,6 +630,8 @@ field_has(const struct msg_field *f, const struct node *n)
 	rfc2047_decode(f->value, f->value_len, &b);
 	r = b.len > 0 && utf8_contains_ci(b.data, b.len, n->str, n->len);
 	dbuf_free(&b);
+	if (!r && address_needs_parse(f))
+		r = address_has(f, n);
 	return r;
 }
 
@@ -629,7 +696,7 @@ indexed_header_has(const struct search_msg *m, const struct node *n)
 		if (!msg_hindex_field(hx, data, len, k, &f))
 			return -1;
 		r = n->len == 0 ? 1 : plain_field_has(&f, n);
-		if (r < 0)
+		if (r < 0 || (r == 0 && address_needs_parse(&f)))
 			r = field_has(&f, n);
 		if (r > 0)
 			return 1;

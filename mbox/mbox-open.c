@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -230,14 +231,49 @@ mbox_keyword_lookup(struct mbox *mb, const char *name, size_t len, int create)
 	return (int)mb->n_kw++;
 }
 
-/* UIDVALIDITY for a mailbox without one: the time, as UW and Dovecot use (RFC 3501
- * 2.3.1.1 wants a new value greater than any earlier one). */
-static uint32_t
-new_uidvalidity(void)
+/*
+ * UIDVALIDITY for a mailbox without one: the time, as UW and Dovecot use, but above every
+ * value handed out before in this state directory.  RFC 3501 2.3.1.1 wants a mailbox
+ * deleted and made again under its name to have a greater one; the time alone repeats
+ * itself within a second.  The last value is kept in MBOX_UIDVALIDITY_FILE, under an
+ * fcntl lock held for the read and the write only.  Without a state directory, the time.
+ */
+uint32_t
+mbox_new_uidvalidity(const struct mbox *mb)
 {
 	time_t t = time(NULL);
+	uint32_t v = t > 0 ? (uint32_t)t : 1, last;
+	struct flock fl;
+	char path[4096], buf[32];
+	ssize_t n;
+	int fd;
 
-	return t > 0 ? (uint32_t)t : 1;
+	if (mb->journal_dir == NULL || snprintf(path, sizeof(path), "%s/%s", mb->journal_dir,
+	    MBOX_UIDVALIDITY_FILE) >= (int)sizeof(path))
+		return v;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return v;
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	while (fcntl(fd, F_SETLKW, &fl) < 0) {
+		if (errno != EINTR) {
+			(void)close(fd);
+			return v;
+		}
+	}
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	buf[n > 0 ? n : 0] = '\0';
+	last = (uint32_t)strtoul(buf, NULL, 10);
+	if (last >= v && last < UINT32_MAX)
+		v = last + 1;
+	/* fixed width, so that a shorter number never leaves digits of a longer one */
+	n = snprintf(buf, sizeof(buf), "%010u\n", v);
+	if (pwrite(fd, buf, (size_t)n, 0) != n)
+		v = t > 0 ? (uint32_t)t : 1;	/* not kept: no better than the time */
+	(void)close(fd);	/* drops the lock */
+	return v;
 }
 
 /* Set UID state from a fresh full parse (in mb->m, mb->base). */
@@ -257,7 +293,8 @@ setup_uids(struct mbox *mb)
 		 * by position does.  An empty mailbox has no UIDs to keep: the time. */
 		int64_t d = mb->m.n > 0 ? mb->m.v[0].date : 0;
 
-		mb->uidvalidity = d > 0 && d <= UINT32_MAX ? (uint32_t)d : new_uidvalidity();
+		mb->uidvalidity = d > 0 && d <= UINT32_MAX ? (uint32_t)d :
+		    mbox_new_uidvalidity(mb);
 		next = 1;
 		mb->base_dirty = 1;
 	}
@@ -377,7 +414,7 @@ mbox_open(const char *path, const char *journal_dir, unsigned flags, struct mbox
 		mb->fd = open(path, oflags | O_CREAT | O_EXCL, 0600);
 	if (mb->fd < 0) {
 		if (errno == ENOENT && (flags & (MBOX_OPEN_MISSING_OK | MBOX_OPEN_CREATE))) {
-			mb->uidvalidity = new_uidvalidity();
+			mb->uidvalidity = mbox_new_uidvalidity(mb);
 			mb->next_uid = 1;
 			*mb_r = mb;
 			return 0;

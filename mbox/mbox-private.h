@@ -206,6 +206,9 @@ int mbox_meta_kind(const unsigned char *name, size_t len);
 int mbox_remap(struct mbox *mb);
 uint32_t mbox_tail_crc(const unsigned char *map, uint64_t size);
 int mbox_lock(struct mbox *mb, struct mbox_lock *lk, int mode);	/* MBOX_LK_* */
+/* A UIDVALIDITY greater than any handed out before in mb's journal directory (see there) */
+#define MBOX_UIDVALIDITY_FILE	".imapd-uidvalidity"
+uint32_t mbox_new_uidvalidity(const struct mbox *mb);
 /* Whether the coarse clock has moved past the ctime of the view (it is no longer racy). */
 int mbox_clock_past_ctime(const struct mbox *mb);
 void mbox_unlock(struct mbox *mb, struct mbox_lock *lk);

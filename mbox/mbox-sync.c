@@ -216,7 +216,7 @@ reconcile(struct mbox *mb, struct msgvec *nv, const struct mbox_base *nb,
 
 	reset = number(mb, nv, nb, &next);
 	if (reset == 1) {
-		uint32_t v = (uint32_t)time(NULL);
+		uint32_t v = mbox_new_uidvalidity(mb);
 
 		mb->uidvalidity = v > mb->uidvalidity ? v : mb->uidvalidity + 1;
 		for (i = 0; i < nv->n; i++) {

@@ -500,3 +500,36 @@ def test_list_extended(sess):
                 'LIST "" "*" RETURN (STATUS ())', 'LIST (SUBSCRIBED) ""',
                 'LIST "" ()'):
         assert sess.cmd(bad)[-1].startswith("BAD"), bad
+
+
+def test_atom_with_open_bracket(sess):
+    """'[' is an ATOM-CHAR (RFC 3501 9): a name with one that no ']' closes is a name like
+    any other, answered NO (no such mailbox) or with an empty LIST, never BAD."""
+    sess.store.write_inbox(mbox(1))
+    name = "!#$&'+,-.0123456789:;<=>?@^_`|[}"
+    r = sess.no("SELECT " + name, "NONEXISTENT")
+    assert sess.ok('LIST "" ' + name + "%*") == []
+    # ('&' above starts modified UTF-7, so that one cannot be created; this one can)
+    sess.ok("CREATE x[y")
+    r = sess.ok('LIST "" x[%')
+    assert len(r) == 1 and r[0].startswith("* LIST ("), r
+    assert r[0].endswith((" x[y", ' "x[y"')), r
+    r = sess.ok("SELECT x[y")
+    assert "* 0 EXISTS" in r
+
+
+def test_uidvalidity_grows_when_a_name_is_reused(sess):
+    """RFC 3501 2.3.1.1: a mailbox deleted and created again under the same name gets a
+    greater UIDVALIDITY, even within the same second."""
+    sess.store.write_inbox(mbox(1))
+    seen = []
+    for _ in range(3):
+        sess.ok("CREATE reused")
+        sess.send_literal(b"APPEND reused", b"Subject: x\r\n\r\nbody\r\n")
+        r = sess.ok("SELECT reused")
+        v = [int(x.split()[3].rstrip("]")) for x in r if "[UIDVALIDITY " in x]
+        assert len(v) == 1, r
+        seen.append(v[0])
+        sess.ok("UNSELECT")
+        sess.ok("DELETE reused")
+    assert seen[0] < seen[1] < seen[2], seen

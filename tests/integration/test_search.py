@@ -125,3 +125,41 @@ def test_bad_searches(client):
         with pytest.raises(client.error):
             client.search(None, *crit)
     assert search(client, "ALL") == [1, 2, 3]
+
+
+def test_from_with_comments_inside_the_address(preauth_server, mailstore):
+    """RFC 5322 3.4.1 and 3.2.2: comments and folding white space inside an addr-spec are
+    not part of it; SEARCH FROM matches the address as ENVELOPE gives it."""
+    mailstore.write_inbox(
+        "From a@b Mon Jan  1 10:00:00 2024\n"
+        "From: Fred <user-from (comment)@ (comment) domain.org>\nSubject: one\n\nx\n\n"
+        "From a@b Mon Jan  1 10:00:00 2024\n"
+        "From: user-from@domain.org (Fred)\nTo: \"Ann\" <ann @ example . org>\n"
+        "Subject: two\n\ny\n\n"
+        "From a@b Mon Jan  1 10:00:00 2024\n"
+        "From: other@domain.org\nSubject: three\n\nz\n")
+    srv = preauth_server()
+    c = srv.imap()
+    c.select("INBOX")
+    assert search(c, "FROM", "user-from@domain.org") == [1, 2]
+    assert search(c, "FROM", "comment") == [1]      # the raw text still matches
+    # as ENVELOPE names them: a bare addr-spec's comment is its display name
+    assert search(c, "FROM", '"Fred <user-from@"') == [1, 2]
+    assert search(c, "TO", "ann@example.org") == [2]
+    assert search(c, "FROM", "other@domain.org") == [3]
+    typ, data = c.fetch("1", "(ENVELOPE)")
+    assert b'"user-from" "domain.org"' in data[0]
+    c.logout()
+    srv.stop()
+
+
+def test_uid_sets_up_to_the_largest_uid(client):
+    """4294967295 is a valid UID (nz-number); "$uidnext:4294967295" asks for anything new."""
+    assert search(client, "UID", "1:4294967295", uid=True) == [1, 2, 3]
+    assert search(client, "UID", "2:4294967295", uid=True) == [2, 3]
+    assert search(client, "UID", "4:4294967295", uid=True) == []
+    assert search(client, "UID", "4294967295", uid=True) == []
+    typ, data = client.uid("FETCH", "3:4294967295", "(FLAGS)")
+    assert typ == "OK" and b"UID 3" in data[0]
+    with pytest.raises(client.error, match="bad UID set"):
+        client.uid("SEARCH", "UID", "4294967296")
