@@ -9,6 +9,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "mbox/mbox-lock.h"
 #include "test-mbox-util.h"
@@ -264,6 +265,132 @@ test_dotlock_helper(void **state)
 	tdir_clean(&t);
 }
 
+/* Child: for ms milliseconds, take the shared lock, hold it hold_ms, let go, again at once. */
+static pid_t
+reader_loop(const char *path, int ms, int hold_ms)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct mbox_lock lk = MBOX_LOCK_INIT;
+		struct mbox_error err;
+		struct timespec t0, t;
+		int fd = open(path, O_RDWR);
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		do {
+			if (fd < 0 || mbox_lock_acquire(&lk, fd, path, MBOX_LK_SHARED, 5000,
+			    &err) < 0)
+				_exit(2);
+			usleep((useconds_t)hold_ms * 1000);
+			mbox_lock_release(&lk, &err);
+			clock_gettime(CLOCK_MONOTONIC, &t);
+		} while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < ms);
+		_exit(0);
+	}
+	return pid;
+}
+
+static long
+elapsed_ms(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+static void
+test_readers_share_and_writer_is_not_starved(void **state)
+{
+	struct tdir t;
+	struct mbox_lock lk = MBOX_LOCK_INIT, lk2 = MBOX_LOCK_INIT;
+	struct mbox_error err;
+	struct timespec t0;
+	pid_t r[3];
+	int fd, i, st;
+	long waited;
+	(void)state;
+
+	tdir_make(&t);
+	write_file(t.path, "", 0);
+	fd = open(t.path, O_RDWR);
+	assert_true(fd >= 0);
+	/* readers share: a second process gets the shared lock while we hold it */
+	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, MBOX_LK_SHARED, 100, &err), 0);
+	r[0] = reader_loop(t.path, 10, 1);
+	assert_int_equal(waitpid(r[0], &st, 0), r[0]);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	/* nobody is waiting to write */
+	assert_int_equal(mbox_lock_writer_waiting(fd), 0);
+	mbox_lock_release(&lk, &err);
+	/* three readers whose holds overlap all the time, for 3 s: without the turnstile
+	 * the shared lock is never free, and a writer waits for all of it */
+	for (i = 0; i < 3; i++)
+		r[i] = reader_loop(t.path, 3000, 30);
+	usleep(200000);
+	for (i = 0; i < 5; i++) {
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		assert_int_equal(mbox_lock_acquire(&lk2, fd, t.path, MBOX_LK_WRITE, 2000, &err),
+		    0);
+		waited = elapsed_ms(&t0);
+		/* it waited for the readers inside (30 ms holds), not for the stream */
+		assert_true(waited < 500);
+		usleep(20000);
+		mbox_lock_release(&lk2, &err);
+		usleep(50000);
+	}
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(waitpid(r[i], &st, 0), r[i]);
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	close(fd);
+	tdir_clean(&t);
+}
+
+static void
+test_waiting_writer_is_seen_by_readers(void **state)
+{
+	struct tdir t;
+	struct mbox_lock lk = MBOX_LOCK_INIT;
+	struct mbox_error err;
+	struct timespec t0;
+	int fd, rfd, st, i;
+	pid_t pid;
+	(void)state;
+
+	tdir_make(&t);
+	write_file(t.path, "", 0);
+	fd = open(t.path, O_RDWR);
+	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, MBOX_LK_SHARED, 100, &err), 0);
+	/* a writer comes: it holds the turnstile while it waits, and we can tell */
+	pid = holder(t.path, 1, 10, &rfd);
+	for (i = 0; i < 100 && !mbox_lock_writer_waiting(fd); i++)
+		usleep(10000);
+	assert_true(mbox_lock_writer_waiting(fd));
+	/* a new reader queues behind it */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	mbox_lock_release(&lk, &err);
+	wait_ready(rfd);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_true(elapsed_ms(&t0) < 1000);
+	/* the wait is in the kernel: it ends the moment the holder lets go, not after a
+	 * sleep; and a held lock times out with ETIMEDOUT at the deadline */
+	pid = holder(t.path, 1, 300, &rfd);
+	wait_ready(rfd);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, MBOX_LK_SHARED, 120, &err), -1);
+	assert_int_equal(err.code, ETIMEDOUT);
+	assert_true(elapsed_ms(&t0) >= 110 && elapsed_ms(&t0) < 400);
+	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, MBOX_LK_SHARED, 5000, &err), 0);
+	mbox_lock_release(&lk, &err);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	close(fd);
+	tdir_clean(&t);
+}
+
 int
 main(void)
 {
@@ -273,6 +400,8 @@ main(void)
 		cmocka_unit_test(test_stale_dotlock),
 		cmocka_unit_test(test_store_waits_for_mda),
 		cmocka_unit_test(test_dotlock_helper),
+		cmocka_unit_test(test_readers_share_and_writer_is_not_starved),
+		cmocka_unit_test(test_waiting_writer_is_seen_by_readers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
