@@ -565,9 +565,9 @@ cmd_fetch(struct command *cmd)
 			continue;
 		if (selected_read_pause(s) < 0)
 			goto failed;
-		if (mbox_msg_gone(sel->mb, i)) {
-			/* another session expunged it and nothing of it is left to send: the
-			 * rest is answered, and the tagged NO says so (RFC 2180 4.1.2) */
+		if (!mbox_msg_available(sel->mb, i)) {
+			/* another program removed it and kept no copy (mbox-gone.c): the rest
+			 * is answered, and the tagged NO says so (RFC 2180 4.1.2) */
 			gone = true;
 			continue;
 		}

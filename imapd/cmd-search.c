@@ -190,8 +190,9 @@ cmd_search(struct command *cmd)
 			selected_store_failed(cmd, "SEARCH");
 			return;
 		}
-		if (mbox_msg_gone(sel->mb, i)) {
-			/* expunged by another session: it matches nothing (RFC 2180 4.4) */
+		if (!mbox_msg_available(sel->mb, i)) {
+			/* removed by another program, no copy kept: it matches nothing (RFC
+			 * 2180 4.4) */
 			gone = true;
 			continue;
 		}

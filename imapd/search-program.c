@@ -553,8 +553,14 @@ text_has(const char *text, size_t len, const struct node *n)
 	return n->len == 0 || utf8_contains_ci(text, len, n->str, n->len);
 }
 
+static bool
+is_fws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
 /*
- * An address field whose value has comments, quoting or white space that may sit inside
+ * An address field whose value has comments or white space that may sit inside
  * an addr-spec ("<fred (work) @ example.org>"): worth matching as ENVELOPE shows it too.
  */
 static bool
@@ -568,13 +574,15 @@ address_needs_parse(const struct msg_field *f)
 			break;
 	if (k == sizeof(names) / sizeof(names[0]))
 		return false;
+	/* a comment anywhere, or white space (folds too) next to '@' or '.' */
 	for (i = 0; i < f->value_len; i++) {
 		char c = f->value[i];
 
-		if (c == '(' || c == '"' || c == '\\' || c == '\r' || c == '\n' ||
-		    ((c == ' ' || c == '\t') && i > 0 && i + 1 < f->value_len &&
-		     (f->value[i - 1] == '@' || f->value[i + 1] == '@' ||
-		      f->value[i - 1] == '.' || f->value[i + 1] == '.')))
+		if (c == '(')
+			return true;
+		if ((c == '@' || c == '.') &&
+		    ((i > 0 && is_fws(f->value[i - 1])) ||
+		     (i + 1 < f->value_len && is_fws(f->value[i + 1]))))
 			return true;
 	}
 	return false;

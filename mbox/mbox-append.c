@@ -583,7 +583,7 @@ mbox_copy(struct mbox *dst, struct mbox *src, const uint32_t *idx, size_t n,
 		int tz;
 		time_t date;
 
-		if (i >= src->m.n || (src->m.v[i].state & MSG_GONE)) {
+		if (i >= src->m.n || !mbox_msg_available(src, i)) {
 			mbox_set_error(&dst->err, ENOENT, "message %u no longer exists", i + 1);
 			mbox_read_end(src);
 			mbox_append_abort(&ap);

@@ -13,11 +13,13 @@ int
 mbox_msg_range(const struct mbox *mb, uint32_t i, const unsigned char **p_r, size_t *len_r,
     size_t *hdr_len_r, uint64_t *off_r)
 {
-	const struct mbox_msg *m = &mb->m.v[i];
+	const unsigned char *map;
+	struct mbox_msg tmp;
+	const struct mbox_msg *m = mbox_msg_bytes(mb, i, &map, &tmp);
 	uint64_t p, start;
 	struct hdr_line l;
 
-	if (mb->map == NULL || (m->state & MSG_GONE) || m->end < m->body_off) {
+	if (m == NULL) {
 		*p_r = (const unsigned char *)"";
 		*len_r = 0;
 		*hdr_len_r = 0;
@@ -27,16 +29,18 @@ mbox_msg_range(const struct mbox *mb, uint32_t i, const unsigned char **p_r, siz
 	/* the same first line as mbox_header_next(): leading hidden fields skipped */
 	p = m->from_off + m->from_len;
 	start = m->body_off;
-	while (p < m->body_off && mbox_hdr_next(mb->map, &p, m->body_off, &l)) {
+	while (p < m->body_off && mbox_hdr_next(map, &p, m->body_off, &l)) {
 		if (l.empty || l.name_len == 0 ||
-		    mbox_meta_kind(mb->map + l.off, l.name_len) == 0) {
+		    mbox_meta_kind(map + l.off, l.name_len) == 0) {
 			start = l.off;
 			break;
 		}
 	}
-	*p_r = mb->map + start;
+	*p_r = map + start;
 	*len_r = (size_t)(m->end - start);
 	*hdr_len_r = (size_t)(m->body_off - start);
-	*off_r = start;
+	/* a kept copy is not at any offset of the file: one no cache entry of a message in
+	 * the file can have (parse caches key on it) */
+	*off_r = map == mb->map ? start : (UINT64_C(1) << 63) | start;
 	return 0;
 }

@@ -486,6 +486,7 @@ mbox_free(struct mbox **mbp)
 	if (mb == NULL)
 		return;
 	mbox_read_end(mb);
+	mbox_gone_unmap(mb);
 	/* the session's own writes changed the file: keep the next open from parsing it */
 	if (mb->cache_ok)
 		mbox_cache_save(mb);
@@ -625,16 +626,19 @@ int
 mbox_header_next(const struct mbox *mb, uint32_t i, uint64_t *pos, const unsigned char **p_r,
     size_t *len_r)
 {
-	const struct mbox_msg *m = &mb->m.v[i];
-	uint64_t p = *pos == 0 ? m->from_off + m->from_len : *pos, start = 0, stop = 0;
+	const unsigned char *map;
+	struct mbox_msg tmp;
+	const struct mbox_msg *m = mbox_msg_bytes(mb, i, &map, &tmp);
+	uint64_t p, start = 0, stop = 0;
 	struct hdr_line l;
 	int have = 0;
 
-	if (*pos == UINT64_MAX || mb->map == NULL || (m->state & MSG_GONE))
+	if (*pos == UINT64_MAX || m == NULL)
 		return 0;
-	while (p < m->body_off && mbox_hdr_next(mb->map, &p, m->body_off, &l)) {
+	p = *pos == 0 ? m->from_off + m->from_len : *pos;
+	while (p < m->body_off && mbox_hdr_next(map, &p, m->body_off, &l)) {
 		int hidden = !l.empty && l.name_len > 0 &&
-		    mbox_meta_kind(mb->map + l.off, l.name_len) != 0;
+		    mbox_meta_kind(map + l.off, l.name_len) != 0;
 
 		if (hidden) {
 			if (have) {
@@ -656,7 +660,7 @@ mbox_header_next(const struct mbox *mb, uint32_t i, uint64_t *pos, const unsigne
 	}
 	if (*pos >= m->body_off)
 		*pos = UINT64_MAX;
-	*p_r = mb->map + start;
+	*p_r = map + start;
 	*len_r = (size_t)(stop - start);
 	return 1;
 }
@@ -664,14 +668,16 @@ mbox_header_next(const struct mbox *mb, uint32_t i, uint64_t *pos, const unsigne
 void
 mbox_msg_body(const struct mbox *mb, uint32_t i, const unsigned char **p_r, size_t *len_r)
 {
-	const struct mbox_msg *m = &mb->m.v[i];
+	const unsigned char *map;
+	struct mbox_msg tmp;
+	const struct mbox_msg *m = mbox_msg_bytes(mb, i, &map, &tmp);
 
-	if (mb->map == NULL || (m->state & MSG_GONE)) {
+	if (m == NULL) {
 		*p_r = (const unsigned char *)"";
 		*len_r = 0;
 		return;
 	}
-	*p_r = mb->map + m->body_off;
+	*p_r = map + m->body_off;
 	*len_r = (size_t)(m->end - m->body_off);
 }
 
@@ -682,6 +688,10 @@ mbox_msg_pread(struct mbox *mb, uint32_t i, uint64_t off, unsigned char *buf, si
 	uint64_t blen = m->end - m->body_off;
 	ssize_t r;
 
+	if (m->state & MSG_GONE) {
+		mbox_set_error(&mb->err, MBOX_ECHANGED, "message removed by another program");
+		return -1;
+	}
 	if (off >= blen)
 		return 0;
 	if (len > blen - off)

@@ -18,9 +18,17 @@
 #define MSG_APPENDED	0x20u	/* being appended: written without "O" so that it is \Recent
 				 * to the next session that selects the mailbox (RFC 3501
 				 * 6.3.11) */
-#define MSG_GONE	0x10u	/* removed from the file by another process; kept (with no
-				 * content) until mbox_sync() reports it, so that indices the
-				 * caller holds stay valid across write calls */
+#define MSG_GONE	0x10u	/* removed from the file by another process; kept until
+				 * mbox_sync() reports it, so that indices the caller holds
+				 * stay valid across write calls.  Its offsets are then
+				 * relative to its From_ line (from_off 0): sizes hold, the
+				 * bytes are only in a kept copy (mbox-gone.c), if any */
+
+/* An entry of the index of kept copies (mbox-gone.c). */
+struct mbox_gone_idx {
+	uint32_t uid;
+	uint64_t off;
+};
 
 /*
  * Per message: 96 bytes.  Offsets are absolute in the file.  The header is
@@ -143,8 +151,15 @@ struct mbox {
 				 * wherever the view is replaced or renumbered */
 	int maybe_gone;		/* the view may hold MSG_GONE entries (a reload in a write
 				 * call kept them for mbox_sync() to report) */
+	/* kept copies of messages others expunged (mbox-gone.c): mapped under the read lock */
+	const unsigned char *gone_map;
+	uint64_t gone_size, gone_ino;
+	struct mbox_gone_idx *gone_idx;	/* by UID */
+	uint32_t gone_n;
+
 	struct mbox_lock read_lk;	/* between mbox_read_begin() and mbox_read_end() */
 	long read_since;	/* when read_lk was taken (CLOCK_MONOTONIC, ms) */
+	long read_checked;	/* when mbox_read_contended() last asked the kernel */
 	int touched;		/* written under the lock held now (mbox_crash_point) */
 	int unsynced;		/* bytes were written with no fsync yet: mbox_write_locked()
 				 * syncs them before a tail rewrite and with its own in-place
@@ -311,6 +326,40 @@ int mbox_jsync_dir(struct mbox *mb);
 int mbox_jcreate(struct mbox *mb, char *tmp, char *fin, size_t size);
 int mbox_jpublish(struct mbox *mb, int fd, const char *tmp, const char *fin);
 int mbox_jdrop(struct mbox *mb, const char *fin);
+
+/* mbox-gone.c: copies of expunged messages (see there) */
+#define MBOX_GONE_PREFIX	".imapd-gone-"
+#define MBOX_GONE_MAX		(32ULL * 1024 * 1024)	/* bytes in the file, at most */
+#define MBOX_GONE_TTL_S		3600	/* a file whose oldest copy is older is emptied */
+/* A record of the file, followed by the message's bytes. */
+#define MBOX_GONE_MAGIC	0x31524749u	/* "IGR1" */
+struct mbox_gone_rec {
+	uint32_t magic;
+	uint32_t uidvalidity;
+	uint32_t uid;
+	uint32_t from_len;	/* the From_ line with its LF */
+	uint64_t hdr_len;	/* From_ line and header: the body starts here */
+	uint64_t len;		/* the message's bytes, which follow the record */
+	int64_t when;		/* time of the expunge */
+	uint64_t check;		/* mbox_gone_rec_check() of the fields above */
+};
+uint64_t mbox_gone_rec_check(const struct mbox_gone_rec *r);
+/* The file's name for this mailbox; 0, or -1 (no journal directory, too long). */
+int mbox_gone_path(const struct mbox *mb, char *buf, size_t size);
+/* Under the write lock, before the messages with skip[i] set are cut out: copy them. */
+int mbox_gone_save(struct mbox *mb, const uint8_t *skip);
+/* Under a lock: map the file again if it changed, or unmap it if there is none. */
+void mbox_gone_refresh(struct mbox *mb);
+void mbox_gone_unmap(struct mbox *mb);
+/* The kept copy of uid: 1 with *base_r its bytes and m's offsets (relative to them) set;
+ * 0 if there is none. */
+int mbox_gone_find(const struct mbox *mb, uint32_t uid, const unsigned char **base_r,
+    struct mbox_msg *m);
+/* Message i's bytes: *base_r is the map and the entry is returned, or for a message others
+ * removed, its kept copy and a copy of the entry (in tmp) whose offsets point into it;
+ * NULL when there are none.  Under a lock. */
+const struct mbox_msg *mbox_msg_bytes(const struct mbox *mb, uint32_t i,
+    const unsigned char **base_r, struct mbox_msg *tmp);
 
 /* mbox-shift.c */
 /* Rewrite messages from index `from` to the end in place, backwards (see mbox-shift.c),

@@ -71,37 +71,48 @@ int
 mbox_scan_incremental(struct mbox *mb, struct msgvec *nv, struct mbox_base *nb)
 {
 	struct msgvec head = { 0 };
-	uint32_t i, n = mb->m.n;
+	uint32_t i, n = mb->m.n, live = 0, last = 0, first = UINT32_MAX;
 	uint64_t save = mb->size;
 	int r = 0;
 
 	memset(nb, 0, sizeof(*nb));
-	if (n == 0)
+	/* only what is still in the file counts: messages others removed (MSG_GONE) are
+	 * not looked for */
+	for (i = 0; i < n; i++)
+		if (!(mb->m.v[i].state & MSG_GONE)) {
+			if (first == UINT32_MAX)
+				first = i;
+			last = i;
+			live++;
+		}
+	if (live == 0)
 		return 0;
 	if (mb->base.pseudo) {
-		mb->size = mb->m.v[0].from_off;
+		mb->size = mb->m.v[first].from_off;
 		r = mbox_scan(mb, 0, &head, nb);
 		mb->size = save;
 		if (r < 0 || !nb->pseudo || head.n != 0)
 			goto nomatch;
 	}
-	head.cap = n + 16;
+	head.cap = live + 16;
 	head.v = malloc((size_t)head.cap * sizeof(*head.v));
 	if (head.v == NULL)
 		goto nomatch;
-	for (i = 0; i + 1 < n; i++) {
+	for (i = 0; i < last; i++) {
 		struct mbox_msg m = mb->m.v[i];
 
+		if (m.state & MSG_GONE)
+			continue;
 		if (m.from_off + m.from_len > m.body_off || m.end > save)
 			goto nomatch;
-		r = mbox_reparse_header(mb, &m, i == 0 && !mb->base.pseudo, nb);
+		r = mbox_reparse_header(mb, &m, i == first && !mb->base.pseudo, nb);
 		if (r != 0 || m.body_off != mb->m.v[i].body_off)
 			goto nomatch;
 		head.v[head.n++] = m;
 	}
-	r = mbox_scan(mb, mb->m.v[n - 1].from_off, &head,
-	    n == 1 && !mb->base.pseudo ? nb : NULL);
-	if (r < 0 || head.n < n || head.v[n - 1].end != mb->m.v[n - 1].end)
+	r = mbox_scan(mb, mb->m.v[last].from_off, &head,
+	    last == first && !mb->base.pseudo ? nb : NULL);
+	if (r < 0 || head.n < live || head.v[live - 1].end != mb->m.v[last].end)
 		goto nomatch;
 	*nv = head;
 	return 1;
@@ -249,9 +260,13 @@ reconcile(struct mbox *mb, struct msgvec *nv, const struct mbox_base *nb,
 			if (keep_gone) {
 				struct mbox_msg g = *o;
 
-				g.from_off = g.body_off = g.end = 0;
-				g.from_len = 0;
-				g.hdr_vsize = g.body_bare_lf = 0;
+				/* sizes kept, offsets made relative to the message (the
+				 * client may still FETCH it from a kept copy) */
+				if (!(g.state & MSG_GONE)) {
+					g.body_off -= g.from_off;
+					g.end -= g.from_off;
+					g.from_off = 0;
+				}
 				g.state = (uint8_t)(g.state | MSG_GONE);
 				g.state &= (uint8_t)~MSG_DIRTY;
 				out.v[out.n++] = g;
@@ -414,6 +429,7 @@ mbox_sync(struct mbox *mb, struct mbox_sync_result *res)
 	}
 	mb->m.n = j;
 	mb->maybe_gone = 0;
+	mbox_gone_unmap(mb);
 	for (i = 0; i < mb->pend.n_changed; i++)
 		if (mbox_uid_index(mb, mb->pend.changed[i]) >= 0 &&
 		    push_uid(&res->changed, &res->n_changed, mb->pend.changed[i]) < 0)
@@ -494,7 +510,10 @@ mbox_read_begin(struct mbox *mb)
 		mbox_set_error(&mb->err, EAGAIN, "%s keeps being replaced", mb->path);
 		return -1;
 	}
-	mb->read_since = mono_ms();
+	/* messages others removed are read from the copies they kept, if any */
+	if (mb->maybe_gone)
+		mbox_gone_refresh(mb);
+	mb->read_since = mb->read_checked = mono_ms();
 	return 0;
 }
 
@@ -507,12 +526,20 @@ mbox_read_end(struct mbox *mb)
 }
 
 int
-mbox_read_contended(const struct mbox *mb)
+mbox_read_contended(struct mbox *mb)
 {
+	long now;
+
 	if (!mb->read_lk.fcntl_held)
 		return 0;
-	return mono_ms() - mb->read_since >= MBOX_READ_SLICE_MS ||
-	    mbox_lock_writer_waiting(mb->fd);
+	now = mono_ms();
+	if (now - mb->read_since >= MBOX_READ_SLICE_MS)
+		return 1;
+	/* one F_GETLK a millisecond at most: a FETCH of 100,000 messages asks per message */
+	if (now == mb->read_checked)
+		return 0;
+	mb->read_checked = now;
+	return mbox_lock_writer_waiting(mb->fd);
 }
 
 int

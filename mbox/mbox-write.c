@@ -662,7 +662,8 @@ plan_base(struct mbox *mb, struct patchset *ps)
 		end = mb->base.pseudo_end;
 		kind = META_XIMAP;
 	} else {
-		if (mb->m.n == 0)
+		/* a first message another program removed: the base is elsewhere now */
+		if (mb->m.n == 0 || (mb->m.v[0].state & MSG_GONE))
 			return 0;
 		start = mb->m.v[0].from_off + mb->m.v[0].from_len;
 		end = mb->m.v[0].body_off;
@@ -1183,6 +1184,8 @@ mbox_expunge(struct mbox *mb, const uint32_t *uids, size_t n_uids, uint32_t **ex
 			first = i;
 	}
 	if (k > 0) {
+		/* the sessions that still number them may FETCH them: keep copies first */
+		(void)mbox_gone_save(mb, skip);
 		if (expunge_apply(mb, skip, first, k) < 0)
 			goto out;
 		for (i = 0, j = 0; i < mb->m.n; i++) {

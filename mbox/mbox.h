@@ -252,10 +252,16 @@ int mbox_read_begin(struct mbox *mb);
 void mbox_read_end(struct mbox *mb);
 /* Nonzero when the reader should let the lock go for a moment: a writer is waiting for
  * it, or it has been held MBOX_READ_SLICE_MS. */
-int mbox_read_contended(const struct mbox *mb);
+int mbox_read_contended(struct mbox *mb);
 #define MBOX_READ_SLICE_MS	50
 /* Message i was removed from the file by another program (see mbox_read_begin()). */
 int mbox_msg_gone(const struct mbox *mb, uint32_t i);
+/*
+ * Its bytes can still be read: it is in the file, or another session that expunged it
+ * kept a copy for the sessions that still number it (RFC 2180 4.1.1; mbox-gone.c), which
+ * the accessors below then read from.  Under the read lock.
+ */
+int mbox_msg_available(const struct mbox *mb, uint32_t i);
 /* mbox_read_begin() and mbox_read_end(): the view brought up to date as there. */
 int mbox_refresh(struct mbox *mb);
 /* The file descriptor (for inotify/fstat by the caller); owned by mb. */

@@ -67,13 +67,14 @@ body_for(enum op op, int i, char *buf, size_t size)
 		snprintf(buf, size, "%s", bodies[i]);
 }
 
-/* ls -A on the journal directory, but the disposable cache, is empty */
+/* ls -A on the journal directory, but the disposable cache and kept copies, is empty */
 static int
 jdir_empty(const struct tdir *t)
 {
 	char cmd[400];
 
-	snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A %s | grep -v '^\\.imapd-cache-')\"",
+	snprintf(cmd, sizeof(cmd),
+	    "test -z \"$(ls -A %s | grep -v '^\\.imapd-\\(cache\\|gone\\)-')\"",
 	    t->jdir);
 	return system(cmd) == 0;
 }
