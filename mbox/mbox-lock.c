@@ -146,40 +146,9 @@ drop_fcntl(int fd, off_t start, off_t len)
 	(void)fcntl(fd, F_SETLK, &fl);
 }
 
-/*
- * The fcntl part, with the turnstile that keeps a stream of readers from starving a
- * writer: a writer takes the turnstile byte exclusively and keeps it while it waits for
- * the data range and while it writes; a reader passes through the turnstile (takes it
- * shared, then the data range, then lets the turnstile go).  So once a writer waits, new
- * readers queue behind it, and the readers inside drain.  Programs that lock the whole
- * file (MDAs, mail readers) conflict with both ranges, as before.
- */
 static int
-take_fcntl(int fd, int excl, long deadline, struct mbox_error *err_r)
+lock_error(struct mbox_error *err_r)
 {
-	int e;
-
-	if (wait_fcntl(fd, excl ? F_WRLCK : F_RDLCK, MBOX_LOCK_TURNSTILE, 1, deadline) < 0)
-		goto fail;
-	if (excl) {
-		/* one lock over everything, the turnstile included */
-		if (wait_fcntl(fd, F_WRLCK, 0, 0, deadline) < 0) {
-			e = errno;
-			drop_fcntl(fd, 0, 0);
-			errno = e;
-			goto fail;
-		}
-		return 0;
-	}
-	if (wait_fcntl(fd, F_RDLCK, 0, MBOX_LOCK_TURNSTILE, deadline) < 0) {
-		e = errno;
-		drop_fcntl(fd, MBOX_LOCK_TURNSTILE, 1);
-		errno = e;
-		goto fail;
-	}
-	drop_fcntl(fd, MBOX_LOCK_TURNSTILE, 1);
-	return 0;
-fail:
 	if (errno == ETIMEDOUT)
 		mbox_set_error(err_r, ETIMEDOUT, "mailbox is locked by another process");
 	else
@@ -187,17 +156,38 @@ fail:
 	return -1;
 }
 
+/* The data lock: writers the whole file, readers [0, share_len) (0: MBOX_LOCK_DATA_END). */
+static int
+take_data(int fd, int excl, off_t share_len, long deadline, struct mbox_error *err_r)
+{
+	if (excl)
+		return wait_fcntl(fd, F_WRLCK, 0, 0, deadline) < 0 ? lock_error(err_r) : 0;
+	if (share_len <= 0 || share_len > MBOX_LOCK_DATA_END)
+		share_len = MBOX_LOCK_DATA_END;
+	return wait_fcntl(fd, F_RDLCK, 0, share_len, deadline) < 0 ? lock_error(err_r) : 0;
+}
+
+void
+mbox_lock_shrink(struct mbox_lock *lk, uint64_t len)
+{
+	if (!lk->fcntl_held || lk->excl || len == 0 || len >= (uint64_t)MBOX_LOCK_DATA_END)
+		return;
+	drop_fcntl(lk->fd, (off_t)len, MBOX_LOCK_DATA_END - (off_t)len);
+}
+
 int
-mbox_lock_writer_waiting(int fd)
+mbox_lock_writer_waiting(int tfd)
 {
 	struct flock fl;
 
+	if (tfd < 0)
+		return 0;
 	memset(&fl, 0, sizeof(fl));
 	fl.l_type = F_RDLCK;
 	fl.l_whence = SEEK_SET;
-	fl.l_start = MBOX_LOCK_TURNSTILE;
+	fl.l_start = 0;
 	fl.l_len = 1;
-	if (fcntl(fd, F_GETLK, &fl) < 0)
+	if (fcntl(tfd, F_GETLK, &fl) < 0)
 		return 0;
 	return fl.l_type != F_UNLCK;
 }
@@ -226,11 +216,21 @@ int
 mbox_lock_acquire(struct mbox_lock *lk, int fd, const char *path, int mode, int timeout_ms,
     struct mbox_error *err_r)
 {
+	return mbox_lock_acquire_len(lk, fd, -1, path, mode, 0, timeout_ms, err_r);
+}
+
+int
+mbox_lock_acquire_len(struct mbox_lock *lk, int fd, int tfd, const char *path, int mode,
+    uint64_t share_len, int timeout_ms, struct mbox_error *err_r)
+{
 	long deadline = now_ms() + timeout_ms;
 	size_t n = strlen(path);
 	int round = 0, excl = (mode & MBOX_LK_EXCL) != 0;
+	off_t slen = share_len > (uint64_t)MBOX_LOCK_DATA_END ? MBOX_LOCK_DATA_END :
+	    (off_t)share_len;
 
 	lk->fd = -1;
+	lk->tfd = -1;
 	lk->fcntl_held = 0;
 	lk->dot_held = 0;
 	lk->excl = excl;
@@ -245,17 +245,35 @@ mbox_lock_acquire(struct mbox_lock *lk, int fd, const char *path, int mode, int 
 		memcpy(lk->dotpath + n, ".lock", 6);
 	}
 	/*
+	 * The turnstile (mbox-lock.h): a writer holds it from before it waits for the data
+	 * until it lets go of everything, a reader only on its way in.
+	 */
+	if (tfd >= 0) {
+		if (wait_fcntl(tfd, excl ? F_WRLCK : F_RDLCK, 0, 1, deadline) < 0) {
+			lock_error(err_r);
+			goto fail;
+		}
+		lk->tfd = tfd;
+	}
+	/*
 	 * fcntl first, then the dotlock (Debian Policy 11.6). procmail takes them the other
 	 * way round, so while the dotlock is busy the fcntl lock is let go between tries:
-	 * holding one while waiting for the other would stall both until the timeout.
+	 * holding one while waiting for the other would stall both until the timeout.  A
+	 * writer keeps the turnstile meanwhile (it is a file of its own, which no MDA
+	 * locks), so the other writers wait behind it in the kernel instead of taking the
+	 * fcntl lock in turn and keeping the MDA from it.
 	 */
 	for (;;) {
 		int r;
 
-		if (take_fcntl(fd, excl, deadline, err_r) < 0)
+		if (take_data(fd, excl, slen, deadline, err_r) < 0)
 			goto fail;
 		lk->fd = fd;
 		lk->fcntl_held = 1;
+		if (!excl && lk->tfd >= 0) {
+			drop_fcntl(lk->tfd, 0, 1);	/* a reader only passes through */
+			lk->tfd = -1;
+		}
 		if (lk->dotpath == NULL)
 			return 0;
 		r = try_dotlock(lk->dotpath, err_r);
@@ -279,6 +297,9 @@ fail:
 	lk->dotpath = NULL;
 	if (lk->fcntl_held)
 		drop_fcntl(fd, 0, 0);
+	if (lk->tfd >= 0)
+		drop_fcntl(lk->tfd, 0, 1);
+	lk->tfd = -1;
 	lk->fcntl_held = 0;
 	lk->fd = -1;
 	return -1;
@@ -309,6 +330,9 @@ mbox_lock_release(struct mbox_lock *lk, struct mbox_error *err_r)
 
 	if (lk->fcntl_held)
 		drop_fcntl(lk->fd, 0, 0);
+	if (lk->tfd >= 0)
+		drop_fcntl(lk->tfd, 0, 1);
+	lk->tfd = -1;
 	lk->fcntl_held = 0;
 	lk->fd = -1;
 	return ret;

@@ -16,12 +16,15 @@
  * out; a reader that must parse a changed file adds the dotlock (MBOX_LK_DOT), which keeps
  * out mail readers that lock only that way.
  *
- * Fairness: a turnstile byte far past any file's end (MBOX_LOCK_TURNSTILE) is held by a
- * writer from before it waits for the data until it is done; readers pass through it on
+ * Fairness: a turnstile, an fcntl lock on the first byte of a small file of the store's own
+ * (MBOX_LOCK_FILE_PREFIX in the state directory), is held by a writer from before it
+ * waits for the data until it is done, dotlock waits included; readers pass through it on
  * their way in.  A waiting writer therefore stops new readers, and readers inside can see
- * it waiting (mbox_lock_writer_waiting()) and step out early.  Waiters on the same lock are
- * woken together by the kernel and race, so no waiter is served by arrival order, but
- * none waits behind an endless stream of the other kind.
+ * it waiting (mbox_lock_writer_waiting()) and step out early.  It is a file of its own so
+ * that no MDA, which locks only the mailbox, ever waits for it.  Waiters on the same lock
+ * are woken together by the kernel and race, so no waiter is served by arrival order, but
+ * none waits behind an endless stream of the other kind.  A mailbox opened without a
+ * state directory has no turnstile.
  *
  * fcntl() locks belong to the process: a process must not lock the same file twice through
  * two descriptors, and closing any descriptor of the file drops them.  The store holds a
@@ -31,19 +34,21 @@
 #ifndef MBOX_MBOX_LOCK_H
 #define MBOX_MBOX_LOCK_H
 
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "mbox/mbox.h"
 
 struct mbox_lock {
 	int fd;			/* the locked file; -1 when nothing is held */
+	int tfd;		/* the turnstile file while it is held, else -1 */
 	int fcntl_held;
 	int excl;		/* the fcntl lock is exclusive */
 	int dot_held;
 	char *dotpath;		/* malloc'd "PATH.lock" while wanted or held */
 };
 
-#define MBOX_LOCK_INIT { -1, 0, 0, 0, NULL }
+#define MBOX_LOCK_INIT { -1, -1, 0, 0, 0, NULL }
 
 /* Lock modes (bits) */
 #define MBOX_LK_SHARED	0	/* a shared fcntl lock: reading */
@@ -51,8 +56,10 @@ struct mbox_lock {
 #define MBOX_LK_DOT	2	/* and the dotlock */
 #define MBOX_LK_WRITE	(MBOX_LK_EXCL | MBOX_LK_DOT)
 
-/* The turnstile's offset (see above); the data range readers lock is [0, this). */
-#define MBOX_LOCK_TURNSTILE	((off_t)1 << 62)
+/* The end of the data range readers lock at most: [0, this). */
+#define MBOX_LOCK_DATA_END	((off_t)1 << 62)
+/* The turnstile file: STATE_DIR/PREFIX + the hash of the mailbox path. */
+#define MBOX_LOCK_FILE_PREFIX	".imapd-lock-"
 /* How often a wait in F_SETLKW wakes to look at its deadline. */
 #define LOCK_TICK_MS	100
 
@@ -64,11 +71,22 @@ struct mbox_lock {
  */
 int mbox_lock_acquire(struct mbox_lock *lk, int fd, const char *path, int mode,
     int timeout_ms, struct mbox_error *err_r);
+/*
+ * The same, with the turnstile file tfd (-1: none) and the shared lock over [0, share_len)
+ * only (0: the whole data range).  A reader locks the bytes it has, not the room past the
+ * end: Debian's procmail locks only from the end of the file it appends to, and so
+ * delivers while sessions read; every program that changes bytes already there (our
+ * writers, mutt) locks from the start.
+ */
+int mbox_lock_acquire_len(struct mbox_lock *lk, int fd, int tfd, const char *path, int mode,
+    uint64_t share_len, int timeout_ms, struct mbox_error *err_r);
+/* A shared lock: keep only [0, len) of it (an appender may go on past len). */
+void mbox_lock_shrink(struct mbox_lock *lk, uint64_t len);
 /* Let the dotlock go and keep the fcntl lock.  0, or -1 as mbox_lock_release(). */
 int mbox_lock_drop_dot(struct mbox_lock *lk, struct mbox_error *err_r);
-/* Nonzero when another process holds the turnstile: a writer waits for the lock this
- * process holds shared on fd (or is about to).  One F_GETLK. */
-int mbox_lock_writer_waiting(int fd);
+/* Nonzero when another process holds the turnstile tfd: a writer waits for the lock this
+ * process holds shared (or is about to).  One F_GETLK. */
+int mbox_lock_writer_waiting(int tfd);
 /* Release what lk holds (dotlock, then fcntl).  Safe to call when nothing is held.
  * Returns 0, or -1 if the dotlock could not be removed (the lock is forgotten anyway). */
 int mbox_lock_release(struct mbox_lock *lk, struct mbox_error *err_r);

@@ -120,11 +120,32 @@ mbox_lock(struct mbox *mb, struct mbox_lock *lk, int mode)
 {
 	if (mb->fd < 0) {
 		lk->fd = -1;
+		lk->tfd = -1;
 		lk->fcntl_held = lk->dot_held = 0;
 		lk->dotpath = NULL;
 		return 0;
 	}
-	return mbox_lock_acquire(lk, mb->fd, mb->path, mode, MBOX_LOCK_TIMEOUT_MS, &mb->err);
+	/* shared: the bytes the view has (see mbox_lock_acquire_len()); a reload that finds
+	 * more takes the dotlock as well, which keeps appenders out meanwhile */
+	return mbox_lock_acquire_len(lk, mb->fd, mb->tfd, mb->path, mode,
+	    mb->size > 0 ? mb->size : 1, MBOX_LOCK_TIMEOUT_MS, &mb->err);
+}
+
+int
+mbox_open_file(const char *path, int oflags)
+{
+	/*
+	 * Reading never updates the access time.  procmail, after writing the first byte
+	 * of a delivery, sleeps a second with both locks held whenever the file's atime
+	 * equals its mtime (its "NFS atime hack"), and busy sessions reading the file would
+	 * make that so nearly always, stalling every writer behind it.  Only the owner may
+	 * ask: others read as usual.
+	 */
+	int fd = open(path, oflags | O_NOATIME);
+
+	if (fd < 0 && errno == EPERM)
+		fd = open(path, oflags);
+	return fd;
 }
 
 /* See mbox-private.h, before mbox_unlock_nowait(). */
@@ -389,7 +410,9 @@ mbox_open(const char *path, const char *journal_dir, unsigned flags, struct mbox
 		return -1;
 	}
 	mb->fd = -1;
+	mb->tfd = -1;
 	mb->read_lk.fd = -1;
+	mb->read_lk.tfd = -1;
 	mb->rw = rw;
 	mb->open_flags = flags;
 	mb->tz_cache_key = INT64_MIN;
@@ -408,8 +431,19 @@ mbox_open(const char *path, const char *journal_dir, unsigned flags, struct mbox
 		mbox_set_error(err_r, ENOMEM, "out of memory");
 		goto fail;
 	}
+	if (mb->journal_dir != NULL) {
+		/* the turnstile every session of the user on this mailbox shares */
+		char tp[4096];
+		uint64_t h = mbox_hash64((const unsigned char *)path, strlen(path),
+		    0x1234567887654321ULL);
+
+		if (snprintf(tp, sizeof(tp), "%s/%s%016llx", mb->journal_dir,
+		    MBOX_LOCK_FILE_PREFIX, (unsigned long long)h) < (int)sizeof(tp))
+			mb->tfd = open(tp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW,
+			    0600);
+	}
 	oflags = (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW;
-	mb->fd = open(path, oflags);
+	mb->fd = mbox_open_file(path, oflags);
 	if (mb->fd < 0 && errno == ENOENT && rw && (flags & MBOX_OPEN_CREATE))
 		mb->fd = open(path, oflags | O_CREAT | O_EXCL, 0600);
 	if (mb->fd < 0) {
@@ -494,6 +528,8 @@ mbox_free(struct mbox **mbp)
 		munmap((void *)(uintptr_t)mb->map, (size_t)mb->size);
 	if (mb->fd >= 0)
 		(void)close(mb->fd);	/* read-side only: every write was fsynced */
+	if (mb->tfd >= 0)
+		(void)close(mb->tfd);
 	for (i = 0; i < mb->n_kw; i++)
 		free(mb->kw[i]);
 	free(mb->m.v);

@@ -157,6 +157,7 @@ struct mbox {
 	struct mbox_gone_idx *gone_idx;	/* by UID */
 	uint32_t gone_n;
 
+	int tfd;		/* the turnstile file (mbox-lock.h), -1 without one */
 	struct mbox_lock read_lk;	/* between mbox_read_begin() and mbox_read_end() */
 	long read_since;	/* when read_lk was taken (CLOCK_MONOTONIC, ms) */
 	long read_checked;	/* when mbox_read_contended() last asked the kernel */
@@ -218,6 +219,8 @@ int mbox_hdr_next(const unsigned char *map, uint64_t *pos, uint64_t end,
 int mbox_meta_kind(const unsigned char *name, size_t len);
 
 /* mbox-open.c */
+/* open(2) of the mailbox file, with O_NOATIME where the user may (see there). */
+int mbox_open_file(const char *path, int oflags);
 int mbox_remap(struct mbox *mb);
 uint32_t mbox_tail_crc(const unsigned char *map, uint64_t size);
 int mbox_lock(struct mbox *mb, struct mbox_lock *lk, int mode);	/* MBOX_LK_* */

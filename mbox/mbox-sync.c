@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -39,7 +40,8 @@ file_changed(struct mbox *mb, int *gone_r)
 static int
 reopen(struct mbox *mb)
 {
-	int fd = open(mb->path, (mb->rw ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+	int fd = mbox_open_file(mb->path, (mb->rw ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY |
+	    O_NOFOLLOW);
 
 	if (fd < 0) {
 		if (errno == ENOENT)
@@ -382,6 +384,75 @@ mbox_reload_locked(struct mbox *mb)
 	return reload(mb, &mb->pend, 1);
 }
 
+static int
+dotlock_exists(const struct mbox *mb)
+{
+	char dot[4096];
+	struct stat st;
+
+	if (snprintf(dot, sizeof(dot), "%s.lock", mb->path) >= (int)sizeof(dot))
+		return 1;
+	return lstat(dot, &st) == 0 || errno != ENOENT;
+}
+
+static int
+same_stat(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
+	    a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	    a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/*
+ * Re-read a changed file as a reader: under a shared fcntl lock over the whole data range
+ * (so that no program that locks before it appends or rewrites is half way through), in
+ * lk, which the caller releases.  The dotlock, which is exclusive, would make every
+ * session that looks at the file wait for every other; it is taken only for what the
+ * fcntl lock cannot keep out, a mail reader that locks with the dotlock alone (c-client,
+ * pine): when one exists before the parse, or appears or the file changes during it, the
+ * file is read again under it.  Changes found go to res (keep_gone as reload()).
+ */
+static int
+reload_shared(struct mbox *mb, struct mbox_lock *lk, struct mbox_sync_result *res,
+    int keep_gone)
+{
+	struct mbox_error e;
+	struct stat a, b;
+	int dot = dotlock_exists(mb), r;
+
+	if (mbox_lock_acquire_len(lk, mb->fd, mb->tfd, mb->path,
+	    MBOX_LK_SHARED | (dot ? MBOX_LK_DOT : 0), 0, MBOX_LOCK_TIMEOUT_MS, &mb->err) < 0)
+		return -1;
+	if (fstat(mb->fd, &a) < 0)
+		memset(&a, 0, sizeof(a));
+	r = reload(mb, res, keep_gone);
+	if (r == 0 && !dot && (dotlock_exists(mb) || fstat(mb->fd, &b) < 0 || !same_stat(&a, &b))) {
+		(void)mbox_lock_release(lk, &e);
+		if (mbox_lock_acquire_len(lk, mb->fd, mb->tfd, mb->path,
+		    MBOX_LK_SHARED | MBOX_LK_DOT, 0, MBOX_LOCK_TIMEOUT_MS, &mb->err) < 0)
+			return -1;
+		r = reload(mb, res, keep_gone);
+	}
+	(void)mbox_lock_drop_dot(lk, &e);
+	return r;
+}
+
+/* Does the view hold what a read-write session writes at once: new mail's UIDs, the base,
+ * the "O" that ends \Recent? */
+static int
+sync_needs_write(const struct mbox *mb)
+{
+	uint32_t i;
+
+	if (mb->base_dirty)
+		return 1;
+	for (i = 0; i < mb->m.n; i++)
+		if (!(mb->m.v[i].state & (MSG_GONE | MSG_APPENDED)) &&
+		    (!(mb->m.v[i].state & MSG_UID_STORED) || !(mb->m.v[i].state & MSG_STATUS_O)))
+			return 1;
+	return 0;
+}
+
 int
 mbox_sync(struct mbox *mb, struct mbox_sync_result *res)
 {
@@ -391,21 +462,33 @@ mbox_sync(struct mbox *mb, struct mbox_sync_result *res)
 
 	memset(res, 0, sizeof(*res));
 	res->old_count = mb->m.n;
-	if (file_changed(mb, &gone)) {
-		if (mbox_lock(mb, &lk, mb->rw ? MBOX_LK_WRITE : MBOX_LK_SHARED | MBOX_LK_DOT) < 0)
-			return -1;
-		r = reload(mb, res, 0);
-		if (r == 0 && mb->rw) {
-			int need = mb->base_dirty;
-
-			for (i = 0; i < mb->m.n && !need; i++)
-				need = !(mb->m.v[i].state & (MSG_GONE | MSG_APPENDED)) &&
-				    (!(mb->m.v[i].state & MSG_UID_STORED) ||
-				    !(mb->m.v[i].state & MSG_STATUS_O));
-			if (need)
-				r = mbox_write_locked(mb);
+	if (file_changed(mb, &gone) && mb->fd >= 0) {
+		/* read under a shared lock; the write lock only when there is something to
+		 * write (new mail to number and mark old), and then the file is looked at
+		 * again under it */
+		r = reload_shared(mb, &lk, res, 0);
+		mbox_unlock_nowait(mb, &lk);
+		if (r == 0 && mb->rw && sync_needs_write(mb)) {
+			if (mbox_lock(mb, &lk, MBOX_LK_WRITE) < 0) {
+				r = -1;
+			} else {
+				r = reload(mb, res, 0);
+				if (r == 0 && sync_needs_write(mb))
+					r = mbox_write_locked(mb);
+				mbox_unlock_nowait(mb, &lk);
+			}
 		}
-		mbox_unlock(mb, &lk);
+		if (r < 0) {
+			mbox_sync_result_clear(res);
+			return -1;
+		}
+	} else if (mb->fd < 0 && file_changed(mb, &gone)) {
+		/* no file yet: one may have appeared (reload opens it) */
+		r = reload(mb, res, 0);
+		if (r == 0 && mb->fd >= 0) {
+			mbox_sync_result_clear(res);
+			return mbox_sync(mb, res);
+		}
 		if (r < 0) {
 			mbox_sync_result_clear(res);
 			return -1;
@@ -493,17 +576,19 @@ mbox_read_begin(struct mbox *mb)
 			break;
 		if (had_fd) {
 			(void)mbox_lock_release(&mb->read_lk, &e);
-			if (mbox_lock(mb, &mb->read_lk, MBOX_LK_SHARED | MBOX_LK_DOT) < 0)
-				return -1;
+			r = reload_shared(mb, &mb->read_lk, &mb->pend, 1);
+		} else {
+			r = mbox_reload_locked(mb);
 		}
-		r = mbox_reload_locked(mb);
-		(void)mbox_lock_drop_dot(&mb->read_lk, &e);
 		if (r < 0) {
 			(void)mbox_lock_release(&mb->read_lk, &e);
 			return -1;
 		}
-		if (had_fd && mb->fd >= 0 && mb->ino == ino)
+		if (had_fd && mb->fd >= 0 && mb->ino == ino) {
+			/* the bytes are read now: an appender may go on past them */
+			mbox_lock_shrink(&mb->read_lk, mb->size > 0 ? mb->size : 1);
 			break;
+		}
 		(void)mbox_lock_release(&mb->read_lk, &e);
 	}
 	if (tries == 4) {
@@ -539,7 +624,7 @@ mbox_read_contended(struct mbox *mb)
 	if (now == mb->read_checked)
 		return 0;
 	mb->read_checked = now;
-	return mbox_lock_writer_waiting(mb->fd);
+	return mbox_lock_writer_waiting(mb->tfd);
 }
 
 int

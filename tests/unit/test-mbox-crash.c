@@ -67,14 +67,15 @@ body_for(enum op op, int i, char *buf, size_t size)
 		snprintf(buf, size, "%s", bodies[i]);
 }
 
-/* ls -A on the journal directory, but the disposable cache and kept copies, is empty */
+/* ls -A on the journal directory, but the disposable cache, kept copies and turnstile,
+ * is empty */
 static int
 jdir_empty(const struct tdir *t)
 {
 	char cmd[400];
 
 	snprintf(cmd, sizeof(cmd),
-	    "test -z \"$(ls -A %s | grep -v '^\\.imapd-\\(cache\\|gone\\)-')\"",
+	    "test -z \"$(ls -A %s | grep -v '^\\.imapd-\\(cache\\|gone\\|lock\\)-')\"",
 	    t->jdir);
 	return system(cmd) == 0;
 }

@@ -14,6 +14,31 @@
 #include "mbox/mbox-lock.h"
 #include "test-mbox-util.h"
 
+/* The turnstile file the store keeps beside a mailbox (here: PATH.ts), opened once per
+ * process and path. */
+static int
+tfd_of(const char *path)
+{
+	static char last[400];
+	static int fd = -1;
+	static pid_t owner;
+	char tp[420];
+
+	if (fd >= 0 && owner == getpid() && strcmp(last, path) == 0)
+		return fd;
+	snprintf(tp, sizeof(tp), "%s.ts", path);
+	fd = open(tp, O_RDWR | O_CREAT, 0600);
+	owner = getpid();
+	snprintf(last, sizeof(last), "%s", path);
+	return fd;
+}
+
+static int
+tlock(struct mbox_lock *lk, int fd, const char *path, int mode, int ms, struct mbox_error *err)
+{
+	return mbox_lock_acquire_len(lk, fd, tfd_of(path), path, mode, 0, ms, err);
+}
+
 /* Child: take the lock, signal through the pipe, hold it for ms, release, exit. */
 static pid_t
 holder(const char *path, int excl, int ms, int *ready_fd)
@@ -30,7 +55,7 @@ holder(const char *path, int excl, int ms, int *ready_fd)
 		int fd = open(path, O_RDWR);
 
 		close(p[0]);
-		if (fd < 0 || mbox_lock_acquire(&lk, fd, path, excl ? MBOX_LK_WRITE :
+		if (fd < 0 || tlock(&lk, fd, path, excl ? MBOX_LK_WRITE :
 		    MBOX_LK_SHARED, 1000, &err) < 0)
 			_exit(2);
 		if (write(p[1], "x", 1) != 1)
@@ -73,12 +98,12 @@ test_lock_excludes(void **state)
 	wait_ready(rfd);
 	/* the holder has both locks: the dotlock exists, we time out */
 	assert_int_equal(access(dot, F_OK), 0);
-	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, MBOX_LK_WRITE, 150, &err), -1);
+	assert_int_equal(tlock(&lk, fd, t.path, MBOX_LK_WRITE, 150, &err), -1);
 	assert_int_equal(err.code, ETIMEDOUT);
 	/* a reader is kept out as well (the dotlock is exclusive) */
-	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, MBOX_LK_SHARED, 150, &err), -1);
+	assert_int_equal(tlock(&lk, fd, t.path, MBOX_LK_SHARED, 150, &err), -1);
 	/* when it lets go, we get it (waiting less than the timeout) */
-	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, MBOX_LK_WRITE, 5000, &err), 0);
+	assert_int_equal(tlock(&lk, fd, t.path, MBOX_LK_WRITE, 5000, &err), 0);
 	assert_int_equal(access(dot, F_OK), 0);
 	assert_int_equal(mbox_lock_release(&lk, &err), 0);
 	assert_int_equal(access(dot, F_OK), -1);
@@ -116,9 +141,9 @@ test_fcntl_only_holder(void **state)
 	close(p[1]);
 	assert_int_equal(read(p[0], &c, 1), 1);
 	fd = open(t.path, O_RDWR);
-	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, MBOX_LK_SHARED, 100, &err), -1);
+	assert_int_equal(tlock(&lk, fd, t.path, MBOX_LK_SHARED, 100, &err), -1);
 	assert_int_equal(err.code, ETIMEDOUT);
-	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, MBOX_LK_SHARED, 5000, &err), 0);
+	assert_int_equal(tlock(&lk, fd, t.path, MBOX_LK_SHARED, 5000, &err), 0);
 	assert_int_equal(mbox_lock_release(&lk, &err), 0);
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	close(fd);
@@ -148,12 +173,12 @@ test_stale_dotlock(void **state)
 	snprintf(pidbuf, sizeof(pidbuf), "%d\n", (int)pid);
 	write_file(dot, pidbuf, strlen(pidbuf));
 	fd = open(t.path, O_RDWR);
-	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, MBOX_LK_WRITE, 2000, &err), 0);
+	assert_int_equal(tlock(&lk, fd, t.path, MBOX_LK_WRITE, 2000, &err), 0);
 	assert_int_equal(mbox_lock_release(&lk, &err), 0);
 	/* one naming a live process is respected */
 	snprintf(pidbuf, sizeof(pidbuf), "%d\n", (int)getppid());
 	write_file(dot, pidbuf, strlen(pidbuf));
-	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, MBOX_LK_WRITE, 200, &err), -1);
+	assert_int_equal(tlock(&lk, fd, t.path, MBOX_LK_WRITE, 200, &err), -1);
 	assert_int_equal(err.code, ETIMEDOUT);
 	/* and the fcntl lock was given back on failure: another process can take it */
 	unlink(dot);
@@ -181,7 +206,7 @@ test_store_waits_for_mda(void **state)
 		struct mbox_lock lk = MBOX_LOCK_INIT;
 
 		fd = open(t.path, O_RDWR | O_APPEND);
-		if (fd < 0 || mbox_lock_acquire(&lk, fd, t.path, MBOX_LK_WRITE, 1000, &err) < 0)
+		if (fd < 0 || tlock(&lk, fd, t.path, MBOX_LK_WRITE, 1000, &err) < 0)
 			_exit(2);
 		if (write(fd, "From b Mon Jan  5 01:02:03 2015\n\ntw", 35) != 35)
 			_exit(3);
@@ -251,7 +276,7 @@ test_dotlock_helper(void **state)
 		if (access(spool, W_OK) == 0)
 			_exit(3);
 		fd = open(box, O_RDWR);
-		if (fd < 0 || mbox_lock_acquire(&lk, fd, box, MBOX_LK_WRITE, 3000, &err) < 0)
+		if (fd < 0 || tlock(&lk, fd, box, MBOX_LK_WRITE, 3000, &err) < 0)
 			_exit(4);
 		if (access(dot, F_OK) != 0)
 			_exit(5);
@@ -280,7 +305,7 @@ reader_loop(const char *path, int ms, int hold_ms)
 
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		do {
-			if (fd < 0 || mbox_lock_acquire(&lk, fd, path, MBOX_LK_SHARED, 5000,
+			if (fd < 0 || tlock(&lk, fd, path, MBOX_LK_SHARED, 5000,
 			    &err) < 0)
 				_exit(2);
 			usleep((useconds_t)hold_ms * 1000);
@@ -318,12 +343,12 @@ test_readers_share_and_writer_is_not_starved(void **state)
 	fd = open(t.path, O_RDWR);
 	assert_true(fd >= 0);
 	/* readers share: a second process gets the shared lock while we hold it */
-	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, MBOX_LK_SHARED, 100, &err), 0);
+	assert_int_equal(tlock(&lk, fd, t.path, MBOX_LK_SHARED, 100, &err), 0);
 	r[0] = reader_loop(t.path, 10, 1);
 	assert_int_equal(waitpid(r[0], &st, 0), r[0]);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	/* nobody is waiting to write */
-	assert_int_equal(mbox_lock_writer_waiting(fd), 0);
+	assert_int_equal(mbox_lock_writer_waiting(tfd_of(t.path)), 0);
 	mbox_lock_release(&lk, &err);
 	/* three readers whose holds overlap all the time, for 3 s: without the turnstile
 	 * the shared lock is never free, and a writer waits for all of it */
@@ -332,7 +357,7 @@ test_readers_share_and_writer_is_not_starved(void **state)
 	usleep(200000);
 	for (i = 0; i < 5; i++) {
 		clock_gettime(CLOCK_MONOTONIC, &t0);
-		assert_int_equal(mbox_lock_acquire(&lk2, fd, t.path, MBOX_LK_WRITE, 2000, &err),
+		assert_int_equal(tlock(&lk2, fd, t.path, MBOX_LK_WRITE, 2000, &err),
 		    0);
 		waited = elapsed_ms(&t0);
 		/* it waited for the readers inside (30 ms holds), not for the stream */
@@ -363,12 +388,12 @@ test_waiting_writer_is_seen_by_readers(void **state)
 	tdir_make(&t);
 	write_file(t.path, "", 0);
 	fd = open(t.path, O_RDWR);
-	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, MBOX_LK_SHARED, 100, &err), 0);
+	assert_int_equal(tlock(&lk, fd, t.path, MBOX_LK_SHARED, 100, &err), 0);
 	/* a writer comes: it holds the turnstile while it waits, and we can tell */
 	pid = holder(t.path, 1, 10, &rfd);
-	for (i = 0; i < 100 && !mbox_lock_writer_waiting(fd); i++)
+	for (i = 0; i < 100 && !mbox_lock_writer_waiting(tfd_of(t.path)); i++)
 		usleep(10000);
-	assert_true(mbox_lock_writer_waiting(fd));
+	assert_true(mbox_lock_writer_waiting(tfd_of(t.path)));
 	/* a new reader queues behind it */
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	mbox_lock_release(&lk, &err);
@@ -381,12 +406,50 @@ test_waiting_writer_is_seen_by_readers(void **state)
 	pid = holder(t.path, 1, 300, &rfd);
 	wait_ready(rfd);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, MBOX_LK_SHARED, 120, &err), -1);
+	assert_int_equal(tlock(&lk, fd, t.path, MBOX_LK_SHARED, 120, &err), -1);
 	assert_int_equal(err.code, ETIMEDOUT);
 	assert_true(elapsed_ms(&t0) >= 110 && elapsed_ms(&t0) < 400);
-	assert_int_equal(mbox_lock_acquire(&lk, fd, t.path, MBOX_LK_SHARED, 5000, &err), 0);
+	assert_int_equal(tlock(&lk, fd, t.path, MBOX_LK_SHARED, 5000, &err), 0);
 	mbox_lock_release(&lk, &err);
 	assert_int_equal(waitpid(pid, &st, 0), pid);
+	close(fd);
+	tdir_clean(&t);
+}
+
+/* procmail locks only from the end of the file it appends to: a reader that locks the bytes
+ * there are does not keep it waiting; one that locks everything does. */
+static void
+test_reader_leaves_room_for_an_appender(void **state)
+{
+	struct tdir t;
+	struct mbox_lock lk = MBOX_LOCK_INIT;
+	struct mbox_error err;
+	int fd, i;
+	(void)state;
+
+	tdir_make(&t);
+	write_file(t.path, "From a Mon Jan  5 01:02:03 2015\n\none\n\n", 38);
+	fd = open(t.path, O_RDWR);
+	assert_true(fd >= 0);
+	for (i = 0; i < 2; i++) {
+		pid_t pid;
+		int st;
+
+		assert_int_equal(mbox_lock_acquire_len(&lk, fd, tfd_of(t.path), t.path,
+		    MBOX_LK_SHARED, i == 0 ? 38 : 0, 100, &err), 0);
+		pid = fork();
+		if (pid == 0) {
+			struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+					    .l_start = 38, .l_len = 0 };
+			int cfd = open(t.path, O_RDWR | O_APPEND);
+
+			_exit(cfd >= 0 && fcntl(cfd, F_SETLK, &fl) == 0 ? 0 : 1);
+		}
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+		assert_true(WIFEXITED(st));
+		assert_int_equal(WEXITSTATUS(st), i == 0 ? 0 : 1);
+		mbox_lock_release(&lk, &err);
+	}
 	close(fd);
 	tdir_clean(&t);
 }
@@ -402,6 +465,7 @@ main(void)
 		cmocka_unit_test(test_dotlock_helper),
 		cmocka_unit_test(test_readers_share_and_writer_is_not_starved),
 		cmocka_unit_test(test_waiting_writer_is_seen_by_readers),
+		cmocka_unit_test(test_reader_leaves_room_for_an_appender),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

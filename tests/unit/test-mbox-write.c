@@ -243,7 +243,13 @@ test_first_message_flags_in_place(void **state)
 	assert_non_null(mb);
 	f0 = read_file(t.path, &n0);
 	assert_non_null(strstr(f0, "X-IMAPbase: "));
-	assert_int_equal(rmdir(t.jdir), 0);
+	{
+		/* (the turnstile file the open made goes too: the session keeps it open) */
+		char cmd[400];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", t.jdir);
+		assert_int_equal(system(cmd), 0);
+	}
 	write_file(t.jdir, "x", 1);
 	mbox_msg_set_flags(mb, 0, MBOX_SEEN | MBOX_ANSWERED, 0);
 	mbox_msg_set_flags(mb, 2, MBOX_SEEN, 0);
@@ -332,7 +338,8 @@ test_flags_tail_rewrite(void **state)
 	{
 		char cmd[400];
 
-		snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A %s)\"", t.jdir);
+		snprintf(cmd, sizeof(cmd),
+		    "test -z \"$(ls -A %s | grep -v '^\\.imapd-lock-')\"", t.jdir);
 		assert_int_equal(system(cmd), 0);
 	}
 	tdir_clean(&t);
@@ -1223,7 +1230,7 @@ test_expunge_collapse(void **state)
 		char cmd[400];
 
 		snprintf(cmd, sizeof(cmd),
-		    "test -z \"$(ls -A %s | grep -v '^\\.imapd-\\(cache\\|gone\\)-')\"",
+		    "test -z \"$(ls -A %s | grep -v '^\\.imapd-\\(cache\\|gone\\|lock\\)-')\"",
 		    t.jdir);
 		assert_int_equal(system(cmd), 0);
 	}
