@@ -426,7 +426,8 @@ reload_shared(struct mbox *mb, struct mbox_lock *lk, struct mbox_sync_result *re
 	if (fstat(mb->fd, &a) < 0)
 		memset(&a, 0, sizeof(a));
 	r = reload(mb, res, keep_gone);
-	if (r == 0 && !dot && (dotlock_exists(mb) || fstat(mb->fd, &b) < 0 || !same_stat(&a, &b))) {
+	if (r == 0 && !dot &&
+	    (dotlock_exists(mb) || fstat(mb->fd, &b) < 0 || !same_stat(&a, &b))) {
 		(void)mbox_lock_release(lk, &e);
 		if (mbox_lock_acquire_len(lk, mb->fd, mb->tfd, mb->path,
 		    MBOX_LK_SHARED | MBOX_LK_DOT, 0, MBOX_LOCK_TIMEOUT_MS, &mb->err) < 0)
