@@ -80,6 +80,26 @@ run_unit build
 echo "== integration tests"
 run_integration "$PWD/imapd/imapd"
 
+# Runs the short concurrent stress run (tests/stress) against the binary $1: every answer of
+# ten clients, an MDA and a mail reader on one INBOX is checked; 0 violations passes.
+run_stress() {
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "   skipped: needs root (it runs the server as a throwaway user)"
+		return
+	fi
+	if $PY tests/stress/stress.py --short --imapd "$1" >/tmp/imapd-stress.$$ 2>&1; then
+		pass=$((pass + 1))
+		grep -E '^(all IMAP|violations)' /tmp/imapd-stress.$$
+	else
+		tail -n 60 /tmp/imapd-stress.$$
+		note_fail "stress($1)"
+	fi
+	rm -f /tmp/imapd-stress.$$
+}
+
+echo "== stress: 10 clients, an MDA and a mail reader on one mailbox (tests/stress)"
+run_stress "$PWD/imapd/imapd"
+
 echo "== differential test against Dovecot's imap (tests/diff)"
 if [ "$(id -u)" -ne 0 ]; then
 	echo "   skipped: needs root (it runs both servers as a throwaway user)"
@@ -101,6 +121,8 @@ if make -s -j"$JOBS" B=build-san SAN=1 build-san/imapd/imapd unit; then
 	unset ASAN_OPTIONS UBSAN_OPTIONS
 	echo "== integration tests (sanitizers)"
 	run_integration "$PWD/build-san/imapd/imapd"
+	echo "== stress (sanitizers)"
+	run_stress "$PWD/build-san/imapd/imapd"
 else
 	note_fail "sanitizer-build"
 fi

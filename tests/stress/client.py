@@ -13,13 +13,13 @@ import re
 import time
 
 from imapconn import Atom, Conn, ServerGone, Str, Timeout, canon_structure, flag_list
-from model import INF, canon_flags, fmt_flags
+from model import INF, Stale, canon_flags, fmt_flags
 from mboxgen import crlf
 
 SYSTEM_FLAGS = ["\\Seen", "\\Answered", "\\Flagged", "\\Draft"]
 KEYWORDS = ["$Label1", "$Label2", "$Label3", "$Label4", "$Label5", "$Forwarded", "NonJunk"]
 HDR_NAMES = [b"From", b"To", b"Subject", b"Message-ID"]
-_MSGID = re.compile(rb"(?im)^message-id:[ \t]*(?:\r\n[ \t]+)?(<[^>\s]*>)")
+_MSGID = MSGID_RE = re.compile(rb"(?im)^message-id:[ \t]*(?:\r\n[ \t]+)?(<[^>\s]*>)")
 _HF = re.compile(rb"^BODY\[HEADER\.FIELDS \(([^)]*)\)\]$")
 
 WEIGHTS = [("fetch_flags", 10), ("fetch_hdr", 10), ("fetch_bs", 6), ("fetch_size", 6),
@@ -54,6 +54,7 @@ class Cmd:
         self.targets = ()           # the UIDs the command is about
         self.flag_updates = {}      # uid -> flags (the last FETCH FLAGS for it)
         self.expunged = []          # uids announced
+        self.reported = set()       # violation kinds reported for this command
         self.t0 = 0.0
 
     def line(self):
@@ -73,7 +74,14 @@ class Client:
         self.conn = None
         self.proc = None
         self.sessions = 0
+        self.trace = None
+        if run.args.trace:
+            self.trace = open("%s/%s.log" % (run.args.trace, cid), "a")
         self.reset_view()
+
+    def t(self, direction, text):
+        if self.trace is not None:
+            self.trace.write("%d %s %s\n" % (self.model._tick, direction, text))
 
     # -- view --------------------------------------------------------------------------------
     def reset_view(self):
@@ -86,11 +94,39 @@ class Client:
         self.logging_out = False
         self.selected = False
         self.select_sent = None
+        self.gen = self.model.generation
 
     def v(self, kind, cmd, resp, detail=""):
+        """Reports a violation; one of a kind per command (the rest are counted)."""
+        if cmd is not None:
+            if kind in cmd.reported:
+                self.model.note("repeats in one command: " + kind)
+                return
+            cmd.reported.add(kind)
         line = resp.short() if resp is not None else ""
         self.model.violation(kind, self.cid, cmd.line() if cmd is not None else "", line,
                              detail)
+
+    def flag_violation(self, kind, cmd, resp, u, got, st, detail):
+        """u's flags contradict the model.  The file (read under a lock) tells a lost
+        update (the file is wrong too) from a session that was not told (the file is
+        right), and a message expunged without telling the session from one left there."""
+        m = self.model
+        ver = m.version(u)
+        probe = self.run.probe(u)
+        if probe is not None and m.version(u) == ver:
+            where, fl = probe
+            if where == "absent":
+                if kind == "EXPUNGE left a deleted message" or not m.maybe_gone(u):
+                    kind = "EXPUNGE not reported"
+                    detail += "; the file no longer has UID %d" % u
+            elif st is not None and not st.allows(fl):
+                kind = "lost flag update"
+                detail += "; the file has %s" % fmt_flags(fl)
+            else:
+                detail += "; the file has %s" % fmt_flags(fl)
+        m.taint(u)
+        self.v(kind, cmd, resp, detail)
 
     # -- running sessions --------------------------------------------------------------------
     def loop(self):
@@ -114,6 +150,7 @@ class Client:
         except RuntimeError:
             return
         self.conn = Conn(self.proc.sock)
+        self.t("=", "session %d, pid %d" % (self.sessions + 1, self.proc.pid))
         self.sessions += 1
         self.model.note("sessions")
         cmd = None
@@ -136,14 +173,17 @@ class Client:
             self.logout()
         except SessionLost as e:
             self.lost(str(e), e.quiet)
+        except Stale:
+            self.lost("UIDVALIDITY changed since the session began", True)
         finally:
             self.finish_proc()
 
     def lost(self, why, quiet=False):
+        self.t("=", "lost: %s" % why)
         if self.proc.storm_killed:
             self.model.note("sessions killed by the storm")
             return
-        if self.got_bye or quiet:
+        if self.got_bye or quiet or self.proc.harness_killed:
             return
         self.model.violation("connection lost", self.cid, self.last_cmd_line, why,
                              "the server closed the connection or stopped answering "
@@ -190,7 +230,12 @@ class Client:
         cmd.t0 = time.monotonic()
         deadline = cmd.t0 + timeout
         try:
-            cmd.sent = on_sent() if on_sent else self.model.tick()
+            try:
+                self.model.check_gen(self.gen)
+                cmd.sent = on_sent() if on_sent else self.model.tick()
+            except Stale:
+                raise SessionLost("UIDVALIDITY changed", quiet=True)
+            self.t(">", cmd.line())
             try:
                 if cmd.literal is not None and not cmd.plus:
                     conn.send(line + b"\r\n")
@@ -212,7 +257,10 @@ class Client:
                         if r.tag != cmd.tag:
                             self.v("tagged response with a wrong tag", cmd, r)
                             continue
-                        return self._tagged(cmd, r)
+                        res = self._tagged(cmd, r)
+                        if self.gen != self.model.generation:
+                            raise Stale()
+                        return res
                     if r.kind == "cont":
                         self.v("unexpected continuation request", cmd, r)
                         continue
@@ -227,6 +275,8 @@ class Client:
                 raise SessionLost("timeout", quiet=True)
             except ServerGone as e:
                 raise SessionLost(str(e))
+            except Stale:
+                raise SessionLost("UIDVALIDITY changed", quiet=True)
         except SessionLost:
             if on_lost is not None:
                 on_lost()
@@ -236,6 +286,7 @@ class Client:
 
     def _tagged(self, cmd, r):
         cmd.tagged = r
+        self.t("<", r.short())
         dt = time.monotonic() - cmd.t0
         self.run.record(cmd.kind, dt)
         st = r.status
@@ -255,7 +306,10 @@ class Client:
 
     # -- untagged responses ------------------------------------------------------------------
     def untagged(self, r, cmd):
+        if self.gen != self.model.generation:
+            raise Stale()
         cmd.untagged.append(r)
+        self.t("<", r.short())
         if self.logging_out and not (r.kind == "status" and r.status == "BYE"):
             self.v("untagged data after LOGOUT", cmd, r,
                    "only BYE may answer LOGOUT")
@@ -265,16 +319,20 @@ class Client:
                     self.v("unexpected BYE", cmd, r)
                 self.got_bye = True
                 return
-            if r.status in ("NO", "BAD"):
-                self.v("untagged %s" % r.status, cmd, r)
+            if r.status == "NO":
+                # RFC 3501 7.1.2: an untagged NO is a warning; the command may still succeed.
+                self.model.allow("untagged NO (warning)")
+            elif r.status == "BAD":
+                self.v("untagged BAD", cmd, r)
             if r.code_name == "UIDVALIDITY" and cmd.kind == "SELECT":
                 try:
                     v = int(r.code.split()[1])
                 except (IndexError, ValueError):
                     self.v("malformed response", cmd, r)
                     return
-                if not self.model.set_uidvalidity(v, self.cid, r.short()):
-                    self.run.fatal.set()
+                if not self.model.set_uidvalidity(v, self.cid, r.short(), self.gen):
+                    self.run.rebase(v)
+                    raise SessionLost("UIDVALIDITY changed", quiet=True)
             elif r.code_name == "PERMANENTFLAGS":
                 pass
             return
@@ -317,11 +375,11 @@ class Client:
             uid = self.seq.pop(n - 1)[0]
             self.exists -= 1
             if uid is None:
-                self.model.unattributed_expunge()
+                self.model.unattributed_expunge(self.gen)
                 return
             self.flags.pop(uid, None)
             cmd.expunged.append(uid)
-            self.model.announce_expunge(uid, self.cid, cmd.line(), r.short())
+            self.model.announce_expunge(uid, self.cid, cmd.line(), r.short(), self.gen)
             return
         if r.word == b"FETCH":
             self.fetch_response(r, cmd)
@@ -351,7 +409,7 @@ class Client:
                            "above UIDs seen before the message appeared)" % (u, n))
                 ent[0] = uid = u
                 self.max_uid = max(self.max_uid, u)
-                self.model.learn_uid(u)
+                self.model.learn_uid(u, self.gen)
             elif uid != u:
                 self.v("FETCH UID mismatch", cmd, r,
                        "message %d has UID %d in this session" % (n, uid))
@@ -417,7 +475,7 @@ class Client:
                 head = val.split(b"\r\n\r\n", 1)[0]
                 mm = _MSGID.search(head)
                 if mm:
-                    m.link(uid, mm.group(1), self.cid, cmd.line(), r.short())
+                    m.link(uid, mm.group(1), self.cid, cmd.line(), r.short(), self.gen)
                     break
         with m.lock:
             rec = m.uids.get(uid)
@@ -555,22 +613,30 @@ class Client:
             self.check_reappeared(cmd)
 
     def check_reappeared(self, cmd):
-        """A message that was surely gone before this SELECT must not be in it."""
+        """A message that was surely gone before this SELECT must not be in it.  Judged by
+        Message-ID: a UID that shows another message now is reported by link()."""
         m = self.model
         t = self.select_sent
+        shown = {}
+        for n, uid, r in cmd.fetches:
+            for name, val in r.fetch.items():
+                if uid is not None and isinstance(val, Str) and _HF.match(name):
+                    mm = _MSGID.search(val)
+                    if mm:
+                        shown[uid] = mm.group(1)
         with m.lock:
             for e in self.seq:
                 u = e[0]
                 if u is None:
                     continue
                 r = m.uids.get(u)
-                if r is None:
+                if r is None or r.key is None or shown.get(u) != r.key or r.contested:
                     continue
                 if r.announced is not None and r.announced < t:
                     m.violation("expunged message back", self.cid, cmd.line(), "",
                                 "UID %d was announced expunged before this session "
                                 "selected the mailbox" % u)
-                elif r.key is not None:
+                else:
                     msg = m.msgs.get(r.key)
                     if msg is not None and msg.removed is not None and msg.removed[1] < t:
                         m.violation("expunged message back", self.cid, cmd.line(), "",
@@ -734,7 +800,8 @@ class Client:
         ops = []
 
         def sent():
-            ops.extend(self.model.begin_ops(targets, op, cf, self.cid, cmd.line()))
+            ops.extend(self.model.begin_ops(targets, op, cf, self.cid, cmd.line(),
+                                            self.gen))
             return ops[0][1].sent
 
         def lost():
@@ -751,12 +818,12 @@ class Client:
             if got is None or m.overlapping(u, o) or m.maybe_gone(u):
                 continue
             st = m.states(u, upto_op=o)
-            if st is not None and got not in st:
-                self.model.violation("STORE answered wrong flags", self.cid, cmd.line(),
-                                     "", "UID %d: got %s, expected %s; %s" % (
-                                         u, fmt_flags(got),
-                                         " or ".join(fmt_flags(s) for s in st),
-                                         m.history(u)))
+            if st is not None and not st.allows(got):
+                self.flag_violation("STORE answered wrong flags", cmd, None, u, got, st,
+                                    "UID %d: got %s, expected %s; %s" % (
+                                        u, fmt_flags(got),
+                                        st.describe(got),
+                                        m.history(u)))
 
     def do_store(self):
         k = self.rng.random()
@@ -790,7 +857,7 @@ class Client:
         rec = []
 
         def sent():
-            rec.append(m.begin_expunge(scope, self.cid))
+            rec.append(m.begin_expunge(scope, self.cid, self.gen))
             return rec[0].sent
 
         def lost():
@@ -807,13 +874,14 @@ class Client:
             u = ent[0]
             if u is None or (scope is not None and u not in scope):
                 continue
-            if not m.settled_before(u, e.sent):
-                continue
-            st = m.states(u)
-            if st and all("\\Deleted" in s for s in st):
-                m.violation("EXPUNGE left a deleted message", self.cid, cmd.line(),
-                            cmd.tagged.short(), "UID %d had \\Deleted; %s" % (
-                                u, m.history(u)))
+            with m.lock:        # both at once: no operation may slip in between
+                if not m.settled_before(u, e.sent):
+                    continue
+                st = m.states(u, before=e.sent)
+            if st is not None and st.must("\\Deleted"):
+                self.flag_violation("EXPUNGE left a deleted message", cmd, cmd.tagged, u,
+                                    self.flags.get(u), st, "UID %d had \\Deleted; %s" % (
+                                        u, m.history(u)))
 
     def do_expunge(self):
         self._expunge(False)
@@ -834,11 +902,13 @@ class Client:
         text = b"APPEND INBOX" + (b" (" + b" ".join(f.encode() for f in flags) + b")"
                                   if flags else b"")
         cmd = Cmd("APPEND", text, literal=content, plus=plus)
+        self.t("=", "APPEND of %s" % key.decode())
         rec = m.add_message(key, content, "append", cf, "pending", self.cid)
         floor = []
 
         def sent():
             with m.lock:
+                m.check_gen(self.gen)
                 t = m.tick()
                 rec.sent = t
                 floor.append(m.max_uid)
@@ -862,15 +932,16 @@ class Client:
             except (IndexError, ValueError):
                 self.v("malformed response", cmd, cmd.tagged, "bad APPENDUID")
                 return
-            if m.uidvalidity is not None and v != m.uidvalidity:
-                self.v("APPENDUID with another UIDVALIDITY", cmd, cmd.tagged)
+            if not m.set_uidvalidity(v, self.cid, cmd.tagged.short(), self.gen):
+                self.run.rebase(v)
+                raise SessionLost("UIDVALIDITY changed", quiet=True)
             if u <= floor[0]:
                 self.v("APPENDUID not above existing UIDs", cmd, cmd.tagged,
                        "UID %d was seen before this APPEND was sent (RFC 3501 2.3.1.1)" %
                        floor[0])
-            m.set_init(u, cf)
-            m.learn_uid(u)
-            m.link(u, key, self.cid, cmd.line(), cmd.tagged.short())
+            m.set_init(u, cf, self.gen)
+            m.learn_uid(u, self.gen)
+            m.link(u, key, self.cid, cmd.line(), cmd.tagged.short(), self.gen)
 
     def do_noop(self):
         m = self.model
@@ -883,18 +954,20 @@ class Client:
             u = ent[0]
             if u is None or u not in self.flags:
                 continue
-            if not m.settled_before(u, t) or m.maybe_gone(u):
-                continue
-            st = m.states(u)
+            with m.lock:        # both at once: no operation may slip in between
+                if not m.settled_before(u, t) or m.maybe_gone(u):
+                    continue
+                st = m.states(u, before=t)
             if st is None:
                 continue
             got = self.flags[u]
-            if got not in st:
-                m.violation("flag change not seen at NOOP", self.cid, cmd.line(), "",
-                            "UID %d: the session has %s, the mailbox must have %s; NOOP "
-                            "sent at %d; %s" % (u, fmt_flags(got),
-                                                " or ".join(fmt_flags(s) for s in st), t,
-                                                m.history(u)))
+            if not st.allows(got):
+                self.flag_violation("flag change not seen at NOOP", cmd, None, u, got, st,
+                                    "UID %d: the session has %s, the mailbox must have %s; "
+                                    "NOOP sent at %d; %s" % (
+                                        u, fmt_flags(got),
+                                        st.describe(got), t,
+                                        m.history(u)))
 
     def do_check(self):
         cmd = Cmd("CHECK", b"CHECK")

@@ -69,14 +69,12 @@ class Conn:
         if not data:
             raise ServerGone("connection closed by the server")
         self.bytes_in += len(data)
-        if self.pos > (1 << 20) and self.pos == len(self.buf):
-            self.buf = bytearray()
-            self.pos = 0
         self.buf += data
 
     def read_raw(self, deadline):
         """One response as bytes, literals inline, without its final CRLF."""
-        if self.pos > (4 << 20):
+        if self.pos > (1 << 20):
+            # Only here, where no offset into buf is held.
             del self.buf[:self.pos]
             self.pos = 0
         start = self.pos
@@ -130,9 +128,6 @@ class Conn:
 
 # ---------------------------------------------------------------------------------------------
 # Parsing
-
-_ATOM = re.compile(rb"[^\x00-\x20()\"{\[\]]+")
-
 
 def parse(data, pos=0):
     """Tokens of data from pos: Atom, Str, None for NIL, lists for parentheses.  Raises

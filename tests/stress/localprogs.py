@@ -7,12 +7,13 @@ flags (keywords kept), and per dropped message a removal by another program, eac
 effect while the locks were held.
 """
 
+import os
 import random
 import time
 
 import mboxfile
 from mboxgen import crlf, ctime
-from model import canon_flags
+from model import Stale, canon_flags
 
 TOGGLE = ["\\Seen", "\\Answered", "\\Flagged"]
 
@@ -48,6 +49,8 @@ def mda_loop(run):
         except Exception as e:      # a lock held for a minute, procmail hanging
             why = "%s: %s" % (type(e).__name__, e)
         run.record("MDA-deliver", time.monotonic() - t0)
+        run.trace_local("mda", "delivered %s [%d..] ok=%s %s" % (key.decode(), rec.sent, ok,
+                                                                 why if not ok else ""))
         with m.lock:
             rec.done = m.tick()
             rec.state = "present" if ok else "maybe"
@@ -63,7 +66,9 @@ def mutt_loop(run):
     a = run.acct
     rng = random.Random("%s-mutt" % run.args.seed)
     while not run.stop.wait(rng.uniform(0.5, 1.5) * run.args.mutt_interval):
-        uv = m.uidvalidity
+        with m.lock:
+            uv = m.uidvalidity
+            gen = m.generation
         if uv is None:
             continue
         state = {"ops": [], "drops": []}
@@ -99,16 +104,26 @@ def mutt_loop(run):
             for i, fl in change.items():
                 state["ops"].extend(m.begin_ops([msgs[i].uid], "sys=", canon_flags(fl),
                                                 "mutt", "rewrite Status/X-Status of UID %d" %
-                                                msgs[i].uid))
+                                                msgs[i].uid, gen))
             for i in drop:
-                m.mutt_dropped(msgs[i].uid, m.tick())
+                m.mutt_dropped(msgs[i].uid, m.tick(), gen)
                 state["drops"].append((msgs[i].uid, msgs[i].msgid))
             return change, drop
+
+        def snap(before, after):
+            base = os.path.join(run.args.trace, "mutt-%d" % state["t_locked"])
+            for suffix, data in ((".before", before), (".after", after)):
+                with open(base + suffix, "wb") as f:
+                    f.write(data)
 
         t0 = time.monotonic()
         ok = True
         try:
-            plan, _ = mboxfile.rewrite(a.inbox, choose, on_locked=locked)
+            plan, _ = mboxfile.rewrite(a.inbox, choose, on_locked=locked,
+                                       snapshot=snap if run.args.trace else None)
+        except Stale:
+            # UIDVALIDITY changed while choosing: nothing was written.
+            plan = None
         except Exception as e:
             ok = False
             plan = None
@@ -118,6 +133,10 @@ def mutt_loop(run):
             for uid, key in state["drops"]:
                 m.mutt_drop_done(key, done)
         run.record("MUTT-rewrite", time.monotonic() - t0)
+        run.trace_local("mutt", "rewrite locked at %s done %d ok=%s flags %s drops %s" % (
+            state.get("t_locked"), done, ok,
+            ["%d=%s" % (u, sorted(o.flags)) for u, o in state["ops"]],
+            [(u, k.decode()) for u, k in state["drops"]]))
         if plan:
             m.note("mutt rewrites")
             m.note("mutt flag changes", len(state["ops"]))

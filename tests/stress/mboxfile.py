@@ -249,6 +249,31 @@ def read_file(path):
             return f.read()
 
 
+def read_locked(path, timeout=30.0):
+    """The file's bytes under an fcntl read lock (which every writer's write lock
+    excludes), or None if the lock could not be had in time."""
+    deadline = time.monotonic() + timeout
+    with GUARD:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            while True:
+                try:
+                    fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                    break
+                except OSError as e:
+                    if e.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                if time.monotonic() > deadline:
+                    return None
+                time.sleep(0.005)
+            size = os.fstat(fd).st_size
+            data = os.pread(fd, size, 0)
+            fcntl.lockf(fd, fcntl.LOCK_UN)
+            return data
+        finally:
+            os.close(fd)
+
+
 # ---------------------------------------------------------------------------------------------
 # Delivery
 
@@ -272,7 +297,10 @@ def deliver_python(path, from_line, msg, lock_timeout=60.0):
 
 def write_procmailrc(path, spool):
     with open(path, "w") as f:
-        f.write("DEFAULT=%s\nLOCKTIMEOUT=60\nLOGFILE=%s.log\n:0:\n%s\n" % (spool, path, spool))
+        # LOCKSLEEP: procmail waits 8 s after finding the dotlock taken, by default; busy
+        # servers take it many times a second.
+        f.write("DEFAULT=%s\nLOCKTIMEOUT=60\nLOCKSLEEP=1\nLOGFILE=%s.log\n:0:\n%s\n" % (
+            spool, path, spool))
     os.chmod(path, 0o644)
 
 
@@ -328,11 +356,12 @@ def with_status(m, flags):
     return m.from_line + b"".join(fields) + b"\n" + m.body + m.sep
 
 
-def rewrite(path, choose, lock_timeout=60.0, on_locked=None):
+def rewrite(path, choose, lock_timeout=60.0, on_locked=None, snapshot=None):
     """One mutt sync.  Under both locks: parse the file, call choose(messages) which returns
     ({index: new system flag set}, {indices to drop}) (or None to do nothing), then write
     the changed tail in place and truncate.  on_locked() is called once the locks are held
-    (before anything is written).  Returns what choose returned plus the parsed messages."""
+    (before anything is written); snapshot(before, after), if given, gets the file's bytes
+    (for --trace).  Returns what choose returned plus the parsed messages."""
     with GUARD:
         lk = SpoolLock(path)
         lk.acquire(lock_timeout)
@@ -367,6 +396,8 @@ def rewrite(path, choose, lock_timeout=60.0, on_locked=None):
                 pos += os.pwrite(lk.fd, tail[pos:], off + pos)
             os.ftruncate(lk.fd, off + len(tail))
             os.fsync(lk.fd)
+            if snapshot is not None:
+                snapshot(data, data[:off] + tail)
             return plan, msgs
         finally:
             lk.release()

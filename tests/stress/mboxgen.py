@@ -105,7 +105,7 @@ class Gen:
         if t is None:
             t = START + self.n * 3600
         if size is None:
-            size = int(math.exp(r.gauss(8.2, 0.8)))
+            size = int(math.exp(r.gauss(7.95, 0.8)))
             size = max(300, min(size, 40000))
         h = []
         h.append("Received: from relay.example.net (relay.example.net [192.0.2.%d])\n"

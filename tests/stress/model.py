@@ -12,10 +12,14 @@ A's tagged response before it sent B, so A took effect before B began.
   the system flags set to a value, keywords kept), each with the interval [sent, done] in
   which it took effect, ambiguous when its outcome is unknown (its session was killed, or
   it got NO).
-- states(): the set of flag values a UID can have after its operations.  Operations whose
-  intervals do not overlap happened in that order; overlapping ones in any order consistent
-  with the intervals; ambiguous ones may be missing.  None when unknown (too many racing,
-  or the initial flags are not known).
+- states(): a Poss, what each flag of a UID may be after its operations: the value of the
+  last operation touching it, for every operation that can be last given the intervals
+  (non-overlapping operations happened in that order), or its earlier value if every
+  operation on it may have failed.  Flags are judged one by one: RFC 3501 does not make a
+  STORE atomic across flags.
+- A UIDVALIDITY change voids every UID: rebase() starts a new generation, in which the
+  flags of the messages already there are unknown; sessions of an older generation can
+  no longer record anything (Stale).
 - Expunges: which UIDs a session was told are gone and whether that was allowed (\\Deleted
   was stored and an EXPUNGE was sent, or the mail reader dropped it).
 """
@@ -25,7 +29,6 @@ import threading
 INF = float("inf")
 SYSTEM = {"\\answered": "\\Answered", "\\flagged": "\\Flagged", "\\deleted": "\\Deleted",
           "\\seen": "\\Seen", "\\draft": "\\Draft"}
-MAX_GROUP = 7          # racing operations on one UID enumerated exactly; more -> unknown
 MAX_KEPT = 400         # violations kept per kind (all are counted)
 
 
@@ -42,6 +45,11 @@ def canon_flags(names):
 
 def fmt_flags(s):
     return "(" + " ".join(sorted(s)) + ")"
+
+
+class Stale(Exception):
+    """A session of an earlier UID generation (before a UIDVALIDITY change) tried to
+    record something."""
 
 
 class Op:
@@ -71,13 +79,81 @@ class Op:
 
     def describe(self):
         d = "INF" if self.done == INF else str(self.done)
-        return "%s %s%s [%d,%s]%s" % (self.who, self.kind, fmt_flags(self.flags), self.sent, d,
-                                     " ambiguous" if self.ambiguous else "")
+        return "%s %s %s%s [%d,%s]%s" % (self.who, self.cmd.split(" ", 1)[0], self.kind,
+                                        fmt_flags(self.flags), self.sent, d,
+                                        " ambiguous" if self.ambiguous else "")
+
+
+def touches(op, f):
+    """The value op gives flag f, or None if it leaves f alone."""
+    k = op.kind
+    if k == "+":
+        return True if f in op.flags else None
+    if k == "-":
+        return False if f in op.flags else None
+    if k == "=":
+        return f in op.flags
+    if f.startswith("\\"):
+        return f in op.flags
+    return None
+
+
+class Poss:
+    """The values each flag of a message may have after a list of operations: those of the
+    last operation that touches it, for every operation that can be last (no operation
+    that surely happened had to come after it), and the initial value if all may have
+    failed.  init None: the initial flags are unknown."""
+
+    def __init__(self, init, ops):
+        self.init = init
+        self.ops = ops
+        self.memo = {}
+
+    def values(self, f):
+        v = self.memo.get(f)
+        if v is not None:
+            return v
+        touching = [o for o in self.ops if touches(o, f) is not None]
+        out = set()
+        for t in touching:
+            if all(s is t or s.ambiguous or not (t.done < s.sent) for s in touching):
+                out.add(touches(t, f))
+        if all(o.ambiguous for o in touching):
+            if self.init is None:
+                out.update((True, False))
+            else:
+                out.add(f in self.init)
+        v = self.memo[f] = frozenset(out)
+        return v
+
+    def universe(self, extra=()):
+        u = set(extra)
+        if self.init:
+            u.update(self.init)
+        for o in self.ops:
+            u.update(o.flags)
+        return u
+
+    def allows(self, flags):
+        return all((f in flags) in self.values(f) for f in self.universe(flags))
+
+    def must(self, f):
+        return self.values(f) == frozenset([True])
+
+    def describe(self, extra=()):
+        sure, maybe = [], []
+        for f in sorted(self.universe(extra)):
+            v = self.values(f)
+            if v == frozenset([True]):
+                sure.append(f)
+            elif len(v) == 2:
+                maybe.append(f)
+        return "(" + " ".join(sure) + ")" + (" and maybe " + " ".join(maybe) if maybe else "")
 
 
 class MsgRec:
     __slots__ = ("key", "content", "origin", "flags", "state", "sent", "done", "uid",
-                 "removed", "_fields", "who")
+                 "removed", "_fields", "who", "flags_known")
 
     def __init__(self, key, content, origin, flags, state, who):
         self.key = key
@@ -91,6 +167,7 @@ class MsgRec:
         self.removed = None             # (how, tick) once gone for sure
         self._fields = None
         self.who = who
+        self.flags_known = True         # false for messages older than a UIDVALIDITY change
 
     def fields(self):
         if self._fields is None:
@@ -115,7 +192,7 @@ class MsgRec:
 
 class UidRec:
     __slots__ = ("uid", "key", "ops", "init", "values", "announced", "mutt_drop", "version",
-                 "cache", "seen_first")
+                 "cache", "seen_first", "taint", "contested")
 
     def __init__(self, uid):
         self.uid = uid
@@ -128,6 +205,8 @@ class UidRec:
         self.version = 0
         self.cache = None
         self.seen_first = None
+        self.taint = None           # tick of a reported flag inconsistency
+        self.contested = False      # it showed two messages: expunges of it are not judged
 
 
 class ExpCmd:
@@ -160,6 +239,10 @@ class Model:
         self.expcmds = []
         self.max_uid = 0
         self.unattributed = 0
+        self.link_reported = set()
+        self.uids_void = False
+        self.uidvalidity_changed_seen = False
+        self.generation = 0
         self.violations = {}
         self.violation_count = {}
         self.allowed = {}
@@ -193,6 +276,35 @@ class Model:
         with self.lock:
             return sum(self.violation_count.values())
 
+    def check_gen(self, gen):
+        if gen is not None and gen != self.generation:
+            raise Stale()
+
+    def rebase(self, v):
+        """UIDVALIDITY became v: every UID known is void.  A new generation of UIDs starts;
+        the flags of the messages already there are unknown from now on."""
+        with self.lock:
+            self.generation += 1
+            self.uidvalidity = v
+            self.uids = {}
+            self.expcmds = []
+            self.max_uid = 0
+            self.unattributed = 0
+            for m in self.msgs.values():
+                m.uid = None
+                m.flags_known = False
+
+    def forget_uids(self):
+        """After a UIDVALIDITY change every UID is void: start a new UID namespace (for the
+        final check, which then compares messages by Message-ID only)."""
+        with self.lock:
+            self.uids_void = True
+            self.uidvalidity = None
+            self.uids = {}
+            self.max_uid = 0
+            for m in self.msgs.values():
+                m.uid = None
+
     def uidrec(self, uid):
         r = self.uids.get(uid)
         if r is None:
@@ -214,22 +326,27 @@ class Model:
             self.msgs[key] = m
             return m
 
-    def set_uidvalidity(self, v, who, line):
+    def set_uidvalidity(self, v, who, line, gen=None):
+        """False (and a violation) when v is not the UIDVALIDITY known: the caller re-bases
+        the run."""
         with self.lock:
+            self.check_gen(gen)
             if self.uidvalidity is None:
                 self.uidvalidity = v
                 return True
             if v != self.uidvalidity:
+                self.uidvalidity_changed_seen = True
                 self.violation("UIDVALIDITY changed", who, "SELECT", line,
                                "was %d, now %d: every UID the clients know is void" %
                                (self.uidvalidity, v))
                 return False
             return True
 
-    def link(self, uid, key, who, cmd, line):
+    def link(self, uid, key, who, cmd, line, gen=None):
         """uid shows the message key.  False (and a violation) when that contradicts what
         is known."""
         with self.lock:
+            self.check_gen(gen)
             r = self.uidrec(uid)
             m = self.msgs.get(key)
             if m is None:
@@ -238,25 +355,33 @@ class Model:
                                "appended or delivered" % (uid, key.decode("latin-1")))
                 return False
             if r.key is not None and r.key != key:
-                self.violation("UID shows another message", who, cmd, line,
-                               "UID %d showed %s before, now %s" % (
-                                   uid, r.key.decode("latin-1"), key.decode("latin-1")))
+                r.contested = True
+                if ("uid", uid, key) not in self.link_reported:
+                    self.link_reported.add(("uid", uid, key))
+                    self.violation("UID shows another message", who, cmd, line,
+                                   "UID %d showed %s before, now %s" % (
+                                       uid, r.key.decode("latin-1"), key.decode("latin-1")))
                 return False
             if m.uid is not None and m.uid != uid:
-                self.violation("message under two UIDs", who, cmd, line,
-                               "%s is UID %d and UID %d (duplicated, or its UID changed)" % (
-                                   key.decode("latin-1"), m.uid, uid))
+                r.contested = True
+                self.uidrec(m.uid).contested = True
+                if ("key", key, uid) not in self.link_reported:
+                    self.link_reported.add(("key", key, uid))
+                    self.violation("message under two UIDs", who, cmd, line,
+                                   "%s is UID %d and UID %d (duplicated, or its UID "
+                                   "changed)" % (key.decode("latin-1"), m.uid, uid))
                 return False
             if r.key is None:
                 r.key = key
                 m.uid = uid
-                if r.init is None:
+                if r.init is None and m.flags_known:
                     r.init = m.flags
                     r.version += 1
             return True
 
-    def learn_uid(self, uid):
+    def learn_uid(self, uid, gen=None):
         with self.lock:
+            self.check_gen(gen)
             if uid > self.max_uid:
                 self.max_uid = uid
             r = self.uidrec(uid)
@@ -265,9 +390,10 @@ class Model:
             return r
 
     # -- flag operations ---------------------------------------------------------------------
-    def begin_ops(self, uids, kind, flags, who, cmd):
+    def begin_ops(self, uids, kind, flags, who, cmd, gen=None):
         """Registers one operation per UID, sent now.  Returns them (finish_ops() later)."""
         with self.lock:
+            self.check_gen(gen)
             t = self.tick()
             ops = []
             for u in uids:
@@ -284,82 +410,46 @@ class Model:
             for u, op in ops:
                 op.done = t
                 op.ambiguous = ambiguous
-                self.uids[u].version += 1
+                r = self.uids.get(u)
+                if r is not None:       # (gone with a UIDVALIDITY change)
+                    r.version += 1
             return t
 
-    def set_init(self, uid, flags):
+    def set_init(self, uid, flags, gen=None):
         with self.lock:
+            self.check_gen(gen)
             r = self.uidrec(uid)
             if r.init is None:
                 r.init = flags
                 r.version += 1
 
-    def states(self, uid, upto_op=None):
-        """Possible flag values of uid after all its operations (or, with upto_op, after
-        those sent no later than it).  None if unknown."""
+    def states(self, uid, upto_op=None, before=None):
+        """What uid's flags may be after all its operations (or, with upto_op, after those
+        sent no later than it; with before, those sent before that tick): a Poss.  Each flag on its own: RFC 3501 does not make one
+        STORE atomic across several flags (Dovecot applies system flags and keywords as two
+        updates), so racing operations may interleave flag by flag."""
         with self.lock:
             r = self.uids.get(uid)
             if r is None:
                 return None
-            if upto_op is None and r.cache is not None and r.cache[0] == r.version:
+            whole = upto_op is None and before is None
+            if whole and r.cache is not None and r.cache[0] == r.version:
                 return r.cache[1]
-            ops = sorted(r.ops, key=lambda o: o.sent)
+            ops = r.ops
             if upto_op is not None:
                 ops = [o for o in ops if o.sent <= upto_op.sent]
-            res = self._compute(r.init, ops)
-            if upto_op is None:
+            if before is not None:
+                ops = [o for o in ops if o.sent < before]
+            init = r.init
+            if r.taint is not None:
+                # After a reported inconsistency a flag is unknown until an operation that
+                # sets it, alone at the end, makes it known again.
+                init = None
+                ops = [o for o in ops if o.done >= r.taint]
+            res = Poss(init, ops)
+            if whole:
                 r.cache = (r.version, res)
             return res
-
-    @staticmethod
-    def _compute(init, ops):
-        states = None if init is None else frozenset([init])
-        group = []
-        end = -INF
-        for op in ops:
-            if group and op.sent > end:
-                states = Model._fold(states, group)
-                group = []
-                end = -INF
-            group.append(op)
-            end = max(end, op.done)
-        if group:
-            states = Model._fold(states, group)
-        return states
-
-    @staticmethod
-    def _fold(states, group):
-        if len(group) == 1 and group[0].kind == "=" and not group[0].ambiguous:
-            return frozenset([group[0].flags])
-        if states is None or len(group) > MAX_GROUP:
-            return None
-        n = len(group)
-        pred = []
-        for j in range(n):
-            m = 0
-            for i in range(n):
-                if i != j and group[i].done < group[j].sent:
-                    m |= 1 << i
-            pred.append(m)
-        full = (1 << n) - 1
-        seen = set()
-        stack = [(0, s) for s in states]
-        out = set()
-        while stack:
-            mask, s = stack.pop()
-            if (mask, s) in seen:
-                continue
-            seen.add((mask, s))
-            if mask == full:
-                out.add(s)
-                continue
-            for j in range(n):
-                if mask & (1 << j) or (pred[j] & mask) != pred[j]:
-                    continue
-                stack.append((mask | (1 << j), group[j].apply(s)))
-                if group[j].ambiguous:
-                    stack.append((mask | (1 << j), s))
-        return frozenset(out)
 
     def settled_before(self, uid, t):
         """True when every operation on uid took effect before tick t (none in flight, none
@@ -382,10 +472,25 @@ class Model:
                 end = max(end, op.done)
             return not any(op.kind == "sys=" for op in group)
 
+    def taint(self, uid):
+        """Stop checking uid's flags against operations before now (one inconsistency is
+        reported once, not again by every later check)."""
+        with self.lock:
+            r = self.uidrec(uid)
+            r.taint = self.tick()
+            r.version += 1
+
+    def version(self, uid):
+        with self.lock:
+            r = self.uids.get(uid)
+            return None if r is None else r.version
+
     def overlapping(self, uid, op):
         """Other operations on uid whose intervals meet op's."""
         with self.lock:
             r = self.uids.get(uid)
+            if r is None:
+                return [None]       # gone with a UIDVALIDITY change: do not judge
             return [o for o in r.ops if o is not op and not (o.done < op.sent or
                                                            o.sent > op.done)]
 
@@ -402,8 +507,9 @@ class Model:
             return head + "; ".join(parts)
 
     # -- expunges ----------------------------------------------------------------------------
-    def begin_expunge(self, uids, who):
+    def begin_expunge(self, uids, who, gen=None):
         with self.lock:
+            self.check_gen(gen)
             e = ExpCmd(self.tick(), uids, who)
             self.expcmds.append(e)
             return e
@@ -440,11 +546,16 @@ class Model:
                     return True
             return self._deleted_before(r, t) and self._expunge_sent_before(uid, t)
 
-    def announce_expunge(self, uid, who, cmd, line):
+    def announce_expunge(self, uid, who, cmd, line, gen=None):
         """A session was told uid is gone.  Checks that it could be."""
         with self.lock:
+            self.check_gen(gen)
             t = self.tick()
             r = self.uidrec(uid)
+            if r.contested:
+                # Which of its messages went is unknown; the clash itself was reported.
+                self.note("expunges of UIDs that showed two messages (not judged)")
+                return
             ok = (r.mutt_drop is not None and r.mutt_drop < t) or \
                 (self._deleted_before(r, t) and self._expunge_sent_before(uid, t)) or \
                 r.announced is not None
@@ -460,9 +571,10 @@ class Model:
                     if m is not None and m.removed is None:
                         m.removed = ("expunge", t)
 
-    def mutt_dropped(self, uid, t):
+    def mutt_dropped(self, uid, t, gen=None):
         """The mail reader is about to drop uid (it holds the locks since before t)."""
         with self.lock:
+            self.check_gen(gen)
             r = self.uidrec(uid)
             if r.mutt_drop is None:
                 r.mutt_drop = t
@@ -474,8 +586,9 @@ class Model:
             if m is not None and m.removed is None:
                 m.removed = ("mutt", t)
 
-    def unattributed_expunge(self):
+    def unattributed_expunge(self, gen=None):
         with self.lock:
+            self.check_gen(gen)
             self.unattributed += 1
 
     def ambiguous_expunges(self):

@@ -26,6 +26,33 @@ import time
 MARKER = "imapd-stress throwaway"
 DOVECOT_IMAP = "/usr/lib/dovecot/imap"
 PAM_WRAPPER = "/usr/lib/x86_64-linux-gnu/libpam_wrapper.so"
+NODEEPBIND_C = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration",
+                            "nodeepbind.c")
+
+
+def is_sanitizer_build(path):
+    try:
+        with open(path, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
+def login_env(imapd, workdir):
+    """What a root-started imapd needs for pam_wrapper: under ASan, the runtime must come
+    first, so a shim that drops RTLD_DEEPBIND is preloaded before pam_wrapper (as
+    tests/integration/conftest.py does), and ASan is told to accept the order."""
+    if not is_sanitizer_build(imapd):
+        return {"LD_PRELOAD": PAM_WRAPPER}
+    shim = os.path.join(workdir, "nodeepbind.so")
+    if not os.path.exists(shim):
+        subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", shim, NODEEPBIND_C, "-ldl"],
+                       check=True)
+        os.chmod(shim, 0o755)
+    return {"LD_PRELOAD": shim + ":" + PAM_WRAPPER,
+            "ASAN_OPTIONS": "verify_asan_link_order=0:detect_leaks=0:abort_on_error=1",
+            "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
+            "PAM_WRAPPER_DISABLE_DEEPBIND": "1"}
 PAM_MATRIX = "/usr/lib/x86_64-linux-gnu/pam_wrapper/pam_matrix.so"
 
 
@@ -45,14 +72,55 @@ def kill_uid(uid):
             pass
 
 
+def _uid_has_processes(uid):
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/status" % d) as f:
+                for line in f:
+                    if line.startswith("Uid:"):
+                        if int(line.split()[1]) == uid:
+                            return True
+                        break
+        except (OSError, ValueError):
+            pass
+    return False
+
+
 def remove_stale_accounts():
-    """Users an earlier, interrupted run left behind (marked in GECOS, home in /tmp)."""
+    """Users an earlier, interrupted run left behind: marked in GECOS with the pid of the
+    run that made them, home in /tmp; removed only when that run is gone (several runs may
+    go on at once).  A mark without a pid (older runs) counts as stale only when the user
+    runs nothing and its directory is more than an hour old."""
     for pw in pwd.getpwall():
-        if pw.pw_gecos == MARKER and pw.pw_dir.startswith(
+        if not pw.pw_gecos.startswith(MARKER) or not pw.pw_dir.startswith(
                 os.path.join(tempfile.gettempdir(), "imapd-stress-")):
-            kill_uid(pw.pw_uid)
-            subprocess.run(["userdel", pw.pw_name], stderr=subprocess.DEVNULL)
-            shutil.rmtree(os.path.dirname(pw.pw_dir), ignore_errors=True)
+            continue
+        rest = pw.pw_gecos[len(MARKER):].strip()
+        top = os.path.dirname(pw.pw_dir)
+        if rest.startswith("pid="):
+            try:
+                pid = int(rest[4:])
+            except ValueError:
+                continue
+            try:
+                os.kill(pid, 0)
+                continue            # its run is alive
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+        else:
+            try:
+                age = time.time() - os.stat(top).st_mtime
+            except OSError:
+                age = 1e9
+            if _uid_has_processes(pw.pw_uid) or age < 3600:
+                continue
+        kill_uid(pw.pw_uid)
+        subprocess.run(["userdel", pw.pw_name], stderr=subprocess.DEVNULL)
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def clean_pam_wrapper_dirs():
@@ -83,7 +151,7 @@ class Account:
         self.user = "imapst%05d" % (os.getpid() % 100000)
         self.home = os.path.join(self.top, "home")
         subprocess.run(["useradd", "-M", "-d", self.home, "-s", "/usr/sbin/nologin", "-c",
-                        MARKER, "-U", self.user], check=True)
+                        "%s pid=%d" % (MARKER, os.getpid()), "-U", self.user], check=True)
         self.alive = True
         pw = pwd.getpwnam(self.user)
         self.uid, self.gid = pw.pw_uid, pw.pw_gid
@@ -168,14 +236,16 @@ class Proc:
 
 
 class Launcher:
-    def __init__(self, acct, server, imapd):
+    def __init__(self, acct, server, imapd, debug=False):
         self.acct = acct
+        self.debug = debug
         self.server = server        # "imapd" or "dovecot"
         self.imapd = imapd
         self.lock = threading.Lock()
         self.procs = set()
         self.closing = False
         self.errlog = open(os.path.join(acct.logs, "server.stderr"), "ab")
+        self.login_env = None
 
     def _user_env(self):
         a = self.acct
@@ -192,13 +262,16 @@ class Launcher:
                           cwd=a.home)
             elif login:
                 clean_pam_wrapper_dirs()
-                argv = [self.imapd, "-c", a.imapd_conf]
+                argv = [self.imapd] + (["-d"] if self.debug else []) + ["-c", a.imapd_conf]
                 env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C",
-                       "LD_PRELOAD": PAM_WRAPPER, "PAM_WRAPPER": "1",
-                       "PAM_WRAPPER_SERVICE_DIR": a.pam_services}
+                       "PAM_WRAPPER": "1", "PAM_WRAPPER_SERVICE_DIR": a.pam_services}
+                if self.login_env is None:
+                    self.login_env = login_env(self.imapd, a.logs)
+                env.update(self.login_env)
                 kw = dict(env=env, cwd="/")
             else:
-                argv = [self.imapd, "--preauth", "-c", a.imapd_conf]
+                argv = [self.imapd] + (["-d"] if self.debug else []) + \
+                    ["--preauth", "-c", a.imapd_conf]
                 kw = dict(user=a.uid, group=a.gid, extra_groups=[], env=self._user_env(),
                           cwd=a.home)
             with self.lock:
@@ -242,11 +315,20 @@ class Launcher:
         with self.lock:
             return [p for p in self.procs if p.p.poll() is None]
 
+    def kill_live(self):
+        """SIGKILL every server running now (their sessions are void); new ones may start."""
+        with self.lock:
+            procs = list(self.procs)
+        for p in procs:
+            p.harness_killed = True
+            self.kill(p)
+
     def kill_all(self):
         with self.lock:
             self.closing = True
             procs = list(self.procs)
         for p in procs:
+            p.harness_killed = True
             self.kill(p)
         for p in procs:
             try:
