@@ -298,7 +298,9 @@ class Client:
         if st == "NO" and r.code_name == "EXPUNGEISSUED" and cmd.kind != "APPEND":
             # RFC 5530: someone else expunged; only fine if one of them really was.
             if any(self.model.maybe_gone(u) for _, u, _ in cmd.fetches if u) or \
-                    any(self.model.maybe_gone(u) for u in cmd.targets if u):
+                    any(self.model.maybe_gone(u) for u in cmd.targets if u) or \
+                    any(self.model.maybe_gone_above(b) for b in
+                        getattr(cmd, "unknown_above", ()) if b is not None):
                 self.model.allow("NO [EXPUNGEISSUED]")
                 return r
         self.v("%s response" % st, cmd, r)
@@ -600,6 +602,9 @@ class Client:
         a, b = missing[0] + 1, missing[-1] + 1
         cmd = Cmd("FETCH-uids", b"FETCH %d:%d (UID FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"
                   % (a, b), no_expunge=True)
+        # messages whose UID is not known yet: each is above the UID known before it
+        cmd.unknown_above = [self.seq[n - 1][1] for n in range(a, min(b, len(self.seq)) + 1)
+                             if self.seq[n - 1][0] is None]
         self.execute(cmd)
         self.check_fetches(cmd)
         # Every message of the session has a UID the server knows; the answer must give it

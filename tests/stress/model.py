@@ -546,6 +546,14 @@ class Model:
                     return True
             return self._deleted_before(r, t) and self._expunge_sent_before(uid, t)
 
+    def maybe_gone_above(self, low):
+        """A message the session was told of without learning its UID (it is above low):
+        might one of the UIDs above low have left the mailbox?  (The mail reader drops a
+        message the moment after a SELECT counted it.)"""
+        with self.lock:
+            uids = [u for u in self.uids if u > low]
+        return any(self.maybe_gone(u) for u in uids)
+
     def announce_expunge(self, uid, who, cmd, line, gen=None):
         """A session was told uid is gone.  Checks that it could be."""
         with self.lock:

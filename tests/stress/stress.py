@@ -307,6 +307,14 @@ def final_check(run):
     out.update(counts)
 
     # The file itself.
+    # The final session opened the mailbox read-write, which finishes any journal a
+    # killed session left: none may be left (imapd's state directory).
+    state = os.path.join(run.acct.home, ".imapd")
+    if not run.args.dovecot and os.path.isdir(state):
+        left = sorted(n for n in os.listdir(state) if n.startswith(".imapd-journal-"))
+        out["journals_left"] = len(left)
+        if left:
+            bad("final: journal not recovered", "left in %s: %s" % (state, ", ".join(left)))
     try:
         data = mboxfile.read_file(run.acct.inbox)
         msgs = mboxfile.parse(data)
