@@ -1,8 +1,7 @@
 #!/bin/sh
 # make check: builds imapd, runs the unit tests, the end-to-end tests and the short stress
 # run against the real binary, then does it all again under ASan+UBSan, then runs every
-# fuzz harness for a few
-# seconds over its seed corpus. Prints "check: N passed, M failed" last; exits non-zero on
+# fuzz harness for a few seconds over its seed corpus. Prints "check: N passed, M failed" last; exits non-zero on
 # any failure. FUZZ_SECONDS (default 10) sets the time per fuzz harness.
 set -u
 cd "$(dirname "$0")/.."
