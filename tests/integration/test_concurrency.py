@@ -1,31 +1,15 @@
 """Several sessions on one mailbox, each answer checked: STORE applies +FLAGS/-FLAGS to the
 flags in the file (no lost update), a FETCH never serves bytes another session is moving
-(a message expunged meanwhile is left out with NO [EXPUNGEISSUED], never sent empty), a
+(one another session expunged is read from the copy it kept, one another program removed
+is left out with NO [EXPUNGEISSUED], never sent empty), a
 client that does not read holds no lock, new keywords are announced with FLAGS before
 they are used, and nothing but BYE follows LOGOUT."""
 import hashlib
 import re
 import socket
-import threading
 import time
 
-import pytest
-
-from test_store import Session, mbox
-
-
-@pytest.fixture
-def sessions(preauth_server, mailstore):
-    made = []
-
-    def make():
-        s = Session(preauth_server())
-        made.append(s)
-        return s
-    make.store = mailstore
-    yield make
-    for s in made:
-        s.close()
+from test_store import mbox, sessions  # noqa: F401 (the fixture)
 
 
 def flags_of(lines, seq):
