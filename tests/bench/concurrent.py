@@ -44,8 +44,13 @@ def run(server, clients, seconds, login, imapd, seed):
     p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        timeout=seconds * 3 + 600)
     out = p.stdout.decode("utf-8", "replace")
-    tail = [l for l in out.splitlines() if l.startswith(("all IMAP", "violations", "allowed",
-                                                         "final"))]
+    lines = out.splitlines()
+    tail = [l for l in lines if l.startswith(("all IMAP", "allowed", "final"))]
+    # the violations, with their examples, in full
+    for i, l in enumerate(lines):
+        if l.startswith("violations"):
+            tail += lines[i:]
+            break
     print("\n".join(tail), flush=True)
     try:
         with open(js) as f:

@@ -130,13 +130,22 @@ def clean_pam_wrapper_dirs():
         try:
             with open(os.path.join(d, "pid")) as f:
                 pid = int(f.read().strip() or "0")
-            if pid > 0:
-                os.kill(pid, 0)
-                continue
+            if pid <= 0:
+                raise ValueError("being made")
+            os.kill(pid, 0)
+            continue                    # alive
         except PermissionError:
             continue
+        except ProcessLookupError:
+            pass                        # its process has ended
         except (OSError, ValueError):
-            pass
+            # no pid in it yet: another server is making it right now (clients start
+            # servers at once), unless it is old
+            try:
+                if time.time() - os.stat(d).st_mtime < 5:
+                    continue
+            except OSError:
+                continue
         shutil.rmtree(d, ignore_errors=True)
 
 
