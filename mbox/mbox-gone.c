@@ -64,6 +64,22 @@ rec_ok(const unsigned char *map, uint64_t size, uint64_t off, struct mbox_gone_r
 	    r->from_len <= r->hdr_len && r->from_len > 0;
 }
 
+/* Where the whole records of the file (size bytes) end. */
+static uint64_t
+valid_end(int fd, uint64_t size)
+{
+	struct mbox_gone_rec r;
+	uint64_t off = 0;
+	void *p = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
+
+	if (p == MAP_FAILED)
+		return 0;	/* unreadable: start afresh */
+	while (rec_ok(p, size, off, &r))
+		off += sizeof(r) + r.len;
+	(void)munmap(p, (size_t)size);
+	return off;
+}
+
 int
 mbox_gone_save(struct mbox *mb, const uint8_t *skip)
 {
@@ -80,6 +96,17 @@ mbox_gone_save(struct mbox *mb, const uint8_t *skip)
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, 0600);
 	if (fd < 0 || fstat(fd, &st) < 0)
 		goto out;
+	/* a session killed while it wrote leaves a torn record, which ends the file for
+	 * readers: what comes after it must not be appended after it */
+	if (st.st_size > 0) {
+		off_t end = (off_t)valid_end(fd, (uint64_t)st.st_size);
+
+		if (end < st.st_size) {
+			if (ftruncate(fd, end) < 0)
+				goto out;
+			st.st_size = end;
+		}
+	}
 	if (st.st_size >= (off_t)sizeof(r) && pread(fd, &r, sizeof(r), 0) == sizeof(r) &&
 	    r.magic == MBOX_GONE_MAGIC && r.check == mbox_gone_rec_check(&r))
 		first_when = (uint64_t)r.when;

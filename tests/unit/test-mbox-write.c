@@ -911,6 +911,44 @@ test_sync_replaced_same_size(void **state)
 	tdir_clean(&t);
 }
 
+/* A session killed while it kept a copy leaves a torn record at the end of the file of
+ * kept copies; the next expunge's copies go where the whole records end, not after it. */
+static void
+test_kept_copy_after_a_torn_record(void **state)
+{
+	struct tdir t;
+	struct mbox *mb, *other;
+	char gp[600], *b;
+	uint32_t *ex;
+	size_t n;
+	int fd;
+	(void)state;
+
+	tdir_make(&t);
+	write_file(t.path, plain, strlen(plain));
+	mb = open_rw(&t);
+	other = open_rw(&t);
+	assert_int_equal(mbox_gone_path(other, gp, sizeof(gp)), 0);
+	fd = open(gp, O_WRONLY | O_CREAT | O_APPEND, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "IGR1 torn by a kill", 19), 19);
+	close(fd);
+	mbox_msg_set_flags(other, 1, MBOX_DELETED, 0);
+	assert_int_equal(mbox_expunge(other, NULL, 0, &ex, &n), 0);
+	assert_int_equal(n, 1);
+	free(ex);
+	assert_int_equal(mbox_read_begin(mb), 0);
+	assert_true(mbox_msg_gone(mb, 1));
+	assert_true(mbox_msg_available(mb, 1));
+	b = body_of(mb, 1);
+	assert_string_equal(b, "two\n>From quoted\n");
+	free(b);
+	mbox_read_end(mb);
+	mbox_free(&other);
+	mbox_free(&mb);
+	tdir_clean(&t);
+}
+
 static void
 test_refresh_keeps_numbers(void **state)
 {
@@ -1452,6 +1490,7 @@ main(void)
 		cmocka_unit_test(test_sync_external),
 		cmocka_unit_test(test_sync_replaced_same_size),
 		cmocka_unit_test(test_refresh_keeps_numbers),
+		cmocka_unit_test(test_kept_copy_after_a_torn_record),
 		cmocka_unit_test(test_readonly_never_writes),
 	};
 
