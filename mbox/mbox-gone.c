@@ -8,14 +8,16 @@
  * first appends each removed message, as the file held it, to a file of kept copies in the
  * state directory (MBOX_GONE_PREFIX plus the hash of the mailbox path, as the cache file),
  * and a session whose view has messages another removed (MSG_GONE) reads them from there.
+ * The oldest copies go (the rest is written to a new file renamed over the old one) when
+ * new ones would not fit in MBOX_GONE_MAX, or when they are older than MBOX_GONE_TTL_S.
  *
- * Both sides hold the mailbox's own lock: the writer its write lock while it appends (and
- * while it empties the file when it has grown past MBOX_GONE_MAX or its oldest copy is
- * older than MBOX_GONE_TTL_S), readers the read lock while they map it and read, so the
- * mapping is never cut under a reader.  Nothing is synced: after a crash no session is
+ * Both sides hold the mailbox's own lock: the writer its write lock while it appends or
+ * replaces the file, readers the read lock while they map it and read, so the mapping is
+ * never cut under a reader (one mapped before a replacement maps the old inode, and the
+ * next refresh sees the new one).  Nothing is synced: after a crash no session is
  * left that numbers those messages.  A copy is found by the mailbox's UIDVALIDITY and the
- * UID; a record whose check does not hold ends the file.  A message without a copy (the
- * file was emptied, a mail reader removed it, a copy would not fit) is simply gone, as
+ * UID; a record whose check does not hold ends the file.  A message without a copy (its
+ * copy aged out or made room, a mail reader removed it, a copy would not fit) is gone, as
  * before: FETCH leaves it out and says NO [EXPUNGEISSUED].
  */
 #include "mbox/mbox-private.h"
@@ -64,20 +66,71 @@ rec_ok(const unsigned char *map, uint64_t size, uint64_t off, struct mbox_gone_r
 	    r->from_len <= r->hdr_len && r->from_len > 0;
 }
 
-/* Where the whole records of the file (size bytes) end. */
-static uint64_t
-valid_end(int fd, uint64_t size)
+/*
+ * The file holds whole records up to *end_r (a torn one after them is left over from a
+ * session killed while it wrote); the oldest may go so that `add` more bytes fit in max
+ * (mb->gone_max) and every copy kept is younger than MBOX_GONE_TTL_S: *keep_r is where
+ * the records to keep begin.  0, or -1 if the file cannot be mapped.
+ */
+static int
+plan_keep(int fd, uint64_t size, uint64_t add, uint64_t max, int64_t now, uint64_t *keep_r,
+    uint64_t *end_r)
 {
 	struct mbox_gone_rec r;
-	uint64_t off = 0;
+	uint64_t off = 0, keep = 0;
 	void *p = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
 
 	if (p == MAP_FAILED)
-		return 0;	/* unreadable: start afresh */
-	while (rec_ok(p, size, off, &r))
+		return -1;
+	while (rec_ok(p, size, off, &r)) {
 		off += sizeof(r) + r.len;
+		if (r.when + MBOX_GONE_TTL_S < now)
+			keep = off;	/* too old: goes, and so does all before it */
+	}
+	/* then the oldest, until the new ones fit */
+	while (keep < off && (off - keep) + add > max && rec_ok(p, size, keep, &r))
+		keep += sizeof(r) + r.len;
 	(void)munmap(p, (size_t)size);
-	return off;
+	*keep_r = keep;
+	*end_r = off;
+	return 0;
+}
+
+/*
+ * Put records [keep, end) of the file on fd into a new file under path (rename): readers,
+ * who map the file under the read lock and compare its inode, never see it shrink in place.
+ * Returns the new file's descriptor (the old one is closed), or -1 (fd closed too).
+ */
+static int
+rotate(int fd, const char *path, uint64_t keep, uint64_t end)
+{
+	char tmp[4200];
+	unsigned char buf[65536];
+	uint64_t off = keep, to = 0;
+	int nfd;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	nfd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, 0600);
+	while (nfd >= 0 && off < end) {
+		size_t want = end - off < sizeof(buf) ? (size_t)(end - off) : sizeof(buf);
+		ssize_t n = pread(fd, buf, want, (off_t)off);
+
+		if (n <= 0 || pwrite(nfd, buf, (size_t)n, (off_t)to) != n) {
+			(void)close(nfd);
+			(void)unlink(tmp);
+			nfd = -1;
+			break;
+		}
+		off += (uint64_t)n;
+		to += (uint64_t)n;
+	}
+	(void)close(fd);
+	if (nfd >= 0 && rename(tmp, path) < 0) {
+		(void)close(nfd);
+		(void)unlink(tmp);
+		nfd = -1;
+	}
+	return nfd;
 }
 
 int
@@ -85,7 +138,7 @@ mbox_gone_save(struct mbox *mb, const uint8_t *skip)
 {
 	struct mbox_gone_rec r;
 	struct stat st;
-	uint64_t room, first_when = 0;
+	uint64_t add = 0, keep = 0, end = 0, size;
 	int64_t now = (int64_t)time(NULL);
 	char path[4096];
 	uint32_t i;
@@ -93,31 +146,33 @@ mbox_gone_save(struct mbox *mb, const uint8_t *skip)
 
 	if (mb->map == NULL || mbox_gone_path(mb, path, sizeof(path)) < 0)
 		return 0;
+	for (i = 0; i < mb->m.n; i++) {
+		const struct mbox_msg *m = &mb->m.v[i];
+
+		if (skip[i] && !(m->state & MSG_GONE) && m->end >= m->body_off &&
+		    m->end <= mb->size && m->from_len > 0)
+			add += sizeof(r) + (m->end - m->from_off);
+	}
+	if (add == 0)
+		return 0;
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, 0600);
 	if (fd < 0 || fstat(fd, &st) < 0)
 		goto out;
-	/* a session killed while it wrote leaves a torn record, which ends the file for
-	 * readers: what comes after it must not be appended after it */
-	if (st.st_size > 0) {
-		off_t end = (off_t)valid_end(fd, (uint64_t)st.st_size);
-
-		if (end < st.st_size) {
-			if (ftruncate(fd, end) < 0)
-				goto out;
-			st.st_size = end;
-		}
-	}
-	if (st.st_size >= (off_t)sizeof(r) && pread(fd, &r, sizeof(r), 0) == sizeof(r) &&
-	    r.magic == MBOX_GONE_MAGIC && r.check == mbox_gone_rec_check(&r))
-		first_when = (uint64_t)r.when;
-	/* too full or too old: start afresh (the lock keeps every reader out meanwhile) */
-	if (st.st_size > 0 && ((uint64_t)st.st_size >= MBOX_GONE_MAX ||
-	    (int64_t)first_when + MBOX_GONE_TTL_S < now)) {
-		if (ftruncate(fd, 0) < 0)
+	size = (uint64_t)st.st_size;
+	if (size > 0 && plan_keep(fd, size, add, mb->gone_max, now, &keep, &end) < 0)
+		keep = end = size;	/* unreadable: all goes */
+	if (keep > 0) {
+		/* the oldest go: the rest to a new file (the lock keeps every reader out) */
+		fd = rotate(fd, path, keep, end);
+		if (fd < 0)
 			goto out;
-		st.st_size = 0;
+		size = end - keep;
+	} else if (end < size) {
+		/* a torn record after the whole ones must not be appended after */
+		if (ftruncate(fd, (off_t)end) < 0)
+			goto out;
+		size = end;
 	}
-	room = MBOX_GONE_MAX - (uint64_t)st.st_size;
 	for (i = 0; i < mb->m.n; i++) {
 		const struct mbox_msg *m = &mb->m.v[i];
 		uint64_t len;
@@ -126,7 +181,7 @@ mbox_gone_save(struct mbox *mb, const uint8_t *skip)
 		    m->end > mb->size || m->from_len == 0)
 			continue;
 		len = m->end - m->from_off;
-		if (len + sizeof(r) > room)
+		if (size + sizeof(r) + len > mb->gone_max)
 			continue;	/* the ones that fit */
 		memset(&r, 0, sizeof(r));
 		r.magic = MBOX_GONE_MAGIC;
@@ -137,18 +192,17 @@ mbox_gone_save(struct mbox *mb, const uint8_t *skip)
 		r.len = len;
 		r.when = now;
 		r.check = mbox_gone_rec_check(&r);
-		if (pwrite(fd, &r, sizeof(r), st.st_size) != (ssize_t)sizeof(r) ||
+		if (pwrite(fd, &r, sizeof(r), (off_t)size) != (ssize_t)sizeof(r) ||
 		    pwrite(fd, mb->map + m->from_off, (size_t)len,
-		    st.st_size + (off_t)sizeof(r)) != (ssize_t)len) {
+		    (off_t)(size + sizeof(r))) != (ssize_t)len) {
 			/* a torn record must not be read: cut it off, or if that fails
 			 * too, empty the file (its check fails on the rest anyway) */
-			if (ftruncate(fd, st.st_size) < 0 && ftruncate(fd, 0) < 0)
+			if (ftruncate(fd, (off_t)size) < 0 && ftruncate(fd, 0) < 0)
 				mbox_set_error(&mb->err, errno, "kept copies: %s",
 				    strerror(errno));
 			break;
 		}
-		st.st_size += (off_t)(sizeof(r) + len);
-		room -= sizeof(r) + len;
+		size += sizeof(r) + len;
 	}
 out:
 	if (fd >= 0)
@@ -195,7 +249,8 @@ mbox_gone_refresh(struct mbox *mb)
 	}
 	if (mb->gone_map != NULL && (uint64_t)st.st_ino == mb->gone_ino &&
 	    (uint64_t)st.st_size == mb->gone_size)
-		return;	/* what is mapped is what is there (it only grows or is emptied) */
+		return;	/* what is mapped is what is there: the file only grows in place, and
+			 * is replaced (a new inode) when its oldest copies go */
 	mbox_gone_unmap(mb);
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
 	if (fd < 0)

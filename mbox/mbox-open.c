@@ -170,8 +170,19 @@ stamp_written(struct mbox *mb)
 			t.tv_nsec = 0;
 		}
 	}
+	/*
+	 * The access time stays, unless a reader has read the file in the second this write
+	 * is stamped with: then it goes back a second.  The file has changed since it was
+	 * read, which is what mtime > atime tells mail readers and biff anyway, and procmail
+	 * sleeps a second with both locks held when it finds the two equal (see
+	 * mbox_open_file()).
+	 */
 	ts[0].tv_sec = 0;
 	ts[0].tv_nsec = UTIME_OMIT;
+	if (st.st_atim.tv_sec >= t.tv_sec) {
+		ts[0].tv_sec = t.tv_sec - 1;
+		ts[0].tv_nsec = t.tv_nsec;
+	}
 	ts[1] = t;
 	if (futimens(mb->fd, ts) < 0 || fstat(mb->fd, &st) < 0)
 		return;	/* not the owner: changes are told by size and the kernel's times */
@@ -422,6 +433,8 @@ mbox_open(const char *path, const char *journal_dir, unsigned flags, struct mbox
 		mb->crash_after = c != NULL ? strtol(c, NULL, 10) : 0;
 		c = getenv("IMAPD_MBOX_CACHE_MIN_SIZE");
 		mb->cache_min_size = c != NULL ? strtoull(c, NULL, 10) : MBOX_CACHE_MIN_SIZE;
+		c = getenv("IMAPD_MBOX_GONE_MAX");
+		mb->gone_max = c != NULL ? strtoull(c, NULL, 10) : MBOX_GONE_MAX;
 		c = getenv("IMAPD_MBOX_SHIFT_BATCH");
 		mb->shift_batch = c != NULL ? strtoull(c, NULL, 10) : 0;
 	}

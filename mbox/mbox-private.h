@@ -156,6 +156,7 @@ struct mbox {
 	uint64_t gone_size, gone_ino;
 	struct mbox_gone_idx *gone_idx;	/* by UID */
 	uint32_t gone_n;
+	uint64_t gone_max;	/* MBOX_GONE_MAX unless IMAPD_MBOX_GONE_MAX says (tests) */
 
 	int tfd;		/* the turnstile file (mbox-lock.h), -1 without one */
 	struct mbox_lock read_lk;	/* between mbox_read_begin() and mbox_read_end() */
@@ -332,8 +333,9 @@ int mbox_jdrop(struct mbox *mb, const char *fin);
 
 /* mbox-gone.c: copies of expunged messages (see there) */
 #define MBOX_GONE_PREFIX	".imapd-gone-"
-#define MBOX_GONE_MAX		(32ULL * 1024 * 1024)	/* bytes in the file, at most */
-#define MBOX_GONE_TTL_S		3600	/* a file whose oldest copy is older is emptied */
+#define MBOX_GONE_MAX		(32ULL * 1024 * 1024)	/* bytes in the file, at most: the
+							 * oldest copies make room */
+#define MBOX_GONE_TTL_S		3600	/* copies older than this go */
 /* A record of the file, followed by the message's bytes. */
 #define MBOX_GONE_MAGIC	0x31524749u	/* "IGR1" */
 struct mbox_gone_rec {

@@ -737,6 +737,7 @@ class Client:
         want = {s: self.seq[s - 1][0] for s in seqs if s <= len(self.seq)}
         cmd = Cmd(kind, b"FETCH " + text + b" " + items_text, no_expunge=True)
         cmd.targets = list(want.values())
+        cmd.unknown_above = [self.seq[s - 1][1] for s in want if want[s] is None]
         self.execute(cmd)
         self.check_fetches(cmd)
         if cmd.tagged.status == "OK":

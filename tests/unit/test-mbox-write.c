@@ -954,6 +954,53 @@ test_kept_copy_after_a_torn_record(void **state)
 	tdir_clean(&t);
 }
 
+/* When new copies do not fit, the oldest go, and the file is replaced (not cut in place):
+ * a reader that mapped the old one maps the new one at its next look. */
+static void
+test_kept_copies_make_room(void **state)
+{
+	struct tdir t;
+	struct mbox *mb, *other;
+	struct stat st;
+	char gp[600], *b;
+	uint32_t *ex;
+	size_t n;
+	ino_t ino;
+	(void)state;
+
+	tdir_make(&t);
+	write_file(t.path, plain, strlen(plain));
+	mb = open_rw(&t);
+	other = open_rw(&t);
+	assert_int_equal(mbox_gone_path(other, gp, sizeof(gp)), 0);
+	mbox_msg_set_flags(other, 0, MBOX_DELETED, 0);
+	assert_int_equal(mbox_expunge(other, NULL, 0, &ex, &n), 0);
+	free(ex);
+	assert_int_equal(stat(gp, &st), 0);
+	ino = st.st_ino;
+	/* the reader maps the file with the first copy */
+	assert_int_equal(mbox_read_begin(mb), 0);
+	assert_true(mbox_msg_available(mb, 0));
+	mbox_read_end(mb);
+	/* room for one copy only: the next expunge's copy pushes the first out */
+	other->gone_max = 2 * (uint64_t)st.st_size - 1;	/* "two" is a little longer */
+	mbox_msg_set_flags(other, 0, MBOX_DELETED, 0);
+	assert_int_equal(mbox_expunge(other, NULL, 0, &ex, &n), 0);
+	free(ex);
+	assert_int_equal(stat(gp, &st), 0);
+	assert_true(st.st_ino != ino);
+	assert_int_equal(mbox_read_begin(mb), 0);
+	assert_false(mbox_msg_available(mb, 0));
+	assert_true(mbox_msg_available(mb, 1));
+	b = body_of(mb, 1);
+	assert_string_equal(b, "two\n>From quoted\n");
+	free(b);
+	mbox_read_end(mb);
+	mbox_free(&other);
+	mbox_free(&mb);
+	tdir_clean(&t);
+}
+
 static void
 test_refresh_keeps_numbers(void **state)
 {
@@ -1496,6 +1543,7 @@ main(void)
 		cmocka_unit_test(test_sync_replaced_same_size),
 		cmocka_unit_test(test_refresh_keeps_numbers),
 		cmocka_unit_test(test_kept_copy_after_a_torn_record),
+		cmocka_unit_test(test_kept_copies_make_room),
 		cmocka_unit_test(test_readonly_never_writes),
 	};
 
