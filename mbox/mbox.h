@@ -16,11 +16,15 @@
  * and every size the store reports is the visible size with each bare LF counted as CRLF.
  *
  * Locking (Debian Policy 11.6), always in this order, released in reverse:
- *   1. fcntl() lock on the mailbox file (F_RDLCK to read, F_WRLCK to write),
+ *   1. fcntl() lock on the mailbox file (F_WRLCK over the file to write; F_RDLCK over the
+ *      bytes there are to read, so that an appender that locks from the end goes on),
  *   2. dotlock "PATH.lock" through liblockfile (its setgid helper where the directory is not
- *      writable; stale locks are broken as liblockfile does: dead PID, or older than 5 min).
- * Locks are held only inside the calls below that read or write the file, never between
- * calls, so a caller waiting for its client never blocks an MDA.  See mbox-lock.h.
+ *      writable; stale locks are broken as liblockfile does: dead PID, or older than 5 min),
+ *      taken to write, and by a reader only when a mail reader may hold it.
+ * A turnstile in the state directory keeps writers from being starved by readers.  Locks
+ * are held only inside the calls below that read or write the file, or between
+ * mbox_read_begin() and mbox_read_end(), never while the caller waits for its client, so
+ * it never blocks an MDA for long.  See mbox-lock.h.
  *
  * Persistence: a mailbox opened read-write is brought up to date on disk under the write
  * lock by mbox_open() and by every mbox_sync() that finds new mail (the "first write-locked
