@@ -377,8 +377,8 @@ needs_write(const struct mbox *mb)
  * second, writable descriptor (the file is the user's own), so that readers never see a
  * half-moved tail.  Without write access the open fails rather than show damage.
  */
-static int
-recover_for_reader(struct mbox *mb)
+int
+mbox_recover_for_reader(struct mbox *mb)
 {
 	struct mbox_lock lk = MBOX_LOCK_INIT;
 	int rofd = mb->fd, r;
@@ -478,7 +478,7 @@ mbox_open(const char *path, const char *journal_dir, unsigned flags, struct mbox
 		}
 	}
 	if (!rw && mb->journal_dir != NULL && mbox_journal_pending(mb) &&
-	    recover_for_reader(mb) < 0) {
+	    mbox_recover_for_reader(mb) < 0) {
 		*err_r = mb->err;
 		goto fail;
 	}

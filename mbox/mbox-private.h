@@ -220,6 +220,9 @@ int mbox_hdr_next(const unsigned char *map, uint64_t *pos, uint64_t end,
 int mbox_meta_kind(const unsigned char *name, size_t len);
 
 /* mbox-open.c */
+/* A session that may not write finishes an interrupted journal through a second, writable
+ * descriptor (the file is the user's own); no lock may be held.  0 or -1. */
+int mbox_recover_for_reader(struct mbox *mb);
 /* open(2) of the mailbox file, with O_NOATIME where the user may (see there). */
 int mbox_open_file(const char *path, int oflags);
 int mbox_remap(struct mbox *mb);

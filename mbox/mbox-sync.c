@@ -378,9 +378,48 @@ fail:
 	return -1;
 }
 
+/*
+ * Is there a journal a writer left?  Asked under a lock (shared or exclusive), so that no
+ * writer of ours is in the middle of one: a journal then means its writer was killed, and
+ * the file may be half rewritten.  Never read it so: finish the journal first.  (The view's
+ * dev and ino, which name the journal, are left as they are.)
+ */
+static int
+journal_left(struct mbox *mb)
+{
+	dev_t dev = mb->dev;
+	ino_t ino = mb->ino;
+	int r;
+
+	if (mb->journal_dir == NULL || mb->fd < 0)
+		return 0;
+	r = mbox_journal_pending(mb);
+	mb->dev = dev;
+	mb->ino = ino;
+	return r;
+}
+
+/* Under the write lock: finish what a killed writer left. 0 or -1. */
+static int
+recover_locked(struct mbox *mb)
+{
+	dev_t dev = mb->dev;
+	ino_t ino = mb->ino;
+	int r;
+
+	if (!mb->rw || !journal_left(mb))
+		return 0;
+	r = mbox_journal_recover(mb);
+	mb->dev = dev;
+	mb->ino = ino;
+	return r;
+}
+
 int
 mbox_reload_locked(struct mbox *mb)
 {
+	if (recover_locked(mb) < 0)
+		return -1;
 	return reload(mb, &mb->pend, 1);
 }
 
@@ -423,6 +462,23 @@ reload_shared(struct mbox *mb, struct mbox_lock *lk, struct mbox_sync_result *re
 	if (mbox_lock_acquire_len(lk, mb->fd, mb->tfd, mb->path,
 	    MBOX_LK_SHARED | (dot ? MBOX_LK_DOT : 0), 0, MBOX_LOCK_TIMEOUT_MS, &mb->err) < 0)
 		return -1;
+	if (journal_left(mb)) {
+		/* a writer was killed half way: finish its journal (under the write lock, or
+		 * through a writable descriptor for a reader), then look again */
+		struct mbox_lock wl = MBOX_LOCK_INIT;
+
+		(void)mbox_lock_release(lk, &e);
+		if (!mb->rw) {
+			r = mbox_recover_for_reader(mb);
+		} else if ((r = mbox_lock(mb, &wl, MBOX_LK_WRITE)) == 0) {
+			r = recover_locked(mb);
+			mbox_unlock_nowait(mb, &wl);
+		}
+		if (r < 0 || mbox_lock_acquire_len(lk, mb->fd, mb->tfd, mb->path,
+		    MBOX_LK_SHARED | (dot ? MBOX_LK_DOT : 0), 0, MBOX_LOCK_TIMEOUT_MS,
+		    &mb->err) < 0)
+			return -1;
+	}
 	if (fstat(mb->fd, &a) < 0)
 		memset(&a, 0, sizeof(a));
 	r = reload(mb, res, keep_gone);
@@ -473,7 +529,9 @@ mbox_sync(struct mbox *mb, struct mbox_sync_result *res)
 			if (mbox_lock(mb, &lk, MBOX_LK_WRITE) < 0) {
 				r = -1;
 			} else {
-				r = reload(mb, res, 0);
+				r = recover_locked(mb);
+				if (r == 0)
+					r = reload(mb, res, 0);
 				if (r == 0 && sync_needs_write(mb))
 					r = mbox_write_locked(mb);
 				mbox_unlock_nowait(mb, &lk);

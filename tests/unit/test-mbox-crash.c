@@ -286,6 +286,44 @@ check(struct tdir *t, enum op op, int with_late, long n)
 		fail_msg("point %ld: journal left", n);
 }
 
+/*
+ * A session that has the mailbox open when the writer is killed, and looks again: it must
+ * not read the half-rewritten file (it finishes the journal first), keep its UIDVALIDITY,
+ * and see what a fresh open sees: the same UIDs and bodies.
+ */
+static void
+check_live(struct tdir *t, struct mbox *live, long n)
+{
+	struct mbox_sync_result r;
+	struct mbox *fresh;
+	struct mbox_error err;
+	uint32_t i;
+
+	if (mbox_sync(live, &r) < 0)
+		fail_msg("point %ld: live session's sync: %s", n, mbox_error(live)->msg);
+	if (r.uidvalidity_changed)
+		fail_msg("point %ld: live session lost its UIDs", n);
+	mbox_sync_result_clear(&r);
+	if (mbox_open(t->path, t->jdir, 0, &fresh, &err) < 0)
+		fail_msg("point %ld: reopen: %s", n, err.msg);
+	if (mbox_count(fresh) != mbox_count(live))
+		fail_msg("point %ld: live session has %u messages, the file %u", n,
+		    mbox_count(live), mbox_count(fresh));
+	assert_int_equal(mbox_read_begin(live), 0);
+	for (i = 0; i < mbox_count(fresh); i++) {
+		char *a = body_of(live, i), *b = body_of(fresh, i);
+
+		if (mbox_msg_uid(live, i) != mbox_msg_uid(fresh, i) || strcmp(a, b) != 0)
+			fail_msg("point %ld: live session's message %u differs", n, i);
+		free(a);
+		free(b);
+	}
+	mbox_read_end(live);
+	mbox_free(&fresh);
+}
+
+static int live_session;
+
 static void
 run(enum op op, int with_late)
 {
@@ -294,11 +332,16 @@ run(enum op op, int with_late)
 	int completed = 0;
 
 	for (n = 1; n < MAX_POINTS && !completed; n++) {
+		struct mbox *live = NULL;
+		struct mbox_error err;
 		pid_t pid;
 		int st;
 
 		tdir_make(&t);
 		prepare(&t, op);
+		if (live_session && op != OP_FIRST_OPEN &&
+		    mbox_open(t.path, t.jdir, MBOX_OPEN_RW, &live, &err) < 0)
+			fail_msg("live open: %s", err.msg);
 		pid = fork();
 		assert_true(pid >= 0);
 		if (pid == 0)
@@ -311,6 +354,10 @@ run(enum op op, int with_late)
 			assert_int_equal(WEXITSTATUS(st), 99);
 		if (with_late)
 			append_file(t.path, late);
+		if (live != NULL) {
+			check_live(&t, live, n);
+			mbox_free(&live);
+		}
 		check(&t, op, with_late, n);
 		tdir_clean(&t);
 	}
@@ -435,6 +482,23 @@ test_crash_append(void **state)
 	run(OP_APPEND, 0);
 }
 
+/* The same with another session on the mailbox all the while (imapd's other sessions): its
+ * next look must finish the journal, not read the half-done rewrite. */
+static void
+test_crash_with_a_live_session(void **state)
+{
+	(void)state;
+	live_session = 1;
+	run(OP_EXPUNGE_SOME, 0);
+	run(OP_BIG_MIDDLE, 1);
+	run(OP_BIG_RUN, 0);
+	shift_step = "40";
+	run(OP_GROW, 0);
+	shift_step = "";
+	run(OP_APPEND, 0);
+	live_session = 0;
+}
+
 int
 main(void)
 {
@@ -454,6 +518,7 @@ main(void)
 		cmocka_unit_test(test_crash_first_open),
 		cmocka_unit_test(test_crash_first_open_steps),
 		cmocka_unit_test(test_crash_append),
+		cmocka_unit_test(test_crash_with_a_live_session),
 	};
 
 	unsetenv("IMAPD_MBOX_CRASH_AFTER");
