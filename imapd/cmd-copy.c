@@ -56,7 +56,7 @@ copy_or_move(struct command *cmd, bool move)
 	struct folder_ref ref;
 	struct mbox_error merr = { 0 };
 	struct mbox *dst = NULL, *own = NULL;
-	uint32_t *idx = NULL, *src_uids = NULL, *before = NULL, first, i, n, told = 0;
+	uint32_t *idx = NULL, *src_uids = NULL, *before = NULL, first, i, n;
 	size_t k = 0;
 	uint8_t *mark;
 	char *uset = NULL, dset[32];
@@ -164,30 +164,14 @@ copy_or_move(struct command *cmd, bool move)
 		    mbox_msg_keywords(sel->mb, idx[i]));
 	{
 		uint32_t *gone;
-		size_t ngone, g;
+		size_t ngone;
 
 		/* src_uids is sorted (file order is UID order) */
 		if (mbox_expunge(sel->mb, src_uids, k, &gone, &ngone) < 0) {
 			selected_store_failed(cmd, "MOVE (copied, not expunged)");
 			goto out;
 		}
-		for (g = 0; g < ngone; g++) {
-			uint32_t lo = 0, hi = n;
-
-			while (lo < hi) {
-				uint32_t mid = lo + (hi - lo) / 2;
-
-				if (before[mid] < gone[g])
-					lo = mid + 1;
-				else
-					hi = mid;
-			}
-			if (lo < n && before[lo] == gone[g] && lo < sel->exists) {
-				resp_untagged(s, "%u EXPUNGE", lo + 1 - told);
-				told++;
-			}
-		}
-		sel->exists -= told;
+		selected_tell_expunged(s, before, n, gone, ngone);
 		free(gone);
 	}
 	resp_ok(cmd, "MOVE completed");

@@ -10,8 +10,8 @@ cmd_expunge(struct command *cmd)
 {
 	struct session *s = cmd->s;
 	struct selected *sel = s->selected;
-	uint32_t *before, *uids = NULL, *gone, i, n = mbox_count(sel->mb), told = 0;
-	size_t nuids = 0, ngone, k;
+	uint32_t *before, *uids = NULL, *gone, i, n = mbox_count(sel->mb);
+	size_t nuids = 0, ngone;
 
 	if (cmd->uid) {
 		uint8_t *mark;
@@ -48,23 +48,7 @@ cmd_expunge(struct command *cmd)
 		free(uids);
 		return;
 	}
-	for (k = 0; k < ngone; k++) {
-		uint32_t lo = 0, hi = n;
-
-		while (lo < hi) {
-			uint32_t mid = lo + (hi - lo) / 2;
-
-			if (before[mid] < gone[k])
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-		if (lo < n && before[lo] == gone[k] && lo < sel->exists) {
-			resp_untagged(s, "%u EXPUNGE", lo + 1 - told);
-			told++;
-		}
-	}
-	sel->exists -= told;
+	selected_tell_expunged(s, before, n, gone, ngone);
 	if (mbox_recent_count(sel->mb) != sel->recent) {
 		sel->recent = mbox_recent_count(sel->mb);
 		resp_untagged(s, "%u RECENT", sel->recent);
@@ -72,5 +56,10 @@ cmd_expunge(struct command *cmd)
 	free(gone);
 	free(before);
 	free(uids);
-	resp_ok(cmd, "EXPUNGE completed");
+	/* RFC 7162 3.2.7, 3.2.9: the new HIGHESTMODSEQ once something was expunged */
+	if (s->qresync && ngone > 0 && mbox_has_modseq(sel->mb))
+		resp_ok(cmd, "[HIGHESTMODSEQ %llu] EXPUNGE completed",
+		    (unsigned long long)mbox_highest_modseq(sel->mb));
+	else
+		resp_ok(cmd, "EXPUNGE completed");
 }

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "imapd/command.h"
+#include "imapd/condstore.h"
 #include "imapd/fetch-render.h"
 #include "imapd/log.h"
 #include "imapd/resp.h"
@@ -26,8 +27,8 @@
 
 enum fitem {
 	FI_FLAGS, FI_INTERNALDATE, FI_RFC822_SIZE, FI_UID, FI_ENVELOPE, FI_BODY,
-	FI_BODYSTRUCTURE, FI_RFC822, FI_RFC822_HEADER, FI_RFC822_TEXT, FI_SECTION, FI_BINARY,
-	FI_BINARY_SIZE
+	FI_BODYSTRUCTURE, FI_RFC822, FI_RFC822_HEADER, FI_RFC822_TEXT, FI_MODSEQ, FI_SECTION,
+	FI_BINARY, FI_BINARY_SIZE
 };
 
 struct item {
@@ -56,6 +57,7 @@ static const struct {
 	{ "RFC822.SIZE", FI_RFC822_SIZE }, { "UID", FI_UID }, { "ENVELOPE", FI_ENVELOPE },
 	{ "BODY", FI_BODY }, { "BODYSTRUCTURE", FI_BODYSTRUCTURE }, { "RFC822", FI_RFC822 },
 	{ "RFC822.HEADER", FI_RFC822_HEADER }, { "RFC822.TEXT", FI_RFC822_TEXT },
+	{ "MODSEQ", FI_MODSEQ },
 };
 
 /* The name a section item is answered under, made once per command (not per message). */
@@ -133,7 +135,8 @@ add_item(struct fetch *f, enum fitem kind)
 		return -1;
 	memset(&f->items[f->n], 0, sizeof(f->items[0]));
 	f->items[f->n++].kind = kind;
-	if (kind != FI_FLAGS && kind != FI_INTERNALDATE && kind != FI_RFC822_SIZE && kind != FI_UID)
+	if (kind != FI_FLAGS && kind != FI_INTERNALDATE && kind != FI_RFC822_SIZE &&
+	    kind != FI_UID && kind != FI_MODSEQ)
 		f->need_msg = true;
 	if (kind == FI_BODY || kind == FI_BODYSTRUCTURE)
 		f->need_mime = true;
@@ -463,6 +466,9 @@ write_item(struct session *s, struct fmsg *m, const struct item *it)
 	case FI_UID:
 		write_num(s, "UID ", mbox_msg_uid(sel->mb, i), "");
 		return;
+	case FI_MODSEQ:
+		write_num(s, "MODSEQ (", mbox_msg_modseq(sel->mb, i), ")");
+		return;
 	case FI_ENVELOPE:
 	case FI_BODY:
 	case FI_BODYSTRUCTURE:
@@ -531,13 +537,54 @@ cmd_fetch(struct command *cmd)
 	struct fetch f;
 	uint8_t *mark, *seen = NULL;
 	uint32_t i, n;
-	bool any_seen = false, gone = false;
+	uint64_t since = 0;
+	bool any_seen = false, gone = false, changedsince = false, vanished = false;
+	const struct imap_arg *mods;
 
 	if (set == NULL || set->type != ARG_ATOM || set->next == NULL ||
-	    set->next->next != NULL || parse_items(&f, set->next) < 0) {
+	    parse_items(&f, set->next) < 0) {
 		fetch_clear(&f);
 		resp_bad(cmd, "Invalid FETCH arguments");
 		return;
+	}
+	if ((mods = set->next->next) != NULL) {
+		/* fetch-modifiers (RFC 4466 2.4): CHANGEDSINCE n, VANISHED (RFC 7162 3.1.4.1,
+		 * 3.2.6) */
+		const struct imap_arg *m;
+
+		if (mods->next != NULL || mods->type != ARG_LIST || mods->list == NULL ||
+		    !condstore_offered(s))
+			goto bad_mods;
+		for (m = mods->list; m != NULL; m = m->next) {
+			if (arg_is_atom(m, "CHANGEDSINCE") && !changedsince &&
+			    condstore_parse_modseq(m->next, true, &since)) {
+				changedsince = true;
+				m = m->next;
+			} else if (arg_is_atom(m, "VANISHED") && !vanished) {
+				vanished = true;
+			} else {
+				goto bad_mods;
+			}
+		}
+		if (vanished && (!cmd->uid || !s->qresync || !changedsince)) {
+			fetch_clear(&f);
+			resp_bad(cmd, "VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC");
+			return;
+		}
+	}
+	if (changedsince)
+		add_item(&f, FI_MODSEQ);	/* implied (3.1.4.1) */
+	for (i = 0; i < f.n; i++)
+		if (f.items[i].kind == FI_MODSEQ)
+			break;
+	if (i < f.n) {
+		/* 3.1.2.2: BAD in a mailbox without mod-sequences */
+		if (!condstore_offered(s) || !mbox_has_modseq(sel->mb)) {
+			fetch_clear(&f);
+			resp_bad(cmd, "No mod-sequences in this mailbox (NOMODSEQ)");
+			return;
+		}
+		condstore_enable(s);
 	}
 	if (cmd->uid)
 		add_item(&f, FI_UID);
@@ -555,6 +602,18 @@ cmd_fetch(struct command *cmd)
 	/* the bytes are read under the store's read lock; the output is held meanwhile */
 	if (selected_read_begin(s) < 0)
 		goto failed;
+	if (vanished) {
+		/* before any FETCH (3.2.6) */
+		struct seqset us;
+
+		if (seqset_parse(set->str, &us)) {
+			int r = condstore_vanished_earlier(s, &us, since, 0);
+
+			seqset_clear(&us);
+			if (r < 0)
+				goto failed;
+		}
+	}
 	for (i = 0; i < n; i++) {
 		struct fmsg m;
 		size_t k;
@@ -562,6 +621,8 @@ cmd_fetch(struct command *cmd)
 		unsigned extra = 0;
 
 		if (!mark[i])
+			continue;
+		if (changedsince && mbox_msg_modseq(sel->mb, i) <= since)
 			continue;
 		if (selected_read_pause(s) < 0)
 			goto failed;
@@ -628,6 +689,14 @@ cmd_fetch(struct command *cmd)
 		selected_store_failed(cmd, "FETCH");
 		return;
 	}
+	if (any_seen && s->condstore) {
+		/* RFC 7162 3.2.4: \Seen set by FETCH is told with its new mod-sequence */
+		for (i = 0; i < n; i++)
+			if (seen[i] && !mbox_msg_gone(sel->mb, i))
+				resp_printf(s, "* %u FETCH (UID %u MODSEQ (%llu))\r\n", i + 1,
+				    mbox_msg_uid(sel->mb, i),
+				    (unsigned long long)mbox_msg_modseq(sel->mb, i));
+	}
 	free(seen);
 	if (gone)
 		resp_no(cmd, "[EXPUNGEISSUED] Some of the requested messages no longer exist");
@@ -640,4 +709,8 @@ failed:
 	free(seen);
 	fetch_clear(&f);
 	selected_store_failed(cmd, "FETCH");
+	return;
+bad_mods:
+	fetch_clear(&f);
+	resp_bad(cmd, "Unknown FETCH modifier");
 }

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "imapd/command.h"
+#include "imapd/condstore.h"
 #include "imapd/log.h"
 #include "imapd/resp.h"
 #include "imapd/selected.h"
@@ -99,6 +100,7 @@ enum status_item {
 	ST_UIDVALIDITY = 0x08,
 	ST_UNSEEN = 0x10,
 	ST_SIZE = 0x20,
+	ST_HIGHESTMODSEQ = 0x40,	/* RFC 7162 3.1.7 */
 };
 
 static const struct {
@@ -111,13 +113,15 @@ static const struct {
 	{ "UIDVALIDITY", ST_UIDVALIDITY },
 	{ "UNSEEN", ST_UNSEEN },
 	{ "SIZE", ST_SIZE },
+	{ "HIGHESTMODSEQ", ST_HIGHESTMODSEQ },
 };
 
 #define STATUS_ITEMS_MAX 16
 
 /* A parenthesised, non-empty list of known STATUS items, in the order given. */
 static bool
-status_items_parse(const struct imap_arg *list, unsigned int *order, size_t *n_r)
+status_items_parse(struct session *s, const struct imap_arg *list, unsigned int *order,
+    size_t *n_r)
 {
 	const struct imap_arg *it;
 	size_t n = 0;
@@ -132,6 +136,11 @@ status_items_parse(const struct imap_arg *list, unsigned int *order, size_t *n_r
 				break;
 		if (k == sizeof(status_items) / sizeof(status_items[0]) || n == STATUS_ITEMS_MAX)
 			return false;
+		if (status_items[k].bit == ST_HIGHESTMODSEQ) {
+			if (!condstore_offered(s))
+				return false;
+			condstore_enable(s);	/* an enabling command (RFC 7162 3.1) */
+		}
 		order[n++] = status_items[k].bit;
 	}
 	*n_r = n;
@@ -203,6 +212,11 @@ status_put(struct command *cmd, const char *name, size_t len, const struct folde
 			break;
 		case ST_SIZE:
 			resp_printf(s, "%sSIZE %llu", sp, (unsigned long long)size);
+			break;
+		case ST_HIGHESTMODSEQ:
+			/* 0 for a mailbox without mod-sequences (RFC 7162 3.1.7) */
+			resp_printf(s, "%sHIGHESTMODSEQ %llu", sp,
+			    (unsigned long long)mbox_highest_modseq(mb));
 			break;
 		}
 	}
@@ -336,7 +350,7 @@ struct xlist {
 };
 
 static bool
-xlist_options(const struct imap_arg *list, bool select, struct xlist *x)
+xlist_options(struct session *s, const struct imap_arg *list, bool select, struct xlist *x)
 {
 	const struct imap_arg *o;
 
@@ -358,7 +372,7 @@ xlist_options(const struct imap_arg *list, bool select, struct xlist *x)
 		else if (!select && arg_is_atom(o, "SPECIAL-USE"))
 			x->ret |= RET_SPECIAL;
 		else if (!select && arg_is_atom(o, "STATUS") && !(x->ret & RET_STATUS) &&
-		    status_items_parse(o->next, x->order, &x->nitems)) {
+		    status_items_parse(s, o->next, x->order, &x->nitems)) {
 			x->ret |= RET_STATUS;
 			o = o->next;
 		} else
@@ -516,8 +530,8 @@ list_extended(struct command *cmd, const struct imap_arg *sel, const struct imap
 	bool truncated = false;
 
 	memset(&x, 0, sizeof(x));
-	if ((sel != NULL && !xlist_options(sel, true, &x)) ||
-	    (ret != NULL && !xlist_options(ret, false, &x)) ||
+	if ((sel != NULL && !xlist_options(cmd->s, sel, true, &x)) ||
+	    (ret != NULL && !xlist_options(cmd->s, ret, false, &x)) ||
 	    (ref = astring_arg(refarg, &reflen)) == NULL) {
 		resp_bad(cmd, "Invalid extended LIST options or arguments");
 		return;
@@ -879,7 +893,7 @@ cmd_status(struct command *cmd)
 	enum folder_status st;
 
 	if (arg_count(a) != 2 || (name = astring_arg(a, &len)) == NULL ||
-	    !status_items_parse(a->next, order, &nitems)) {
+	    !status_items_parse(cmd->s, a->next, order, &nitems)) {
 		resp_bad(cmd, "STATUS takes a mailbox name and a list of known items");
 		return;
 	}

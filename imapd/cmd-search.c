@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "imapd/command.h"
+#include "imapd/condstore.h"
 #include "imapd/resp.h"
 #include "imapd/search-program.h"
 #include "imapd/selected.h"
@@ -148,8 +149,9 @@ cmd_search(struct command *cmd)
 	struct search_box box;
 	const char *why;
 	uint32_t *hits, nhits = 0, i, n;
+	uint64_t top_modseq = 0;
 	unsigned ret;
-	bool esearch, mime, gone = false;
+	bool esearch, mime, gone = false, modseq;
 
 	a = parse_return(cmd->args, &ret, &esearch);
 	if (a == NULL && cmd->args != NULL) {
@@ -165,6 +167,16 @@ cmd_search(struct command *cmd)
 	default:
 		resp_bad(cmd, "Invalid search: %s", why);
 		return;
+	}
+	modseq = search_uses_modseq(prog);
+	if (modseq) {
+		/* RFC 7162 3.1.2.2: BAD without mod-sequences; else an enabling command */
+		if (!condstore_offered(s) || !mbox_has_modseq(sel->mb)) {
+			search_free(&prog);
+			resp_bad(cmd, "Invalid search: no mod-sequences in this mailbox");
+			return;
+		}
+		condstore_enable(s);
 	}
 	/* the bytes are read under the store's read lock (see selected_read_begin()) */
 	if (selected_read_begin(s) < 0) {
@@ -207,12 +219,16 @@ cmd_search(struct command *cmd)
 		m.internal_date = mbox_msg_date(sel->mb, i, &tz);
 		m.internal_tz = tz;
 		m.size = mbox_msg_size(sel->mb, i);
+		m.modseq = mbox_msg_modseq(sel->mb, i);
 		m.has_keyword = has_keyword;
 		m.get_msg = get_msg;
 		m.get_hindex = get_hindex;
 		m.ctx = &sm;
-		if (search_match(prog, &box, &m))
+		if (search_match(prog, &box, &m)) {
 			hits[nhits++] = cmd->uid ? m.uid : m.seq;
+			if (m.modseq > top_modseq)
+				top_modseq = m.modseq;
+		}
 		msg_free(&sm.msg);
 	}
 	search_free(&prog);
@@ -221,6 +237,9 @@ cmd_search(struct command *cmd)
 		resp_printf(s, "* SEARCH");
 		for (i = 0; i < nhits; i++)
 			resp_printf(s, " %u", hits[i]);
+		/* RFC 7162 3.1.6: the highest mod-sequence of the messages found */
+		if (modseq && nhits > 0)
+			resp_printf(s, " (MODSEQ %llu)", (unsigned long long)top_modseq);
 		resp_printf(s, "\r\n");
 	} else {
 		resp_printf(s, "* ESEARCH (TAG ");
@@ -236,6 +255,9 @@ cmd_search(struct command *cmd)
 			resp_printf(s, " ALL ");
 			write_set(s, hits, nhits);
 		}
+		/* RFC 7162 3.1.10, RFC 4731 3.2 */
+		if (modseq && nhits > 0)
+			resp_printf(s, " MODSEQ %llu", (unsigned long long)top_modseq);
 		resp_printf(s, "\r\n");
 	}
 	free(hits);

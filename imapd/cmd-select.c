@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "imapd/condstore.h"
 #include "imapd/limits.h"
 #include "imapd/log.h"
 #include "imapd/resp.h"
@@ -133,10 +134,17 @@ selected_report(struct command *cmd)
 			uint64_t old = (uint64_t)mbox_uid_rank(sel->mb, r.expunged[k]) + k;
 
 			if (old < sel->exists) {
-				resp_untagged(s, "%u EXPUNGE", (uint32_t)old + 1 - told);
+				/* RFC 7162 3.2.10.2: with QRESYNC, one VANISHED of the UIDs
+				 * instead (r.expunged is reused for those told) */
+				if (s->qresync)
+					r.expunged[told] = r.expunged[k];
+				else
+					resp_untagged(s, "%u EXPUNGE", (uint32_t)old + 1 - told);
 				told++;
 			}
 		}
+		if (s->qresync)
+			condstore_write_vanished(s, r.expunged, told);
 		sel->exists -= told;
 		if (r.keywords_changed || mbox_keyword_count(sel->mb) != sel->n_kw)
 			write_flag_lists(s, sel);
@@ -148,8 +156,12 @@ selected_report(struct command *cmd)
 				continue;
 			resp_printf(s, "* %u FETCH (FLAGS ", (uint32_t)idx + 1);
 			selected_write_flags(s, sel->mb, (uint32_t)idx);
-			if (cmd->uid)
+			/* RFC 7162 3.2.4: UID and MODSEQ once CONDSTORE is enabled */
+			if (cmd->uid || s->condstore)
 				resp_printf(s, " UID %u", r.changed[k]);
+			if (s->condstore)
+				resp_printf(s, " MODSEQ (%llu)", (unsigned long long)
+				    mbox_msg_modseq(sel->mb, (uint32_t)idx));
 			resp_printf(s, ")\r\n");
 		}
 		mbox_sync_result_clear(&r);
@@ -157,6 +169,15 @@ selected_report(struct command *cmd)
 		count = mbox_count(sel->mb);
 		if (mbox_keyword_count(sel->mb) != sel->n_kw)
 			write_flag_lists(s, sel);
+		/*
+		 * RFC 7162 3.2: expunges this command may not report yet have mod-sequences
+		 * below some it may have sent; a client that went by those and lost the
+		 * connection would never hear of the expunges.  So it is told a HIGHESTMODSEQ
+		 * below theirs, until they are reported.
+		 */
+		if (s->condstore && mbox_pending_expunge_modseq(sel->mb) > 1)
+			resp_untagged(s, "OK [HIGHESTMODSEQ %llu] Expunges pending",
+			    (unsigned long long)(mbox_pending_expunge_modseq(sel->mb) - 1));
 	}
 	if (count > sel->exists) {
 		resp_untagged(s, "%u EXISTS", count);
@@ -166,6 +187,38 @@ selected_report(struct command *cmd)
 		sel->recent = mbox_recent_count(sel->mb);
 		resp_untagged(s, "%u RECENT", sel->recent);
 	}
+}
+
+void
+selected_tell_expunged(struct session *s, const uint32_t *before, uint32_t n,
+    uint32_t *gone, size_t ngone)
+{
+	struct selected *sel = s->selected;
+	uint32_t told = 0;
+	size_t k;
+
+	for (k = 0; k < ngone; k++) {
+		uint32_t lo = 0, hi = n;
+
+		while (lo < hi) {
+			uint32_t mid = lo + (hi - lo) / 2;
+
+			if (before[mid] < gone[k])
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo < n && before[lo] == gone[k] && lo < sel->exists) {
+			if (s->qresync)
+				gone[told] = gone[k];	/* RFC 7162 3.2.10.2 */
+			else
+				resp_untagged(s, "%u EXPUNGE", lo + 1 - told);
+			told++;
+		}
+	}
+	if (s->qresync)
+		condstore_write_vanished(s, gone, told);
+	sel->exists -= told;
 }
 
 void
@@ -255,31 +308,74 @@ select_common(struct command *cmd, bool examine)
 	struct folder_ref ref;
 	struct mbox_error merr = { 0 };
 	struct selected *sel;
+	struct qresync_args q;
+	bool want_condstore = false, want_qresync = false, had = s->selected != NULL;
 	char journal[4096];
 	const char *name;
 	unsigned flags;
 	uint32_t i, n, unseen = 0;
 
-	if (a == NULL || arg_count(a) != 1 || !arg_is_astring(a) ||
+	if (a == NULL || (arg_count(a) != 1 && arg_count(a) != 2) || !arg_is_astring(a) ||
 	    (name = arg_cstring(a)) == NULL) {
 		resp_bad(cmd, "%s needs one mailbox name", examine ? "EXAMINE" : "SELECT");
 		return;
 	}
+	memset(&q, 0, sizeof(q));
+	if (a->next != NULL) {
+		/* select-params (RFC 4466 2.1): CONDSTORE and QRESYNC (RFC 7162 3.1.8,
+		 * 3.2.5), all checked before anything is closed or opened */
+		const struct imap_arg *p;
+
+		if (a->next->type != ARG_LIST || a->next->list == NULL || !condstore_offered(s)) {
+			resp_bad(cmd, "Unknown %s parameters", examine ? "EXAMINE" : "SELECT");
+			return;
+		}
+		for (p = a->next->list; p != NULL; p = p->next) {
+			if (arg_is_atom(p, "CONDSTORE") && !want_condstore) {
+				want_condstore = true;
+			} else if (arg_is_atom(p, "QRESYNC") && !want_qresync) {
+				if (!s->qresync) {
+					condstore_qresync_clear(&q);
+					resp_bad(cmd, "QRESYNC needs ENABLE QRESYNC first");
+					return;
+				}
+				if (condstore_qresync_parse(p->next, &q) < 0) {
+					resp_bad(cmd, "Invalid QRESYNC parameter");
+					return;
+				}
+				want_qresync = true;
+				p = p->next;
+			} else {
+				condstore_qresync_clear(&q);
+				resp_bad(cmd, "Unknown %s parameter", examine ? "EXAMINE" :
+				    "SELECT");
+				return;
+			}
+		}
+	}
 	/* RFC 3501 6.3.1: a failed SELECT leaves no mailbox selected */
 	selected_close(s);
+	/* RFC 7162 3.2.11: the responses that follow are the new mailbox's */
+	if (had && condstore_offered(s))
+		resp_untagged(s, "OK [CLOSED] Previous mailbox closed");
+	if (want_condstore || want_qresync)
+		condstore_enable(s);
 	if (folder_root_new(&fc, &root, &ferr) != FOLDER_OK) {
+		condstore_qresync_clear(&q);
 		log_warnx("mail paths: %s", ferr.msg);
 		resp_no(cmd, "[SERVERBUG] Mail directory misconfigured");
 		return;
 	}
 	if (folder_resolve(root, name, a->len, 0, &ref, &ferr) != FOLDER_OK ||
 	    ref.type != FOLDER_T_MAILBOX) {
+		condstore_qresync_clear(&q);
 		folder_root_free(&root);
 		resp_no(cmd, "[NONEXISTENT] No such mailbox");
 		return;
 	}
 	folder_root_free(&root);
 	if (selected_state_dir(s, journal, sizeof(journal)) != 0) {
+		condstore_qresync_clear(&q);
 		resp_no(cmd, "[SERVERBUG] Cannot make the state directory");
 		return;
 	}
@@ -295,6 +391,7 @@ select_common(struct command *cmd, bool examine)
 		(void)mbox_open(ref.path, journal, flags, &sel->mb, &merr);
 	}
 	if (sel->mb == NULL) {
+		condstore_qresync_clear(&q);
 		log_warnx("select %s: %s", ref.path, merr.msg);
 		free(sel->name);
 		free(sel);
@@ -330,6 +427,15 @@ select_common(struct command *cmd, bool examine)
 	s->selected = sel;
 	session_set_state(s, STATE_SELECTED);
 	s->on_tagged = selected_report;
+	if (s->condstore)
+		condstore_write_highest(s);	/* RFC 7162 3.1.2 */
+	if (want_qresync) {
+		int r = mbox_has_modseq(sel->mb) ? condstore_qresync(s, &q) : 0;
+
+		condstore_qresync_clear(&q);
+		if (r < 0)
+			log_warnx("select %s: %s", sel->name, mbox_error(sel->mb)->msg);
+	}
 	resp_ok(cmd, "[%s] %s completed", sel->readonly ? "READ-ONLY" : "READ-WRITE",
 	    examine ? "EXAMINE" : "SELECT");
 }

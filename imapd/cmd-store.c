@@ -1,8 +1,9 @@
-/* cmd-store.c: STORE and UID STORE (RFC 3501 6.4.6). */
+/* cmd-store.c: STORE and UID STORE (RFC 3501 6.4.6), with UNCHANGEDSINCE (RFC 7162 3.1.3). */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "imapd/condstore.h"
 #include "imapd/log.h"
 #include "imapd/resp.h"
 #include "imapd/selected.h"
@@ -49,15 +50,28 @@ cmd_store(struct command *cmd)
 	struct selected *sel = s->selected;
 	const struct imap_arg *set = cmd->args, *item, *fl, *f;
 	enum store_op op;
-	bool silent, gone = false;
+	bool silent, gone = false, cond = false;
 	unsigned flags = 0;
-	uint64_t kw = 0;
-	uint8_t *mark;
-	uint32_t i, n;
+	uint64_t kw = 0, unch = UINT64_MAX;
+	uint8_t *mark, *modified = NULL;
+	uint32_t i, n, n_mod = 0;
 	const char *it;
 	int r;
 
-	if (set == NULL || (item = set->next) == NULL || (fl = item->next) == NULL ||
+	item = set != NULL ? set->next : NULL;
+	if (item != NULL && item->type == ARG_LIST) {
+		/* store-modifiers (RFC 4466 2.5): UNCHANGEDSINCE mod-sequence-valzer */
+		const struct imap_arg *m = item->list;
+
+		if (!condstore_offered(s) || m == NULL || !arg_is_atom(m, "UNCHANGEDSINCE") ||
+		    !condstore_parse_modseq(m->next, true, &unch) || m->next->next != NULL) {
+			resp_bad(cmd, "Unknown STORE modifier");
+			return;
+		}
+		cond = true;
+		item = item->next;
+	}
+	if (set == NULL || item == NULL || (fl = item->next) == NULL ||
 	    fl->next != NULL || set->type != ARG_ATOM || item->type != ARG_ATOM) {
 		resp_bad(cmd, "STORE needs a set, an item and flags");
 		return;
@@ -94,31 +108,85 @@ cmd_store(struct command *cmd)
 		return;
 	}
 	n = mbox_count(sel->mb);
-	/* applied to the flags as they are in the file, under the write lock */
-	if (mbox_store_flags(sel->mb, mark, n, op == STORE_SET ? MBOX_STORE_SET :
-	    op == STORE_ADD ? MBOX_STORE_ADD : MBOX_STORE_REMOVE, flags, kw) < 0) {
+	if (cond) {
+		if (!mbox_has_modseq(sel->mb)) {
+			free(mark);
+			resp_bad(cmd, "No mod-sequences in this mailbox (NOMODSEQ)");
+			return;
+		}
+		condstore_enable(s);
+		if ((modified = calloc((size_t)n + 1, 1)) == NULL)
+			fatalx("out of memory");
+	}
+	/* applied to the flags as they are in the file, under the write lock; with
+	 * UNCHANGEDSINCE, to the messages whose mod-sequence, read there, is not above it */
+	if (mbox_store_flags_cond(sel->mb, mark, n, op == STORE_SET ? MBOX_STORE_SET :
+	    op == STORE_ADD ? MBOX_STORE_ADD : MBOX_STORE_REMOVE, flags, kw, unch,
+	    modified) < 0) {
 		free(mark);
+		free(modified);
 		selected_store_failed(cmd, "STORE");
 		return;
 	}
 	/* a keyword new to the mailbox is announced before the FETCH that uses it */
 	selected_announce_keywords(s);
 	for (i = 0; i < n; i++) {
+		bool mod = modified != NULL && modified[i];
+
 		if (!mark[i])
 			continue;
 		if (mbox_msg_gone(sel->mb, i)) {
 			gone = true;
 			continue;
 		}
-		if (silent)
+		n_mod += mod;
+		/*
+		 * RFC 7162 3.1.3: with UNCHANGEDSINCE a FETCH with MODSEQ even when .SILENT;
+		 * once CONDSTORE is on, every FETCH has MODSEQ and UID (3.2.4), so .SILENT
+		 * gets the new mod-sequence too.  A message that failed the test gets its
+		 * current flags, so that the client need not ask (3.1.3, example 10).
+		 */
+		if (silent && !s->condstore)
 			continue;
-		resp_printf(s, "* %u FETCH (FLAGS ", i + 1);
-		selected_write_flags(s, sel->mb, i);
-		if (cmd->uid)
-			resp_printf(s, " UID %u", mbox_msg_uid(sel->mb, i));
+		resp_printf(s, "* %u FETCH (", i + 1);
+		if (!silent || mod) {
+			resp_printf(s, "FLAGS ");
+			selected_write_flags(s, sel->mb, i);
+			resp_printf(s, " ");
+		}
+		if (cmd->uid || s->condstore)
+			resp_printf(s, "UID %u", mbox_msg_uid(sel->mb, i));
+		if (s->condstore)
+			resp_printf(s, " MODSEQ (%llu)",
+			    (unsigned long long)mbox_msg_modseq(sel->mb, i));
 		resp_printf(s, ")\r\n");
 	}
+	if (n_mod > 0) {
+		/* [MODIFIED set]: sequence numbers, or UIDs for UID STORE */
+		uint32_t *v = malloc((size_t)n_mod * sizeof(*v)), k = 0;
+
+		if (v == NULL)
+			fatalx("out of memory");
+		for (i = 0; i < n; i++)
+			if (mark[i] && modified[i] && !mbox_msg_gone(sel->mb, i))
+				v[k++] = cmd->uid ? mbox_msg_uid(sel->mb, i) : i + 1;
+		char *set_text = condstore_uid_set_str(v, k);
+
+		free(v);
+		free(mark);
+		free(modified);
+		/* RFC 7162 3.1.3, example 11: NO when some of the messages are gone too */
+		if (gone)
+			resp_no(cmd, "[MODIFIED %s] Some of the messages no longer exist",
+			    set_text);
+		else
+			resp_ok(cmd, "[MODIFIED %s] Conditional STORE failed for some messages",
+			    set_text);
+		free(set_text);
+		return;
+	}
 	free(mark);
+	free(modified);
 	if (gone)
 		resp_ok(cmd, "[EXPUNGEISSUED] STORE completed; some of the messages no longer "
 		    "exist");

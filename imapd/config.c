@@ -44,6 +44,7 @@ static const struct key keys[] = {
 	{ "plaintext_auth", K_CHOICE, offsetof(struct config, plaintext_auth),
 	  sizeof(((struct config *)0)->plaintext_auth), 0, 0, "never loopback always" },
 	{ "implicit_tls", K_BOOL, offsetof(struct config, implicit_tls), 0, 0, 1, NULL },
+	{ "condstore", K_BOOL, offsetof(struct config, condstore), 0, 0, 1, NULL },
 };
 
 void

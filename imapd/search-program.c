@@ -23,7 +23,7 @@
 enum nkind {
 	N_ALL, N_AND, N_OR, N_NOT, N_SEQ, N_UID, N_FLAG, N_UNFLAG, N_KEYWORD, N_UNKEYWORD,
 	N_NEW, N_OLD, N_BEFORE, N_ON, N_SINCE, N_SENTBEFORE, N_SENTON, N_SENTSINCE,
-	N_LARGER, N_SMALLER, N_HEADER, N_BODY, N_TEXT
+	N_LARGER, N_SMALLER, N_HEADER, N_BODY, N_TEXT, N_MODSEQ
 };
 
 struct range {
@@ -429,6 +429,43 @@ parse_key(struct pstate *ps, const struct imap_arg **ap, unsigned int depth)
 			}
 			num = num * 10 + (uint64_t)(v->str[k] - '0');
 		}
+		n->num = num;
+		*ap = v->next;
+		return n;
+	}
+	if (arg_is_atom(a, "MODSEQ")) {
+		/* RFC 7162 3.1.5: MODSEQ [entry-name entry-type-req] mod-sequence-valzer;
+		 * one mod-sequence per message here, so the entry is checked and ignored */
+		const struct imap_arg *v = *ap;
+		uint64_t num = 0;
+		size_t k;
+
+		if (v != NULL && v->type != ARG_ATOM) {
+			const struct imap_arg *t = v->next;
+
+			if (!arg_is_astring(v) || t == NULL || !(arg_is_atom(t, "priv") ||
+			    arg_is_atom(t, "shared") || arg_is_atom(t, "all"))) {
+				ps->why = "bad MODSEQ entry";
+				return NULL;
+			}
+			v = t->next;
+		}
+		if (v == NULL || v->type != ARG_ATOM || v->len == 0 || v->len > 19) {
+			ps->why = "bad mod-sequence";
+			return NULL;
+		}
+		for (k = 0; k < v->len; k++) {
+			if (v->str[k] < '0' || v->str[k] > '9') {
+				ps->why = "bad mod-sequence";
+				return NULL;
+			}
+			num = num * 10 + (uint64_t)(v->str[k] - '0');
+		}
+		if (num > INT64_MAX) {
+			ps->why = "bad mod-sequence";
+			return NULL;
+		}
+		n = new_node(N_MODSEQ);
 		n->num = num;
 		*ap = v->next;
 		return n;
@@ -877,6 +914,8 @@ eval(const struct node *n, const struct search_box *box, const struct search_msg
 		return sent_day(m, &day) && day == n->day;
 	case N_SENTSINCE:
 		return sent_day(m, &day) && day >= n->day;
+	case N_MODSEQ:
+		return m->modseq >= n->num;
 	case N_LARGER:
 		return m->size > n->num;
 	case N_SMALLER:
@@ -911,6 +950,22 @@ bool
 search_needs_mime(const struct search_program *prog)
 {
 	return needs_mime(prog->root);
+}
+
+static bool
+uses_modseq(const struct node *n)
+{
+	for (; n != NULL; n = n->next) {
+		if (n->kind == N_MODSEQ || uses_modseq(n->child))
+			return true;
+	}
+	return false;
+}
+
+bool
+search_uses_modseq(const struct search_program *prog)
+{
+	return uses_modseq(prog->root);
 }
 
 bool

@@ -33,6 +33,7 @@ struct search_msg {
 	time_t internal_date;
 	int internal_tz;		/* minutes east of UTC */
 	uint64_t size;			/* RFC822.SIZE */
+	uint64_t modseq;		/* RFC 7162 mod-sequence */
 	/* true if the message has the keyword (case-insensitive) */
 	bool (*has_keyword)(void *ctx, const char *keyword);
 	/* the parsed message, parsed on first use; NULL if it cannot be read */
@@ -71,6 +72,9 @@ void search_free(struct search_program **progp);
 /* Do the keys look into bodies (BODY, TEXT)?  If not, get_msg may give a header-only parse
  * (msg_parse_header). */
 bool search_needs_mime(const struct search_program *prog);
+
+/* Is there a MODSEQ key (RFC 7162 3.1.5)? */
+bool search_uses_modseq(const struct search_program *prog);
 
 /* Does the message match? */
 bool search_match(const struct search_program *prog, const struct search_box *box,

@@ -68,6 +68,14 @@ void	selected_read_end(struct session *s);
  * timeout, else [UNAVAILABLE]; verb names the command in the text and the log. */
 void	selected_store_failed(struct command *cmd, const char *verb);
 
+/*
+ * EXPUNGE responses (VANISHED once QRESYNC is enabled) for the UIDs gone[0..ngone)
+ * (ascending; the array is reused) that this session's own expunge removed, given the
+ * UIDs before[0..n) the view had before it; sel->exists follows.
+ */
+void	selected_tell_expunged(struct session *s, const uint32_t *before, uint32_t n,
+			       uint32_t *gone, size_t ngone);
+
 /* FLAGS and PERMANENTFLAGS (RFC 3501 7.2.6, 7.1) when the mailbox has keywords the client
  * was not told of; before any response that uses them. */
 void	selected_announce_keywords(struct session *s);

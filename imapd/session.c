@@ -43,7 +43,8 @@ session_capabilities(const struct session *s)
 			 s->tls_server != NULL && !s->tls ? " STARTTLS" : "",
 			 session_plaintext_ok(s) ? " SASL-IR AUTH=PLAIN" : " LOGINDISABLED");
 	} else
-		snprintf(buf, sizeof(buf), "%s%s", CAPS_BASE, CAPS_AUTH);
+		snprintf(buf, sizeof(buf), "%s%s%s", CAPS_BASE, CAPS_AUTH,
+			 s->cfg->condstore ? " CONDSTORE QRESYNC" : "");
 	return buf;
 }
 

@@ -57,6 +57,13 @@ struct session {
 
 	struct selected		*selected;	/* STATE_SELECTED: the mailbox */
 	/*
+	 * RFC 7162: after a CONDSTORE enabling command (3.1) every untagged FETCH carries
+	 * MODSEQ and UID (3.2.4); after ENABLE QRESYNC expunges are told as VANISHED
+	 * (3.2.10.2).  Both last until the connection closes.
+	 */
+	bool			condstore;
+	bool			qresync;
+	/*
 	 * Called before each tagged response while a mailbox is selected, so that the
 	 * selected-state code can report changes (EXISTS, RECENT, FETCH FLAGS, and EXPUNGE
 	 * unless the command is one during which RFC 3501 7.4.1 forbids it).

@@ -36,7 +36,7 @@
 #include <zlib.h>
 
 #define CACHE_MAGIC	"IMAPDch\n"
-#define CACHE_VERSION	2u	/* 2: mbox_msg_fp() replaced crc32 */
+#define CACHE_VERSION	3u	/* 2: mbox_msg_fp() replaced crc32; 3: modseq */
 #define CACHE_ENDIAN	0x01020304u
 /* Bytes of keyword names at most: every name with its NUL, padded. */
 #define CACHE_KW_MAX	(MBOX_MAX_KEYWORDS * (MBOX_KEYWORD_MAX_LEN + 1) + 8)

@@ -204,6 +204,10 @@ mbox_unlock_nowait(struct mbox *mb, struct mbox_lock *lk)
 	if (lk->excl && lk->fcntl_held && mb->touched)
 		stamp_written(mb);
 	mb->touched = 0;
+	/* the view changed under this lock: the mod-sequences follow while no other
+	 * program can change the file (mbox-modseq.c) */
+	if (mb->ms_stale && (lk->fcntl_held || mb->fd < 0))
+		(void)mbox_modseq_update(mb);
 
 	/* the tick may have passed during the write by itself */
 	if (mb->view_racy && mbox_clock_past_ctime(mb))
@@ -463,6 +467,8 @@ mbox_open(const char *path, const char *journal_dir, unsigned flags, struct mbox
 		if (errno == ENOENT && (flags & (MBOX_OPEN_MISSING_OK | MBOX_OPEN_CREATE))) {
 			mb->uidvalidity = mbox_new_uidvalidity(mb);
 			mb->next_uid = 1;
+			if (mb->journal_dir != NULL)
+				(void)mbox_modseq_update(mb);
 			*mb_r = mb;
 			return 0;
 		}
@@ -503,6 +509,7 @@ mbox_open(const char *path, const char *journal_dir, unsigned flags, struct mbox
 		goto fail_locked;
 	mb->scan_fresh = 0;
 	mb->cache_ok = 1;
+	mb->ms_stale = 1;
 	mbox_unlock(mb, &lk);
 	/* outside the lock: the view and its stamp are ours, whatever happens to the file */
 	if (!(flags & MBOX_OPEN_LATER))

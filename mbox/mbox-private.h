@@ -31,7 +31,7 @@ struct mbox_gone_idx {
 };
 
 /*
- * Per message: 96 bytes.  Offsets are absolute in the file.  The header is
+ * Per message: 104 bytes.  Offsets are absolute in the file.  The header is
  * [from_off + from_len, body_off), the body [body_off, end); the separator line after end
  * is not part of the message.
  */
@@ -44,6 +44,7 @@ struct mbox_msg {
 	uint64_t disk_keywords;	/* as in the file */
 	uint64_t hdr_vsize;	/* visible header size, CRLF counted */
 	uint64_t body_bare_lf;	/* bare LFs in the body: visible body = end - body_off + this */
+	uint64_t modseq;	/* RFC 7162 mod-sequence (mbox-modseq.c); 0 until known */
 	uint32_t uid;
 	uint32_t fp;		/* fingerprint (From_ line, header size): matches unstored UIDs */
 	uint16_t from_len;	/* From_ line with its LF */
@@ -157,6 +158,13 @@ struct mbox {
 	struct mbox_gone_idx *gone_idx;	/* by UID */
 	uint32_t gone_n;
 	uint64_t gone_max;	/* MBOX_GONE_MAX unless IMAPD_MBOX_GONE_MAX says (tests) */
+
+	/* mod-sequences (mbox-modseq.c) */
+	int ms_stale;		/* the view changed since the records were last compared */
+	int ms_ok;		/* the records were read: the view's modseqs hold */
+	uint64_t ms_highest;
+	uint64_t ms_floor;
+	uint64_t ms_gone_min;	/* lowest modseq of the view's MSG_GONE entries' expunges */
 
 	int tfd;		/* the turnstile file (mbox-lock.h), -1 without one */
 	struct mbox_lock read_lk;	/* between mbox_read_begin() and mbox_read_end() */
@@ -333,6 +341,15 @@ int mbox_jsync_dir(struct mbox *mb);
 int mbox_jcreate(struct mbox *mb, char *tmp, char *fin, size_t size);
 int mbox_jpublish(struct mbox *mb, int fd, const char *tmp, const char *fin);
 int mbox_jdrop(struct mbox *mb, const char *fin);
+
+/* mbox-modseq.c: mod-sequences (see there) */
+#define MBOX_MODSEQ_PREFIX	".imapd-modseq-"
+#define MBOX_MODSEQ_TOMBS_MAX	100000	/* tombstones kept, at most */
+int mbox_modseq_path(const struct mbox *mb, char *buf, size_t size);
+/* Under a lock on the mailbox, with the view up to date: compare the view with the records,
+ * give changes a new mod-sequence, set the view's (clears mb->ms_stale).  0, or -1 when
+ * there are no records to be had (the view then has no mod-sequences: mbox_has_modseq()). */
+int mbox_modseq_update(struct mbox *mb);
 
 /* mbox-gone.c: copies of expunged messages (see there) */
 #define MBOX_GONE_PREFIX	".imapd-gone-"

@@ -286,6 +286,7 @@ reconcile(struct mbox *mb, struct msgvec *nv, const struct mbox_base *nb,
 			continue;
 		}
 		/* in both */
+		m->modseq = o->modseq;
 		if (o->flags & MBOX_RECENT)
 			m->flags |= MBOX_RECENT;
 		if (o->state & MSG_DIRTY) {
@@ -372,6 +373,7 @@ reload(struct mbox *mb, struct mbox_sync_result *res, int keep_gone)
 	}
 	if (mb->n_kw != old_kw)
 		res->keywords_changed = 1;
+	mb->ms_stale = 1;	/* compared with the mod-sequence records before the unlock */
 	return 0;
 fail:
 	free(nv.v);
@@ -548,6 +550,8 @@ mbox_sync(struct mbox *mb, struct mbox_sync_result *res)
 			mbox_sync_result_clear(res);
 			return mbox_sync(mb, res);
 		}
+		if (r == 0 && mb->ms_stale)
+			(void)mbox_modseq_update(mb);	/* no file to lock: it is empty */
 		if (r < 0) {
 			mbox_sync_result_clear(res);
 			return -1;
@@ -657,6 +661,9 @@ mbox_read_begin(struct mbox *mb)
 	/* messages others removed are read from the copies they kept, if any */
 	if (mb->maybe_gone)
 		mbox_gone_refresh(mb);
+	/* what FETCH MODSEQ reads must be current under the lock held */
+	if (mb->ms_stale)
+		(void)mbox_modseq_update(mb);
 	mb->read_since = mb->read_checked = mono_ms();
 	return 0;
 }

@@ -768,6 +768,8 @@ mbox_write_locked(struct mbox *mb)
 		mb->unsynced = 0;
 	}
 	mark_clean(mb);
+	if (r != UINT32_MAX || ps.n > 0)
+		mb->ms_stale = 1;
 	/* remap also records the new size and mtime, so our own write is not taken for
 	 * someone else's change by the next sync */
 	ret = mbox_remap(mb);
@@ -811,6 +813,13 @@ int
 mbox_store_flags(struct mbox *mb, const uint8_t *mark, uint32_t n, int op, unsigned flags,
     uint64_t keywords)
 {
+	return mbox_store_flags_cond(mb, mark, n, op, flags, keywords, UINT64_MAX, NULL);
+}
+
+int
+mbox_store_flags_cond(struct mbox *mb, const uint8_t *mark, uint32_t n, int op,
+    unsigned flags, uint64_t keywords, uint64_t unchangedsince, uint8_t *modified)
+{
 	struct mbox_lock lk = MBOX_LOCK_INIT;
 	uint32_t i;
 	int ret;
@@ -825,6 +834,9 @@ mbox_store_flags(struct mbox *mb, const uint8_t *mark, uint32_t n, int op, unsig
 	 * looked is kept, and only this change is made to them (mbox_reload_locked keeps
 	 * indices: messages removed meanwhile stay, as gone) */
 	ret = mbox_reload_locked(mb);
+	/* the mod-sequences as they are now, for UNCHANGEDSINCE (RFC 7162 3.1.3) */
+	if (ret == 0 && unchangedsince != UINT64_MAX && mb->ms_stale)
+		(void)mbox_modseq_update(mb);
 	for (i = 0; ret == 0 && i < n && i < mb->m.n; i++) {
 		const struct mbox_msg *m = &mb->m.v[i];
 		unsigned f = m->flags;
@@ -832,6 +844,12 @@ mbox_store_flags(struct mbox *mb, const uint8_t *mark, uint32_t n, int op, unsig
 
 		if (!mark[i] || (m->state & MSG_GONE))
 			continue;
+		if (unchangedsince != UINT64_MAX &&
+		    (!mb->ms_ok || m->modseq > unchangedsince)) {
+			if (modified != NULL)
+				modified[i] = 1;
+			continue;
+		}
 		switch (op) {
 		case MBOX_STORE_SET:
 			f = flags;
@@ -1199,6 +1217,7 @@ mbox_expunge(struct mbox *mb, const uint32_t *uids, size_t n_uids, uint32_t **ex
 		mb->m.n = j;
 		mb->clean_below = 0;	/* renumbered */
 		mb->base.last_uid = mb->next_uid - 1;
+		mb->ms_stale = 1;	/* tombstones before the unlock */
 	}
 	*expunged_r = out;
 	*n_r = k;

@@ -205,6 +205,37 @@ int mbox_store_flags(struct mbox *mb, const uint8_t *mark, uint32_t n, int op, u
     uint64_t keywords);
 
 /*
+ * The same, conditional (RFC 7162 3.1.3 UNCHANGEDSINCE): a message whose mod-sequence, read
+ * under the write lock, is above unchangedsince is left as it is and gets modified[i] set
+ * (modified has n bytes, zeroed by the caller); UINT64_MAX: unconditional.
+ */
+int mbox_store_flags_cond(struct mbox *mb, const uint8_t *mark, uint32_t n, int op,
+    unsigned flags, uint64_t keywords, uint64_t unchangedsince, uint8_t *modified);
+
+/*
+ * Mod-sequences (RFC 7162), kept beside the mailbox in the state directory (mbox-modseq.c):
+ * every change of a message's flags or keywords, by any program, and every message new to
+ * the mailbox, gets a mod-sequence above all earlier ones; so does every expunge.  They are
+ * brought up to date under the lock of every call that reads the file anew or writes it.
+ * mbox_has_modseq() is 0 when they cannot be had (no state directory): then none of the
+ * values below mean anything (RFC 7162 NOMODSEQ).
+ */
+int mbox_has_modseq(const struct mbox *mb);
+uint64_t mbox_highest_modseq(const struct mbox *mb);
+uint64_t mbox_msg_modseq(const struct mbox *mb, uint32_t i);
+/* The lowest mod-sequence of the expunges of messages the view still holds as gone
+ * (mbox_msg_gone()), 0 if none: a client must not be told a HIGHESTMODSEQ at or above it
+ * before it has been told of them (RFC 7162 3.2). */
+uint64_t mbox_pending_expunge_modseq(const struct mbox *mb);
+/*
+ * UIDs expunged with a mod-sequence above since, ascending, that the view does not hold;
+ * *all_r = 1 instead when the records do not reach back that far (then every UID not in
+ * the mailbox may have been: RFC 7162 3.2.5.1).  Free *uids_r.  0 or -1.
+ */
+int mbox_expunged_since(struct mbox *mb, uint64_t since, uint32_t **uids_r, size_t *n_r,
+    int *all_r);
+
+/*
  * Expunge: remove every message that has \Deleted and, when uids is not NULL, whose UID is
  * in the sorted array uids[0..n_uids-1] (UID EXPUNGE, RFC 4315).  Flag changes not yet
  * committed are committed first.  On success *expunged_r (free() it) lists the UIDs removed,

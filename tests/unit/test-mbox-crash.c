@@ -75,7 +75,7 @@ jdir_empty(const struct tdir *t)
 	char cmd[400];
 
 	snprintf(cmd, sizeof(cmd),
-	    "test -z \"$(ls -A %s | grep -v '^\\.imapd-\\(cache\\|gone\\|lock\\)-')\"",
+	    "test -z \"$(ls -A %s | grep -v '^\\.imapd-\\(cache\\|gone\\|lock\\|modseq\\)-')\"",
 	    t->jdir);
 	return system(cmd) == 0;
 }
@@ -499,6 +499,117 @@ test_crash_with_a_live_session(void **state)
 	live_session = 0;
 }
 
+/*
+ * Mod-sequences (mbox-modseq.c) after a writer killed at each point of a STORE that grows
+ * a header, an expunge and an append, the record updates included: they never go back,
+ * every message whose flags changed has one above the highest before, the expunged UIDs
+ * are told as expunged since then, and the next change gets a higher one still.
+ */
+static void
+run_modseq(enum op op)
+{
+	struct tdir t;
+	long n;
+	int completed = 0;
+
+	for (n = 1; n < MAX_POINTS && !completed; n++) {
+		struct mbox *mb;
+		struct mbox_error err;
+		uint64_t h0, h1, m0[NMSG + 2];
+		unsigned f0[NMSG + 2];
+		uint64_t k0[NMSG + 2];
+		uint32_t i, *gone;
+		size_t ngone, g;
+		uint8_t mark[NMSG + 2] = { 1 };
+		int all, st;
+		pid_t pid;
+
+		tdir_make(&t);
+		prepare(&t, op);
+		if (mbox_open(t.path, t.jdir, 0, &mb, &err) < 0)
+			fail_msg("point %ld: open before: %s", n, err.msg);
+		assert_true(mbox_has_modseq(mb));
+		h0 = mbox_highest_modseq(mb);
+		assert_int_equal(mbox_count(mb), NMSG);
+		for (i = 0; i < NMSG; i++) {
+			assert_int_equal(mbox_msg_uid(mb, i), i + 1);
+			m0[i] = mbox_msg_modseq(mb, i);
+			f0[i] = mbox_msg_flags(mb, i) & MBOX_FLAGS_STORED;
+			k0[i] = mbox_msg_keywords(mb, i);
+			assert_true(m0[i] > 0 && m0[i] <= h0);
+		}
+		mbox_free(&mb);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0)
+			child(&t, op, n);
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+		assert_true(WIFEXITED(st));
+		if (WEXITSTATUS(st) == 0)
+			completed = 1;
+		else
+			assert_int_equal(WEXITSTATUS(st), 99);
+		if (mbox_open(t.path, t.jdir, MBOX_OPEN_RW, &mb, &err) < 0)
+			fail_msg("point %ld: reopen: %s", n, err.msg);
+		if (!mbox_has_modseq(mb))
+			fail_msg("point %ld: no mod-sequences after the crash", n);
+		h1 = mbox_highest_modseq(mb);
+		if (h1 < h0)
+			fail_msg("point %ld: HIGHESTMODSEQ went back", n);
+		for (i = 0; i < mbox_count(mb); i++) {
+			uint32_t uid = mbox_msg_uid(mb, i);
+			uint64_t m = mbox_msg_modseq(mb, i);
+
+			if (m > h1)
+				fail_msg("point %ld: message %u above HIGHESTMODSEQ", n, uid);
+			if (uid > NMSG) {
+				if (m <= h0)
+					fail_msg("point %ld: new message %u not above before", n, uid);
+				continue;
+			}
+			if (m < m0[uid - 1])
+				fail_msg("point %ld: message %u went back", n, uid);
+			if (((mbox_msg_flags(mb, i) & MBOX_FLAGS_STORED) != f0[uid - 1] ||
+			    mbox_msg_keywords(mb, i) != k0[uid - 1]) && m <= h0)
+				fail_msg("point %ld: message %u changed, mod-sequence did not", n,
+				    uid);
+		}
+		/* every UID the file no longer has is told as expunged since h0 */
+		assert_int_equal(mbox_expunged_since(mb, h0, &gone, &ngone, &all), 0);
+		for (i = 1; i <= NMSG && !all; i++) {
+			int there = mbox_uid_index(mb, i) >= 0, told = 0;
+
+			for (g = 0; g < ngone; g++)
+				told |= gone[g] == i;
+			if (!there && !told)
+				fail_msg("point %ld: expunge of %u not told", n, i);
+			if (there && told)
+				fail_msg("point %ld: %u told as expunged", n, i);
+		}
+		free(gone);
+		/* and the next change is above all of it */
+		assert_int_equal(mbox_store_flags(mb, mark, 1, MBOX_STORE_ADD, MBOX_ANSWERED, 0),
+		    0);
+		if (mbox_msg_modseq(mb, 0) <= h1 || mbox_highest_modseq(mb) <= h1)
+			fail_msg("point %ld: the next STORE is not above", n);
+		mbox_free(&mb);
+		tdir_clean(&t);
+	}
+	assert_true(completed);
+	assert_true(n > 5);
+}
+
+static void
+test_crash_modseq(void **state)
+{
+	(void)state;
+	shift_step = "40";
+	run_modseq(OP_GROW);
+	shift_step = "";
+	run_modseq(OP_EXPUNGE_SOME);
+	run_modseq(OP_APPEND);
+}
+
 int
 main(void)
 {
@@ -519,6 +630,7 @@ main(void)
 		cmocka_unit_test(test_crash_first_open_steps),
 		cmocka_unit_test(test_crash_append),
 		cmocka_unit_test(test_crash_with_a_live_session),
+		cmocka_unit_test(test_crash_modseq),
 	};
 
 	unsetenv("IMAPD_MBOX_CRASH_AFTER");

@@ -1320,7 +1320,7 @@ test_expunge_collapse(void **state)
 		char cmd[400];
 
 		snprintf(cmd, sizeof(cmd),
-		    "test -z \"$(ls -A %s | grep -v '^\\.imapd-\\(cache\\|gone\\|lock\\)-')\"",
+		    "test -z \"$(ls -A %s | grep -v '^\\.imapd-\\(cache\\|gone\\|lock\\|modseq\\)-')\"",
 		    t.jdir);
 		assert_int_equal(system(cmd), 0);
 	}
