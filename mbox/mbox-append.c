@@ -523,7 +523,7 @@ mbox_append_commit(struct mbox_append **app, uint32_t *uid_first_r, uint32_t *n_
 			m->flags |= MBOX_RECENT;
 			mb->recent++;
 		}
-		mb->ms_stale = 1;	/* new mail gets its mod-sequence before the unlock */
+		mbox_modseq_touch(mb, keep_n);	/* new mail: its mod-sequence before the unlock */
 	}
 	if (mbox_write_locked(mb) < 0)
 		goto fail_sync;	/* the mail is in; only the base update failed */

@@ -51,7 +51,7 @@
 #include <unistd.h>
 
 #define MS_MAGIC	"IMAPDms\n"
-#define MS_VERSION	1u
+#define MS_VERSION	2u
 #define MS_ENDIAN	0x01020304u
 #define MS_TOMB		0x80000000u	/* in rec.flags: the UID was expunged */
 #define MS_LOCK_BYTE	1
@@ -64,6 +64,8 @@ struct ms_hdr {
 	uint32_t rec_size;
 	uint64_t highest;	/* at least every record's modseq */
 	uint64_t floor;		/* every expunge above it has a tombstone */
+	uint64_t gen;		/* changed by every write: a view that wrote last and sees
+				 * its own value knows the records are as it left them */
 };
 
 struct ms_rec {
@@ -213,6 +215,7 @@ ms_init(struct mbox *mb, struct msfile *f, uint32_t uidvalidity)
 	 * above any handed out before (see the top of the file) */
 	h.floor = clock_us();
 	h.highest = h.floor;
+	h.gen = h.floor;	/* not the value of any file before */
 	ms_crash_point(mb);
 	if (ftruncate(f->fd, 0) < 0 || pwrite(f->fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
 		return -1;
@@ -339,6 +342,8 @@ ms_trim(struct mbox *mb, struct msfile *f)
 	uint32_t i, n = 0, nt = 0, keep;
 	int r;
 
+	h.gen++;
+
 	for (i = 0; i < f->n; i++)
 		nt += (f->rec[i].flags & MS_TOMB) != 0;
 	if (nt <= MBOX_MODSEQ_TOMBS_MAX)
@@ -375,20 +380,44 @@ mbox_modseq_update(struct mbox *mb)
 	struct msfile f;
 	uint64_t kwh[MBOX_MAX_KEYWORDS], high, m_new = 0, gone_min = 0;
 	struct ms_rec *add = NULL, *all = NULL;
-	uint32_t i, j, n_add = 0, top;
-	int insert = 0, ret = -1, pass;
+	uint32_t i, j, n_add = 0, top, i0 = 0, j0 = 0;
+	int insert = 0, ret = -1, pass, partial;
 
 	mb->ms_stale = 0;
 	if (ms_open(mb, &f) < 0) {
 		mb->ms_ok = 0;
 		return -1;
 	}
+	/*
+	 * Only what changed from ms_from on needs comparing when the records are as this
+	 * view left them (an append, a STORE: the common case on a big mailbox); anyone
+	 * else's write, a reload or a new file means all of it.
+	 */
+	partial = mb->ms_ok && f.hdr->gen == mb->ms_gen && mb->ms_from > 0;
+	if (partial) {
+		uint32_t lo = 0, hi = f.n;
+
+		i0 = mb->ms_from < mb->m.n ? mb->ms_from : mb->m.n;
+		if (i0 < mb->m.n)
+			while (lo < hi) {
+				uint32_t mid = lo + (hi - lo) / 2;
+
+				if (f.rec[mid].uid < mb->m.v[i0].uid)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+		else
+			lo = f.n;
+		j0 = lo;
+		gone_min = mb->ms_gone_min;
+	}
 	keyword_hashes(mb, kwh);
 	high = f.hdr->highest;
-	for (i = 0; i < f.n; i++)
+	for (i = partial ? f.n : 0; i < f.n; i++)
 		if (f.rec[i].modseq > high)
 			high = f.rec[i].modseq;
-	for (i = 0; i < mb->m.n; i++)
+	for (i = i0; i < mb->m.n; i++)
 		if (mb->m.v[i].modseq > high && !(mb->m.v[i].state & MSG_GONE))
 			high = mb->m.v[i].modseq;
 	top = f.n > 0 ? f.rec[f.n - 1].uid : 0;
@@ -399,7 +428,7 @@ mbox_modseq_update(struct mbox *mb)
 	for (pass = 0; pass < 2; pass++) {
 		int changed = 0;
 
-		for (i = 0, j = 0; i < mb->m.n || j < f.n;) {
+		for (i = i0, j = j0; i < mb->m.n || j < f.n;) {
 			struct mbox_msg *m = i < mb->m.n ? &mb->m.v[i] : NULL;
 			struct ms_rec *r = j < f.n ? &f.rec[j] : NULL;
 
@@ -480,7 +509,7 @@ mbox_modseq_update(struct mbox *mb)
 		if (pass == 0) {
 			if (!changed) {
 				/* nothing to write: the view takes the records' values */
-				for (i = 0, j = 0; i < mb->m.n && j < f.n; i++) {
+				for (i = i0, j = j0; i < mb->m.n && j < f.n; i++) {
 					struct mbox_msg *m = &mb->m.v[i];
 
 					while (j < f.n && f.rec[j].uid < m->uid)
@@ -500,6 +529,9 @@ mbox_modseq_update(struct mbox *mb)
 			m_new = clock_us();
 			if (m_new <= high)
 				m_new = high + 1;
+			/* first of all: a writer killed from here on leaves a generation
+			 * nobody has, so the next look compares everything */
+			f.hdr->gen++;
 			add = malloc(((size_t)mb->m.n + 1) * sizeof(*add));
 			if (add == NULL)
 				goto out;
@@ -536,6 +568,7 @@ mbox_modseq_update(struct mbox *mb)
 			struct ms_hdr h = *f.hdr;
 
 			h.highest = high;
+			h.gen++;
 			if (ms_replace(mb, &f, &h, all, total + k) < 0)
 				goto out;
 		}
@@ -554,8 +587,11 @@ mbox_modseq_update(struct mbox *mb)
 	}
 	ms_crash_point(mb);
 	f.hdr->highest = high;
-	if (ms_trim(mb, &f) < 0)
+	/* the tombstones are counted over the whole file: when it was walked anyway */
+	if (!partial && ms_trim(mb, &f) < 0)
 		goto out;
+	mb->ms_gen = f.hdr->gen;
+	mb->ms_from = UINT32_MAX;
 	mb->ms_highest = f.hdr->highest;
 	mb->ms_floor = f.hdr->floor;
 	mb->ms_gone_min = gone_min;

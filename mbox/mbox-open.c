@@ -509,7 +509,7 @@ mbox_open(const char *path, const char *journal_dir, unsigned flags, struct mbox
 		goto fail_locked;
 	mb->scan_fresh = 0;
 	mb->cache_ok = 1;
-	mb->ms_stale = 1;
+	mbox_modseq_touch(mb, 0);
 	mbox_unlock(mb, &lk);
 	/* outside the lock: the view and its stamp are ours, whatever happens to the file */
 	if (!(flags & MBOX_OPEN_LATER))

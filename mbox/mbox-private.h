@@ -161,6 +161,8 @@ struct mbox {
 
 	/* mod-sequences (mbox-modseq.c) */
 	int ms_stale;		/* the view changed since the records were last compared */
+	uint32_t ms_from;	/* ...from this index on (0: anywhere); see mbox_modseq_touch() */
+	uint64_t ms_gen;	/* the records' generation this view was last compared with */
 	int ms_ok;		/* the records were read: the view's modseqs hold */
 	uint64_t ms_highest;
 	uint64_t ms_floor;
@@ -350,6 +352,16 @@ int mbox_modseq_path(const struct mbox *mb, char *buf, size_t size);
  * give changes a new mod-sequence, set the view's (clears mb->ms_stale).  0, or -1 when
  * there are no records to be had (the view then has no mod-sequences: mbox_has_modseq()). */
 int mbox_modseq_update(struct mbox *mb);
+/* The view changed from index `from` on (0: anywhere, as after a reload): the records
+ * are compared before the unlock.  Only that part is compared when nobody else has
+ * written the records since this view last did (their generation says so). */
+static inline void
+mbox_modseq_touch(struct mbox *mb, uint32_t from)
+{
+	mb->ms_stale = 1;
+	if (from < mb->ms_from)
+		mb->ms_from = from;
+}
 
 /* mbox-gone.c: copies of expunged messages (see there) */
 #define MBOX_GONE_PREFIX	".imapd-gone-"

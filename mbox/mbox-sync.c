@@ -373,7 +373,7 @@ reload(struct mbox *mb, struct mbox_sync_result *res, int keep_gone)
 	}
 	if (mb->n_kw != old_kw)
 		res->keywords_changed = 1;
-	mb->ms_stale = 1;	/* compared with the mod-sequence records before the unlock */
+	mbox_modseq_touch(mb, 0);	/* compared with the mod-sequence records before the unlock */
 	return 0;
 fail:
 	free(nv.v);

@@ -699,7 +699,7 @@ int
 mbox_write_locked(struct mbox *mb)
 {
 	struct patchset ps = { 0 };
-	uint32_t i, r = UINT32_MAX;
+	uint32_t i, r = UINT32_MAX, first = UINT32_MAX;
 	int base_change, ret = -1, pseudo_rewrite = 0;
 	uint64_t off = 0;
 
@@ -729,6 +729,8 @@ mbox_write_locked(struct mbox *mb)
 
 		if (!needs_update(&mb->m.v[i]))
 			continue;
+		if (first == UINT32_MAX)
+			first = i;
 		p = plan_msg(mb, &ps, &mb->m.v[i]);
 		if (p < 0)
 			goto nomem;
@@ -768,8 +770,10 @@ mbox_write_locked(struct mbox *mb)
 		mb->unsynced = 0;
 	}
 	mark_clean(mb);
-	if (r != UINT32_MAX || ps.n > 0)
-		mb->ms_stale = 1;
+	/* the messages written may have other flags on disk now (a base patch alone changes
+	 * none) */
+	if (first != UINT32_MAX)
+		mbox_modseq_touch(mb, first);
 	/* remap also records the new size and mtime, so our own write is not taken for
 	 * someone else's change by the next sync */
 	ret = mbox_remap(mb);
@@ -1217,7 +1221,7 @@ mbox_expunge(struct mbox *mb, const uint32_t *uids, size_t n_uids, uint32_t **ex
 		mb->m.n = j;
 		mb->clean_below = 0;	/* renumbered */
 		mb->base.last_uid = mb->next_uid - 1;
-		mb->ms_stale = 1;	/* tombstones before the unlock */
+		mbox_modseq_touch(mb, 0);	/* tombstones before the unlock */
 	}
 	*expunged_r = out;
 	*n_r = k;

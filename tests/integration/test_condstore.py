@@ -9,7 +9,9 @@ import shutil
 
 import pytest
 
+from clients_util import need
 from test_store import Session, mbox
+from test_store_mda import procmail
 
 
 @pytest.fixture
@@ -221,13 +223,15 @@ def test_mutt_sets_a_flag(cs):
     assert "\\Seen" in r[0], r
 
 
-def test_delivery_during_a_session(cs):
-    """procmail appends while the client has the mailbox selected: the new message gets a
-    mod-sequence above every earlier one, and CHANGEDSINCE finds it."""
+def test_delivery_during_a_session(cs, user):
+    """procmail delivers while the client has the mailbox selected: the new message gets
+    a mod-sequence above every earlier one, and CHANGEDSINCE finds it; so does one another
+    MDA appended under the fcntl lock alone."""
+    need("procmail")
     cs.store.write_inbox(mbox(3))
     a = cs()
     h = highest(a.ok("SELECT INBOX (CONDSTORE)"))
-    deliver(cs.store.inbox, mbox(1, start=3))
+    procmail(user, cs.store.inbox, "delivered")
     r = a.ok("NOOP")
     assert "* 4 EXISTS" in r, r
     r = a.ok("UID FETCH 1:* (UID) (CHANGEDSINCE %d)" % h)
@@ -235,6 +239,11 @@ def test_delivery_during_a_session(cs):
     assert sorted(ms) == [4] and ms[4] > h, r
     r = a.ok("STATUS INBOX (HIGHESTMODSEQ MESSAGES)")
     assert "HIGHESTMODSEQ %d" % ms[4] in r[0] and "MESSAGES 4" in r[0], r
+    deliver(cs.store.inbox, mbox(1, start=4))
+    assert "* 5 EXISTS" in a.ok("NOOP")
+    r = a.ok("UID FETCH 1:* (UID) (CHANGEDSINCE %d)" % ms[4])
+    m5 = modseqs(r)
+    assert sorted(m5) == [5] and m5[5] > ms[4], r
 
 
 def test_state_removed(cs, user):
@@ -381,3 +390,28 @@ def test_modseqs_never_go_back(cs):
     assert highest(r) == seen[-1], (r, seen)
     r = b.ok("FETCH 1:4 (UID MODSEQ)")
     assert sorted(modseqs(r).values()) == seen[1::2], (r, seen)
+
+
+def test_expunge_pending_during_fetch(cs):
+    """RFC 7162 3.2: while an expunge another session made cannot be told yet (FETCH may
+    not report it), MODSEQ values above its mod-sequence go out with a HIGHESTMODSEQ
+    below it, so a client that loses the connection then still learns of the expunge."""
+    cs.store.write_inbox(mbox(4))
+    a, b = cs(), cs()
+    a.ok("ENABLE QRESYNC")
+    a.ok("SELECT INBOX")
+    b.ok("ENABLE QRESYNC")
+    b.ok("SELECT INBOX")
+    b.ok("STORE 2 +FLAGS.SILENT (\\Deleted)")
+    r = b.ok("EXPUNGE")
+    expunged_at = highest(r[-1:])
+    b.ok("STORE 3 +FLAGS.SILENT (\\Flagged)")      # a change after the expunge
+    r = a.ok("FETCH 1:4 (UID MODSEQ)")
+    ms = modseqs(r)
+    assert max(ms.values()) > expunged_at, r
+    told = highest(r)
+    assert told is not None and told < expunged_at, r
+    assert not any("VANISHED" in ln or "EXPUNGE" in ln for ln in r[:-1]), r
+    # the next command that may tells it
+    r = a.ok("NOOP")
+    assert "* VANISHED 2" in r, r
