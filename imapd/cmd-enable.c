@@ -31,8 +31,9 @@ cmd_enable(struct command *cmd)
 		else if (arg_is_atom(a, "QRESYNC"))
 			qresync = true;
 	}
+	/* what was asked for and is new (QRESYNC brings CONDSTORE along unnamed) */
 	resp_printf(s, "* ENABLED");
-	if ((condstore || qresync) && !s->condstore)
+	if (condstore && !s->condstore)
 		resp_printf(s, " CONDSTORE");
 	if (qresync && !s->qresync)
 		resp_printf(s, " QRESYNC");

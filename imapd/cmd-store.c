@@ -55,7 +55,7 @@ cmd_store(struct command *cmd)
 	uint64_t kw = 0, unch = UINT64_MAX;
 	uint8_t *mark, *modified = NULL;
 	uint32_t i, n, n_mod = 0;
-	const char *it;
+	const char *it, *sep;
 	int r;
 
 	item = set != NULL ? set->next : NULL;
@@ -149,15 +149,18 @@ cmd_store(struct command *cmd)
 		if (silent && !s->condstore)
 			continue;
 		resp_printf(s, "* %u FETCH (", i + 1);
+		sep = "";
 		if (!silent || mod) {
 			resp_printf(s, "FLAGS ");
 			selected_write_flags(s, sel->mb, i);
-			resp_printf(s, " ");
+			sep = " ";
 		}
-		if (cmd->uid || s->condstore)
-			resp_printf(s, "UID %u", mbox_msg_uid(sel->mb, i));
+		if (cmd->uid || s->condstore) {
+			resp_printf(s, "%sUID %u", sep, mbox_msg_uid(sel->mb, i));
+			sep = " ";
+		}
 		if (s->condstore)
-			resp_printf(s, " MODSEQ (%llu)",
+			resp_printf(s, "%sMODSEQ (%llu)", sep,
 			    (unsigned long long)mbox_msg_modseq(sel->mb, i));
 		resp_printf(s, ")\r\n");
 	}

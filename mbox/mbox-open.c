@@ -509,7 +509,8 @@ mbox_open(const char *path, const char *journal_dir, unsigned flags, struct mbox
 		goto fail_locked;
 	mb->scan_fresh = 0;
 	mb->cache_ok = 1;
-	mbox_modseq_touch(mb, 0);
+	/* from an exact cache, the records need comparing only if someone wrote them since */
+	mbox_modseq_touch(mb, mb->cache_used == MBOX_CACHE_EXACT && mb->ms_ok ? mb->m.n : 0);
 	mbox_unlock(mb, &lk);
 	/* outside the lock: the view and its stamp are ours, whatever happens to the file */
 	if (!(flags & MBOX_OPEN_LATER))

@@ -774,6 +774,10 @@ mbox_write_locked(struct mbox *mb)
 	 * none) */
 	if (first != UINT32_MAX)
 		mbox_modseq_touch(mb, first);
+	/* a tail rewrite (the base grew: a keyword new to the mailbox) stops the walk above
+	 * before it finds the messages it writes: compare them all */
+	if (r != UINT32_MAX)
+		mbox_modseq_touch(mb, 0);
 	/* remap also records the new size and mtime, so our own write is not taken for
 	 * someone else's change by the next sync */
 	ret = mbox_remap(mb);

@@ -112,6 +112,19 @@ else
 fi
 rm -f /tmp/imapd-diff.$$
 
+# CONDSTORE/QRESYNC (RFC 7162): the same scenario on both servers (tests/diff/condstore.py).
+echo "== CONDSTORE/QRESYNC differential test against Dovecot's imap (tests/diff/condstore.py)"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "   skipped: needs root (it runs both servers as a throwaway user)"
+elif $PY tests/diff/condstore.py >/tmp/imapd-condstore.$$ 2>&1; then
+	pass=$((pass + 1))
+	grep '^summary' /tmp/imapd-condstore.$$
+else
+	tail -n 60 /tmp/imapd-condstore.$$
+	note_fail "differential-condstore"
+fi
+rm -f /tmp/imapd-condstore.$$
+
 echo "== sanitizer build (ASan + UBSan)"
 if make -s -j"$JOBS" B=build-san SAN=1 build-san/imapd/imapd unit; then
 	export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:verify_asan_link_order=0"

@@ -303,6 +303,36 @@ test_unchangedsince(void **state)
 	tdir_clean(&t);
 }
 
+/* A keyword new to the mailbox whose X-IMAPbase another program wrote with no room: the
+ * tail is rewritten, and the STORE still gets a new mod-sequence (found by tests/diff). */
+static void
+test_new_keyword_grows_the_base(void **state)
+{
+	static const char tight[] =
+	    "From a@x Mon Jan  5 01:02:00 2015\nX-IMAPbase: 1420419720 0000000002\n"
+	    "X-UID: 1\nStatus: RO\nSubject: 0\n\nzero\n\n"
+	    "From a@x Mon Jan  5 01:02:01 2015\nX-UID: 2\nStatus: O\nSubject: 1\n\none\n\n";
+	struct tdir t;
+	struct mbox *a;
+	uint8_t mark[2] = { 1, 0 };
+	uint64_t h;
+	int k;
+
+	(void)state;
+	tdir_make(&t);
+	write_file(t.path, tight, strlen(tight));
+	a = open_rw(&t);
+	h = mbox_highest_modseq(a);
+	k = mbox_keyword_lookup(a, "$T", 2, 1);
+	assert_true(k >= 0);
+	assert_int_equal(mbox_store_flags(a, mark, 2, MBOX_STORE_ADD, 0, 1ULL << k), 0);
+	assert_true(mbox_msg_modseq(a, 0) > h);
+	assert_int_equal(mbox_highest_modseq(a), mbox_msg_modseq(a, 0));
+	assert_true(mbox_msg_modseq(a, 1) <= h);
+	mbox_free(&a);
+	tdir_clean(&t);
+}
+
 int
 main(void)
 {
@@ -313,6 +343,7 @@ main(void)
 		cmocka_unit_test(test_old_copy_of_the_records),
 		cmocka_unit_test(test_bad_records),
 		cmocka_unit_test(test_unchangedsince),
+		cmocka_unit_test(test_new_keyword_grows_the_base),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
