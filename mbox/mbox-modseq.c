@@ -55,6 +55,7 @@
 #define MS_ENDIAN	0x01020304u
 #define MS_TOMB		0x80000000u	/* in rec.flags: the UID was expunged */
 #define MS_LOCK_BYTE	1
+#define MS_VALUE_MAX	((uint64_t)1 << 62)
 
 struct ms_hdr {
 	unsigned char magic[8];
@@ -227,12 +228,15 @@ ms_valid(const struct msfile *f)
 {
 	uint32_t i;
 
+	/* values stay far below 2^63 (RFC 7162 7: 63 bits), so that highest + 1 always
+	 * fits; a file with more is not one imapd wrote */
 	if (memcmp(f->hdr->magic, MS_MAGIC, 8) != 0 || f->hdr->version != MS_VERSION ||
-	    f->hdr->endian != MS_ENDIAN || f->hdr->rec_size != sizeof(struct ms_rec))
+	    f->hdr->endian != MS_ENDIAN || f->hdr->rec_size != sizeof(struct ms_rec) ||
+	    f->hdr->highest > MS_VALUE_MAX || f->hdr->floor > MS_VALUE_MAX)
 		return 0;
 	for (i = 0; i < f->n; i++)
 		if (f->rec[i].uid == 0 || (i > 0 && f->rec[i].uid <= f->rec[i - 1].uid) ||
-		    f->rec[i].modseq == 0)
+		    f->rec[i].modseq == 0 || f->rec[i].modseq > MS_VALUE_MAX)
 			return 0;
 	return 1;
 }
@@ -420,6 +424,10 @@ mbox_modseq_update(struct mbox *mb)
 	for (i = i0; i < mb->m.n; i++)
 		if (mb->m.v[i].modseq > high && !(mb->m.v[i].state & MSG_GONE))
 			high = mb->m.v[i].modseq;
+	/* what this view was told stays the floor, whatever the header says now (a file
+	 * changed behind its back with the generation kept) */
+	if (partial && mb->ms_highest > high)
+		high = mb->ms_highest;
 	top = f.n > 0 ? f.rec[f.n - 1].uid : 0;
 	/*
 	 * Two passes over the view and the records, both in UID order: the first finds
@@ -495,10 +503,14 @@ mbox_modseq_update(struct mbox *mb)
 						m->modseq = m_new;
 					}
 				} else if (m->modseq > r->modseq) {
-					/* the file went back (an old copy): the view's value holds */
+					/* the file went back (an old copy): a new value, above the
+					 * view's, so nothing this view was told goes back and a
+					 * change it made is not lost in the old copy's */
 					changed = 1;
-					if (pass)
-						r->modseq = m->modseq;
+					if (pass) {
+						r->modseq = m_new;
+						m->modseq = m_new;
+					}
 				} else if (pass) {
 					m->modseq = r->modseq;
 				}

@@ -13,7 +13,7 @@ XINETD_DEB_DIR=/var/cache/imapd-tests
 build="build-essential pkg-config libsystemd-dev libpam0g-dev libssl-dev liblockfile-dev
 	liblockfile-bin zlib1g-dev"
 check="$build libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest libpam-wrapper
-	systemd curl openssl passwd procmail mutt isync offlineimap3 fetchmail getmail6 tmux
+	systemd curl openssl passwd procmail mutt neomutt isync offlineimap3 fetchmail getmail6 tmux
 	openbsd-inetd iproute2 groff-base dovecot-imapd"
 demo="$build libpam-wrapper systemd curl python3"
 bench="$check"
@@ -25,6 +25,32 @@ demo) want=$demo ;;
 bench) want=$bench ;;
 *) echo "usage: $0 build|check|demo|bench" >&2; exit 2 ;;
 esac
+
+# --- imapflow, for tests/integration/test_clients_imapflow.py (check and bench) -------------
+# node and npm: the machine's own when both commands are there (NodeSource's nodejs carries
+# npm and conflicts with Debian's npm package), else Debian's nodejs and npm, installed with
+# the packages above. imapflow itself goes into tests/integration/imapflow/node_modules as its
+# package-lock.json pins it (npm ci), never globally: when node_modules is missing and npm is
+# there, at the end of a run that went well (after any apt-get install), through the EXIT trap.
+# A failed npm ci only warns; the test then fails and says why.
+IMAPFLOW_DIR=$(cd "$(dirname "$0")" && pwd)/integration/imapflow
+imapflow_modules() {
+	[ -d "$IMAPFLOW_DIR/node_modules" ] && return 0
+	command -v npm >/dev/null 2>&1 || return 0
+	echo "imapd: installing imapflow for its test: npm ci in $IMAPFLOW_DIR"
+	(cd "$IMAPFLOW_DIR" && npm ci --no-audit --no-fund) ||
+		echo "imapd: npm ci failed in $IMAPFLOW_DIR; test_clients_imapflow.py will fail" >&2
+	return 0
+}
+case "${1:-check}" in
+check|bench)
+	if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+		want="$want nodejs npm"
+	fi
+	trap 'rc=$?; [ "$rc" != 0 ] || imapflow_modules; exit "$rc"' EXIT
+	;;
+esac
+# --- end of imapflow ------------------------------------------------------------------------
 
 # The xinetd .deb is wanted when xinetd is not installed and no copy was fetched yet.
 need_xinetd_deb() {
