@@ -88,15 +88,7 @@ ms_crash_point(struct mbox *mb)
 int
 mbox_modseq_path(const struct mbox *mb, char *buf, size_t size)
 {
-	const unsigned char *p = (const unsigned char *)mb->path;
-	uint64_t h = mbox_hash64(p, strlen(mb->path), 0x1234567887654321ULL);
-	int n;
-
-	if (mb->journal_dir == NULL)
-		return -1;
-	n = snprintf(buf, size, "%s/%s%016llx", mb->journal_dir, MBOX_MODSEQ_PREFIX,
-	    (unsigned long long)h);
-	return n > 0 && (size_t)n < size ? 0 : -1;
+	return mbox_state_path(mb, MBOX_MODSEQ_PREFIX, buf, size);
 }
 
 static uint64_t

@@ -116,6 +116,19 @@ mbox_remap(struct mbox *mb)
 }
 
 int
+mbox_state_path(const struct mbox *mb, const char *prefix, char *buf, size_t size)
+{
+	const unsigned char *p = (const unsigned char *)mb->path;
+	uint64_t h = mbox_hash64(p, strlen(mb->path), 0x1234567887654321ULL);
+	int n;
+
+	if (mb->journal_dir == NULL)
+		return -1;
+	n = snprintf(buf, size, "%s/%s%016llx", mb->journal_dir, prefix, (unsigned long long)h);
+	return n > 0 && (size_t)n < size ? 0 : -1;
+}
+
+int
 mbox_lock(struct mbox *mb, struct mbox_lock *lk, int mode)
 {
 	if (mb->fd < 0) {

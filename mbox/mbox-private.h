@@ -238,6 +238,9 @@ int mbox_open_file(const char *path, int oflags);
 int mbox_remap(struct mbox *mb);
 uint32_t mbox_tail_crc(const unsigned char *map, uint64_t size);
 int mbox_lock(struct mbox *mb, struct mbox_lock *lk, int mode);	/* MBOX_LK_* */
+/* A per-mailbox file in the state (journal) directory: DIR/PREFIX plus the hash of the
+ * mailbox path (kept copies, mod-sequence records).  0, or -1 (no directory, too long). */
+int mbox_state_path(const struct mbox *mb, const char *prefix, char *buf, size_t size);
 /* A UIDVALIDITY greater than any handed out before in mb's journal directory (see there) */
 #define MBOX_UIDVALIDITY_FILE	".imapd-uidvalidity"
 uint32_t mbox_new_uidvalidity(const struct mbox *mb);
