@@ -349,10 +349,11 @@ condstore_qresync(struct session *s, const struct qresync_args *q)
 	if (condstore_vanished_earlier(s, known, q->modseq, above) < 0)
 		return -1;
 	star = n > 0 ? mbox_msg_uid(mb, n - 1) : 0;
-	for (i = 0; i < n && i < sel->exists; i++) {
+	for (i = mbox_next_changed(mb, 0, q->modseq); i < n && i < sel->exists;
+	    i = mbox_next_changed(mb, i + 1, q->modseq)) {
 		uint32_t uid = mbox_msg_uid(mb, i);
 
-		if (mbox_msg_modseq(mb, i) <= q->modseq || !seqset_contains(known, uid, star))
+		if (!seqset_contains(known, uid, star))
 			continue;
 		resp_printf(s, "* %u FETCH (UID %u FLAGS ", i + 1, uid);
 		selected_write_flags(s, mb, i);

@@ -31,13 +31,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #define CACHE_MAGIC	"IMAPDch\n"
-#define CACHE_VERSION	4u	/* 2: mbox_msg_fp() replaced crc32; 3: modseq; 4: cache_sum()
-				 * replaced crc32, the mod-sequence records' generation */
+#define CACHE_VERSION	5u	/* 2: mbox_msg_fp() replaced crc32; 3: modseq; 4: cache_sum()
+				 * replaced crc32, the mod-sequence records' generation; 5: cache_sum()
+				 * a sum of sums */
 #define CACHE_ENDIAN	0x01020304u
 /* Bytes of keyword names at most: every name with its NUL, padded. */
 #define CACHE_KW_MAX	(MBOX_MAX_KEYWORDS * (MBOX_KEYWORD_MAX_LEN + 1) + 8)
@@ -170,29 +175,54 @@ write_full(int fd, const void *buf, size_t n)
 }
 
 /*
- * The cache's checksum, one piece at a time: four independent multiply-xorshift lanes over
- * 32-byte blocks, then the rest through mbox_hash64().  It guards against a damaged file,
- * not against an adversary (the file is the user's own).  zlib's crc32 took 5-10 ms of a
- * 10 MB cache (100,000 messages), most of the time of a SELECT from the cache; this takes
- * about a tenth of that.
+ * The cache's checksum, one piece at a time: a Fletcher-style pair of sums in four 64-bit
+ * lanes over 32-byte blocks (each lane adds its word, then adds that running total to a
+ * second total, so a block's position counts as well as its bytes), folded and mixed with
+ * the rest through mbox_hash64().  It guards against a damaged file (a torn or zeroed
+ * page, blocks out of order), not against an adversary: the file is the user's own.  On
+ * SSE2 the lanes are two pairs of vector adds, the same arithmetic as the plain loop.
+ * Over a 10 MB cache (100,000 messages) this is about 0.2 ms once the pages are mapped;
+ * the multiply-xorshift lanes it replaced took 1.6 ms and zlib's crc32 5-10 ms.
  */
 static uint32_t
 cache_sum(uint32_t sum, const void *p, size_t n)
 {
 	const unsigned char *b = p;
-	uint64_t l[4] = { 0x9e3779b97f4a7c15ULL, 0xc2b2ae3d27d4eb4fULL, 0x165667b19e3779f9ULL,
-	    0x27d4eb2f165667c5ULL ^ sum }, w[4], h;
+	uint64_t a[4] = { 0x9e3779b97f4a7c15ULL ^ sum, 0xc2b2ae3d27d4eb4fULL,
+	    0x165667b19e3779f9ULL, 0x27d4eb2f165667c5ULL }, s[4] = { 0, 0, 0, 0 }, h;
 	int k;
 
+#if defined(__SSE2__)
+	{
+		__m128i a0 = _mm_loadu_si128((const __m128i *)(const void *)a);
+		__m128i a1 = _mm_loadu_si128((const __m128i *)(const void *)(a + 2));
+		__m128i s0 = _mm_setzero_si128(), s1 = _mm_setzero_si128();
+
+		for (; n >= 32; b += 32, n -= 32) {
+			a0 = _mm_add_epi64(a0, _mm_loadu_si128((const __m128i *)(const void *)b));
+			a1 = _mm_add_epi64(a1,
+			    _mm_loadu_si128((const __m128i *)(const void *)(b + 16)));
+			s0 = _mm_add_epi64(s0, a0);
+			s1 = _mm_add_epi64(s1, a1);
+		}
+		_mm_storeu_si128((__m128i *)(void *)a, a0);
+		_mm_storeu_si128((__m128i *)(void *)(a + 2), a1);
+		_mm_storeu_si128((__m128i *)(void *)s, s0);
+		_mm_storeu_si128((__m128i *)(void *)(s + 2), s1);
+	}
+#endif
 	for (; n >= 32; b += 32, n -= 32) {
+		uint64_t w[4];
+
 		memcpy(w, b, 32);
 		for (k = 0; k < 4; k++) {
-			l[k] = (l[k] ^ w[k]) * 0xff51afd7ed558ccdULL;
-			l[k] ^= l[k] >> 32;
+			a[k] += w[k];
+			s[k] += a[k];
 		}
 	}
-	h = l[0] ^ (l[1] << 16 | l[1] >> 48) ^ (l[2] << 32 | l[2] >> 32) ^
-	    (l[3] << 48 | l[3] >> 16);
+	h = 0;
+	for (k = 0; k < 4; k++)
+		h = (h ^ a[k] ^ (s[k] << 29 | s[k] >> 35)) * 0xff51afd7ed558ccdULL;
 	h = mbox_hash64(b, n, h ^ (uint64_t)n);
 	return (uint32_t)(h ^ (h >> 32));
 }
@@ -296,25 +326,12 @@ check_record(const struct cache_hdr *h, const struct mbox_msg *m, uint32_t i,
 	return 0;
 }
 
-/* Every record, in file order. */
-static int
-check_records(const struct cache_hdr *h, const struct mbox_msg *v)
-{
-	uint64_t prev_end = 0;
-	uint32_t i, prev_uid = 0;
-
-	for (i = 0; i < h->n_msgs; i++)
-		if (check_record(h, &v[i], i, &prev_end, &prev_uid) < 0)
-			return -1;
-	return 0;
-}
-
 static void
 unload(struct mbox *mb)
 {
 	unsigned i;
 
-	free(mb->m.v);
+	msgvec_free(&mb->m);
 	memset(&mb->m, 0, sizeof(mb->m));
 	memset(&mb->base, 0, sizeof(mb->base));
 	for (i = 0; i < mb->n_kw; i++)
@@ -326,7 +343,6 @@ int
 mbox_cache_load(struct mbox *mb)
 {
 	char path[4096];
-	unsigned char kw[CACHE_KW_MAX];
 	struct cache_hdr h;
 	struct cache_tail t;
 	struct stat st;
@@ -334,8 +350,10 @@ mbox_cache_load(struct mbox *mb)
 	struct msgvec v = { 0 };
 	struct msgvec nv = { 0 };
 	struct mbox_base nb;
-	uint32_t crc, i;
-	int fd, r;
+	const unsigned char *kw;
+	uint64_t prev_end = 0;
+	uint32_t crc, i, j, k, prev_uid = 0;
+	int fd, r, plain = 1;
 
 	if (mb->journal_dir == NULL || mb->fd < 0 || mb->size == 0 ||
 	    mb->size < mb->cache_min_size || mb->m.n != 0 || mb->n_kw != 0 ||
@@ -350,27 +368,46 @@ mbox_cache_load(struct mbox *mb)
 	/* a file that shrank, or changed within the cached size, is not this one */
 	if (mbox_tail_crc(mb->map, h.size) != h.tail_crc)
 		goto reject;
-	crc = cache_sum(0, &h, sizeof(h));
-	if (read_full(fd, kw, h.kw_len) < 0)
+	/*
+	 * The records stay where they are: a private, writable mapping of the file is the
+	 * vector the mailbox keeps (pages the session changes are copied, the rest are the
+	 * page cache's), so a big mailbox costs no copy and no zeroed memory.  A save
+	 * replaces the file by rename and never writes into it, so the mapping cannot
+	 * change under us.  msgvec_push() moves the vector to the heap when mail arrives.
+	 */
+	v.map_len = (size_t)st.st_size;
+	v.map = mmap(NULL, v.map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	if (v.map == MAP_FAILED) {
+		v.map = NULL;
 		goto reject;
-	crc = cache_sum(crc, kw, h.kw_len);
-	/* straight into the vector the mailbox keeps, with room for some new mail */
-	v.cap = h.n_msgs + 16;
-	v.v = malloc((size_t)v.cap * sizeof(*v.v));
-	if (v.v == NULL)
-		goto reject;
-	v.n = h.n_msgs;
-	if (read_full(fd, v.v, (size_t)h.n_msgs * sizeof(*v.v)) < 0 ||
-	    read_full(fd, &t, sizeof(t)) < 0)
-		goto reject;
-	/* in the groups the save wrote them in, the last one perhaps empty */
-	for (i = 0; i + CACHE_CHUNK <= h.n_msgs; i += CACHE_CHUNK)
-		crc = cache_sum(crc, v.v + i, CACHE_CHUNK * sizeof(*v.v));
-	crc = cache_sum(crc, v.v + i, (size_t)(h.n_msgs - i) * sizeof(*v.v));
-	if (t.crc != crc || t.n_msgs != h.n_msgs || check_records(&h, v.v) < 0)
-		goto reject;
+	}
 	(void)close(fd);
 	fd = -1;
+	kw = (const unsigned char *)v.map + sizeof(h);
+	v.v = (struct mbox_msg *)(void *)((unsigned char *)v.map + sizeof(h) + h.kw_len);
+	v.n = v.cap = h.n_msgs;
+	memcpy(&t, (const unsigned char *)(v.v + h.n_msgs), sizeof(t));
+	crc = cache_sum(0, &h, sizeof(h));
+	crc = cache_sum(crc, kw, h.kw_len);
+	/* in the groups the save wrote them in, the last one perhaps empty; each group
+	 * checked while it is in the processor's cache */
+	for (i = 0; i < h.n_msgs; i += k) {
+		k = h.n_msgs - i < CACHE_CHUNK ? h.n_msgs - i : CACHE_CHUNK;
+		crc = cache_sum(crc, v.v + i, (size_t)k * sizeof(*v.v));
+		for (j = i; j < i + k; j++) {
+			const struct mbox_msg *m = &v.v[j];
+
+			if (check_record(&h, m, j, &prev_end, &prev_uid) < 0)
+				goto reject;
+			if ((m->state & (MSG_UID_STORED | MSG_STATUS_O)) !=
+			    (MSG_UID_STORED | MSG_STATUS_O) || !m->x_uid_ok || m->x_uid != m->uid)
+				plain = 0;
+		}
+	}
+	if (h.n_msgs % CACHE_CHUNK == 0)
+		crc = cache_sum(crc, v.v + i, 0);
+	if (t.crc != crc || t.n_msgs != h.n_msgs)
+		goto reject;
 	if (load_keywords(mb, kw, h.kw_len, h.n_kw) < 0)
 		goto reject;
 	mb->m = v;
@@ -396,6 +433,7 @@ mbox_cache_load(struct mbox *mb)
 	 * same: nothing can have changed since (a change would have a later ctime). */
 	if (!h.racy && stamp_eq(&view, &cached)) {
 		mb->cache_stamp = view;
+		mb->cache_plain = plain;
 		/* the mod-sequences as they were: if nobody has written the records since
 		 * (the generation says), nothing needs comparing (mbox_modseq_update()) */
 		if (h.ms_gen != 0) {
@@ -408,19 +446,19 @@ mbox_cache_load(struct mbox *mb)
 	/* grown, or racy: the cached messages are the known prefix, as in mbox_sync() */
 	r = mbox_scan_incremental(mb, &nv, &nb);
 	if (r == 1) {
-		free(mb->m.v);
+		msgvec_free(&mb->m);
 		mb->m = nv;
 		mb->clean_below = 0;
 		mb->base = nb;
 		return MBOX_CACHE_PREFIX;
 	}
-	free(nv.v);
+	msgvec_free(&nv);
 	unload(mb);
 	return MBOX_CACHE_NONE;
 reject:
 	if (fd >= 0)
 		(void)close(fd);
-	free(v.v);
+	msgvec_free(&v);
 	unload(mb);
 	return MBOX_CACHE_NONE;
 }

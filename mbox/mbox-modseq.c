@@ -215,8 +215,15 @@ ms_init(struct mbox *mb, struct msfile *f, uint32_t uidvalidity)
 	return ms_map(f, sizeof(h));
 }
 
+/*
+ * The header, and the records unless this view has known the file at this generation
+ * (it wrote the records, walked them, or the cache it was opened from had them at this
+ * generation): every writer changes the generation before it touches a record, so the
+ * records are still the ones found whole then.  That saves a walk of 2.4 MB on each open
+ * of a 100,000-message mailbox.
+ */
 static int
-ms_valid(const struct msfile *f)
+ms_valid(const struct mbox *mb, const struct msfile *f)
 {
 	uint32_t i;
 
@@ -226,6 +233,8 @@ ms_valid(const struct msfile *f)
 	    f->hdr->endian != MS_ENDIAN || f->hdr->rec_size != sizeof(struct ms_rec) ||
 	    f->hdr->highest > MS_VALUE_MAX || f->hdr->floor > MS_VALUE_MAX)
 		return 0;
+	if (mb->ms_ok && mb->ms_gen != 0 && f->hdr->gen == mb->ms_gen)
+		return 1;
 	for (i = 0; i < f->n; i++)
 		if (f->rec[i].uid == 0 || (i > 0 && f->rec[i].uid <= f->rec[i - 1].uid) ||
 		    f->rec[i].modseq == 0 || f->rec[i].modseq > MS_VALUE_MAX)
@@ -262,7 +271,7 @@ ms_open(struct mbox *mb, struct msfile *f)
 		goto fail;
 	if (ms_map(f, whole) < 0)
 		goto fail;
-	if (!ms_valid(f) || f->hdr->uidvalidity != mb->uidvalidity) {
+	if (!ms_valid(mb, f) || f->hdr->uidvalidity != mb->uidvalidity) {
 		(void)munmap(f->map, f->map_len);
 		f->map = NULL;
 		if (ms_init(mb, f, mb->uidvalidity) < 0)
@@ -626,6 +635,15 @@ uint64_t
 mbox_msg_modseq(const struct mbox *mb, uint32_t i)
 {
 	return mb->m.v[i].modseq;
+}
+
+uint32_t
+mbox_next_changed(const struct mbox *mb, uint32_t i, uint64_t since)
+{
+	for (; i < mb->m.n; i++)
+		if (mb->m.v[i].modseq > since)
+			return i;
+	return mb->m.n;
 }
 
 uint64_t

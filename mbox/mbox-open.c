@@ -335,6 +335,13 @@ setup_uids(struct mbox *mb)
 		mb->uidvalidity = mb->base.uidvalidity;
 		next = mb->base.last_uid + 1;
 		mb->base_dirty = 0;
+		/* every X-UID stored, ascending (the cache checked it) and within the base's
+		 * last UID: mbox_assign_uids() would keep each one */
+		if (mb->cache_plain &&
+		    (mb->m.n == 0 || mb->m.v[mb->m.n - 1].uid <= mb->base.last_uid)) {
+			mb->next_uid = next != 0 ? next : UINT32_MAX;
+			return;
+		}
 	} else {
 		/* No stored base.  Every session must agree on the UIDVALIDITY until one writes
 		 * it (read-only sessions never do, and clients that only EXAMINE must not see it
@@ -517,10 +524,15 @@ mbox_open(const char *path, const char *journal_dir, unsigned flags, struct mbox
 		mb->scan_fresh = 1;
 	}
 	setup_uids(mb);
-	mark_recent(mb, 0);
-	if (rw && needs_write(mb) && mbox_write_locked(mb) < 0)
+	/* a plain cache: every message has Status: O (none is \Recent) and its X-UID */
+	if (!mb->cache_plain)
+		mark_recent(mb, 0);
+	if (rw && (mb->cache_plain ? mb->base_dirty || (mb->m.n > 0 &&
+	    mb->base.last_uid + 1 != mb->next_uid) : needs_write(mb)) &&
+	    mbox_write_locked(mb) < 0)
 		goto fail_locked;
 	mb->scan_fresh = 0;
+	mb->cache_plain = 0;	/* true of the open only */
 	mb->cache_ok = 1;
 	/* from an exact cache, the records need comparing only if someone wrote them since */
 	mbox_modseq_touch(mb, mb->cache_used == MBOX_CACHE_EXACT && mb->ms_ok ? mb->m.n : 0);
@@ -566,7 +578,7 @@ mbox_free(struct mbox **mbp)
 		(void)close(mb->tfd);
 	for (i = 0; i < mb->n_kw; i++)
 		free(mb->kw[i]);
-	free(mb->m.v);
+	msgvec_free(&mb->m);
 	mbox_sync_result_clear(&mb->pend);
 	free(mb->path);
 	free(mb->journal_dir);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <sys/mman.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -341,14 +342,34 @@ msgvec_push(struct msgvec *v, const struct mbox_msg *m)
 
 		if (cap <= v->cap)
 			return -1;
-		nv = realloc(v->v, (size_t)cap * sizeof(*nv));
-		if (nv == NULL)
-			return -1;
+		if (v->map != NULL) {
+			nv = malloc((size_t)cap * sizeof(*nv));
+			if (nv == NULL)
+				return -1;
+			memcpy(nv, v->v, (size_t)v->n * sizeof(*nv));
+			(void)munmap(v->map, v->map_len);
+			v->map = NULL;
+			v->map_len = 0;
+		} else {
+			nv = realloc(v->v, (size_t)cap * sizeof(*nv));
+			if (nv == NULL)
+				return -1;
+		}
 		v->v = nv;
 		v->cap = cap;
 	}
 	v->v[v->n++] = *m;
 	return 0;
+}
+
+void
+msgvec_free(struct msgvec *v)
+{
+	if (v->map != NULL)
+		(void)munmap(v->map, v->map_len);
+	else
+		free(v->v);
+	memset(v, 0, sizeof(*v));
 }
 
 int
@@ -725,17 +746,26 @@ mbox_assign_uids(struct msgvec *out, uint32_t from, uint32_t prev_uid, uint32_t 
 
 		/* Once one message has no valid X-UID, every later one gets a new UID too:
 		 * UIDs must ascend in file order (RFC 3501 2.3.1.1). */
+		uint32_t uid;
+		uint8_t state;
+
 		if (trust && m->x_uid_ok && m->x_uid > prev_uid && m->x_uid <= last_uid) {
-			m->uid = m->x_uid;
-			m->state |= MSG_UID_STORED;
+			uid = m->x_uid;
+			state = m->state | MSG_UID_STORED;
 		} else {
 			trust = 0;
 			if (*next_uid <= prev_uid)
 				*next_uid = prev_uid + 1;
-			m->uid = (*next_uid)++;
-			m->state &= (uint8_t)~MSG_UID_STORED;
+			uid = (*next_uid)++;
+			state = m->state & (uint8_t)~MSG_UID_STORED;
 		}
-		prev_uid = m->uid;
+		/* written only when they change: a view from the cache lies in a private
+		 * mapping, where every page written is a page copied */
+		if (m->uid != uid)
+			m->uid = uid;
+		if (m->state != state)
+			m->state = state;
+		prev_uid = uid;
 	}
 }
 

@@ -69,6 +69,10 @@ struct mbox_msg {
 struct msgvec {
 	struct mbox_msg *v;
 	uint32_t n, cap;
+	/* v lies in a private mapping of the cache file (mbox_cache_load()): released with
+	 * munmap(), and copied to the heap by msgvec_push() before it grows */
+	void *map;
+	size_t map_len;
 };
 
 /* Base metadata found in the first message (X-IMAPbase) or the pseudo message (X-IMAP). */
@@ -120,6 +124,9 @@ struct mbox {
 	struct mbox_stamp cache_stamp;	/* the view the cache file holds (zero: none) */
 	int cache_used;		/* MBOX_CACHE_*, set by mbox_open() */
 	int cache_ok;		/* the view is whole (open finished): it may be saved */
+	int cache_plain;	/* an exact cache whose every message has its UID (as X-UID) and
+				 * Status: O stored: numbering, \Recent and writing find nothing
+				 * to do (mbox_open()) */
 	uint64_t cache_min_size;	/* MBOX_CACHE_MIN_SIZE unless a test says otherwise */
 
 	struct msgvec m;
@@ -206,6 +213,7 @@ uint32_t mbox_msg_fp(const unsigned char *from, size_t len, uint64_t hdr_vsize);
 /* A multiply-xorshift over 8-byte words: a fast checksum, not a cryptographic one */
 uint64_t mbox_hash64(const unsigned char *p, size_t n, uint64_t seed);
 int msgvec_push(struct msgvec *v, const struct mbox_msg *m);
+void msgvec_free(struct msgvec *v);
 
 /* Header lines: iterate [p, end); returns 0 at the end of the header (the empty line is
  * given once with *empty_r = 1) or of the range. */

@@ -306,10 +306,10 @@ reconcile(struct mbox *mb, struct msgvec *nv, const struct mbox_base *nb,
 		i++;
 		j++;
 	}
-	free(nv->v);
+	msgvec_free(nv);
 	memset(nv, 0, sizeof(*nv));
 done:
-	free(mb->m.v);
+	msgvec_free(&mb->m);
 	mb->m = out;
 	mb->clean_below = 0;
 	mb->maybe_gone |= keep_gone;
@@ -362,7 +362,7 @@ reload(struct mbox *mb, struct mbox_sync_result *res, int keep_gone)
 	if (r < 0)
 		goto fail;
 	if (r == 0) {
-		free(nv.v);
+		msgvec_free(&nv);
 		memset(&nv, 0, sizeof(nv));
 		if (mbox_scan(mb, 0, &nv, &nb) < 0)
 			goto fail;
@@ -376,7 +376,7 @@ reload(struct mbox *mb, struct mbox_sync_result *res, int keep_gone)
 	mbox_modseq_touch(mb, 0);	/* compared with the mod-sequence records before the unlock */
 	return 0;
 fail:
-	free(nv.v);
+	msgvec_free(&nv);
 	return -1;
 }
 

@@ -614,7 +614,7 @@ rescan_tail(struct mbox *mb, uint64_t off, uint32_t from, const uint8_t *skip)
 	}
 	ret = 0;
 out:
-	free(nv.v);
+	msgvec_free(&nv);
 	return ret;
 }
 

@@ -223,6 +223,9 @@ int mbox_store_flags_cond(struct mbox *mb, const uint8_t *mark, uint32_t n, int 
 int mbox_has_modseq(const struct mbox *mb);
 uint64_t mbox_highest_modseq(const struct mbox *mb);
 uint64_t mbox_msg_modseq(const struct mbox *mb, uint32_t i);
+/* The first index from i on whose mod-sequence is above since, mbox_count() if none: the
+ * messages a CHANGEDSINCE or QRESYNC answer names, without a call per message. */
+uint32_t mbox_next_changed(const struct mbox *mb, uint32_t i, uint64_t since);
 /* The lowest mod-sequence of the expunges of messages the view still holds as gone
  * (mbox_msg_gone()), 0 if none: a client must not be told a HIGHESTMODSEQ at or above it
  * before it has been told of them (RFC 7162 3.2). */

@@ -641,6 +641,120 @@ test_small_and_nodir(void **state)
 	tdir_clean(&t);
 }
 
+/*
+ * A view opened from the cache lives in a private mapping of the cache file (no copy):
+ * flags set on it, mail appended to it (the vector moves to the heap and grows) and a
+ * cache replaced under it by another session must leave it as a parse of the file would
+ * be, and the cache file itself untouched.
+ */
+static void
+test_mapped_view(void **state)
+{
+	struct tdir t;
+	struct mbox *mb, *other, *ref;
+	struct mbox_append *ap;
+	char p[800];
+	char *before, *after;
+	size_t n_before, n_after;
+	uint32_t first, n, i;
+	(void)state;
+
+	set_env();
+	tdir_make(&t);
+	write_file(t.path, fx_dovecot, strlen(fx_dovecot));
+	mbox_free(&(struct mbox *){ open_mb(&t, MBOX_OPEN_RW) });
+	mb = open_mb(&t, MBOX_OPEN_RW);
+	assert_int_equal(mb->cache_used, MBOX_CACHE_EXACT);
+	assert_non_null(mb->m.map);
+	cache_file(&t, p, sizeof(p));
+	before = read_file(p, &n_before);
+	/* a change in memory copies a page of the mapping, never writes the file */
+	mbox_msg_set_flags(mb, 1, MBOX_FLAGGED | MBOX_SEEN, 0);
+	after = read_file(p, &n_after);
+	assert_int_equal(n_before, n_after);
+	assert_memory_equal(before, after, n_before);
+	free(after);
+	assert_int_equal(mbox_commit_flags(mb), 0);
+	assert_int_equal(mbox_msg_flags(mb, 1), MBOX_FLAGGED | MBOX_SEEN);
+	/* another session saves a new cache (rename over the mapped one) meanwhile */
+	other = open_parsed(&t, MBOX_OPEN_RW);
+	mbox_free(&other);
+	mbox_free(&(struct mbox *){ open_mb(&t, 0) });
+	/* mail appended to the mapped view: moved to the heap, then grown again and again */
+	for (i = 0; i < 200; i++) {
+		assert_int_equal(mbox_append_begin(mb, &ap), 0);
+		assert_int_equal(mbox_append_msg_begin(ap, 1420419723 + i, 0, 0, 0), 0);
+		assert_int_equal(mbox_append_write(ap, (const unsigned char *)"Subject: x\n\ny\n",
+		    15), 0);
+		assert_int_equal(mbox_append_msg_end(ap), 0);
+		assert_int_equal(mbox_append_commit(&ap, &first, &n), 0);
+		assert_int_equal(n, 1);
+		assert_null(mb->m.map);
+	}
+	assert_int_equal(mbox_count(mb), 202);
+	assert_int_equal(mbox_msg_flags(mb, 1) & ~MBOX_RECENT, MBOX_FLAGGED | MBOX_SEEN);
+	ref = open_parsed(&t, 0);
+	assert_int_equal(mbox_count(ref), 202);
+	for (i = 0; i < 202; i++) {
+		assert_int_equal(mbox_msg_uid(mb, i), mbox_msg_uid(ref, i));
+		assert_int_equal(mbox_msg_size(mb, i), mbox_msg_size(ref, i));
+		assert_int_equal(mbox_msg_flags(mb, i) & ~MBOX_RECENT,
+		    mbox_msg_flags(ref, i) & ~MBOX_RECENT);
+	}
+	mbox_free(&ref);
+	mbox_free(&mb);
+	free(before);
+	tdir_clean(&t);
+}
+
+/*
+ * Damage the byte flips do not cover, and that no record check sees: two messages' dates
+ * swapped (every byte still there, in other places), and a record zeroed.
+ */
+static void
+test_moved_records(void **state)
+{
+	struct tdir t;
+	struct mbox *mb;
+	char p[800];
+	char *good, *bad;
+	size_t n, rec = sizeof(struct mbox_msg), at, d = offsetof(struct mbox_msg, date);
+	(void)state;
+
+	set_env();
+	tdir_make(&t);
+	write_file(t.path, fx_plain, strlen(fx_plain));
+	mbox_free(&(struct mbox *){ open_mb(&t, 0) });
+	cache_file(&t, p, sizeof(p));
+	good = read_file(p, &n);
+	/* the four records end 8 bytes (the tail) before the end of the file */
+	assert_true(n > 8 + 4 * rec);
+	at = n - 8 - 4 * rec;
+	bad = malloc(n);
+	assert_non_null(bad);
+	memcpy(bad, good, n);
+	assert_memory_not_equal(good + at + d, good + at + 2 * rec + d, 8);
+	memcpy(bad + at + d, good + at + 2 * rec + d, 8);
+	memcpy(bad + at + 2 * rec + d, good + at + d, 8);
+	put_cache(p, bad, n);
+	mb = open_mb(&t, 0);
+	assert_int_equal(mb->cache_used, MBOX_CACHE_NONE);
+	mbox_free(&mb);
+	memcpy(bad, good, n);
+	memset(bad + at + rec, 0, rec);
+	put_cache(p, bad, n);
+	mb = open_mb(&t, 0);
+	assert_int_equal(mb->cache_used, MBOX_CACHE_NONE);
+	mbox_free(&mb);
+	put_cache(p, good, n);
+	mb = open_mb(&t, 0);
+	assert_int_equal(mb->cache_used, MBOX_CACHE_EXACT);
+	mbox_free(&mb);
+	free(bad);
+	free(good);
+	tdir_clean(&t);
+}
+
 int
 main(void)
 {
@@ -655,6 +769,8 @@ main(void)
 		cmocka_unit_test(test_corrupt),
 		cmocka_unit_test(test_foreign),
 		cmocka_unit_test(test_small_and_nodir),
+		cmocka_unit_test(test_mapped_view),
+		cmocka_unit_test(test_moved_records),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
