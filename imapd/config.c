@@ -61,6 +61,7 @@ config_defaults(struct config *cfg)
 	cfg->login_delay_ms = IMAPD_LOGIN_DELAY_MS;
 	cfg->login_failures_max = IMAPD_LOGIN_FAILURES_MAX;
 	cfg->append_max = IMAPD_APPEND_MAX;
+	cfg->condstore = 1;
 }
 
 /* Parses a decimal number with an optional K/M/G suffix (K_SIZE). */

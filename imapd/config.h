@@ -27,7 +27,7 @@ struct config {
 	char		tls_key[CONFIG_STR_MAX];
 	char		plaintext_auth[16];	/* "never", "loopback", "always" */
 	int		implicit_tls;		/* 1: TLS from the first byte (port 993) */
-	int		condstore;		/* 1: offer CONDSTORE and QRESYNC (RFC 7162) */
+	int		condstore;		/* 1 (default): offer CONDSTORE and QRESYNC (RFC 7162) */
 };
 
 void	config_defaults(struct config *cfg);

@@ -112,8 +112,15 @@ def test_capability_and_enable(cs, preauth_server):
     assert r[0] == "* ENABLED", r     # nothing new (QRESYNC enabled CONDSTORE, 3.2.3)
     c = cs()
     assert c.ok("ENABLE CONDSTORE QRESYNC")[0] == "* ENABLED CONDSTORE QRESYNC"
-    # without the setting, neither is offered nor enabled
-    b = Session(preauth_server())
+    # offered by default
+    d = Session(preauth_server())
+    try:
+        cap = d.ok("CAPABILITY")[0]
+        assert " CONDSTORE" in cap and " QRESYNC" in cap, cap
+    finally:
+        d.close()
+    # with condstore = no, neither is offered nor enabled
+    b = Session(preauth_server(condstore="no"))
     try:
         cap = b.ok("CAPABILITY")[0]
         assert "CONDSTORE" not in cap and "QRESYNC" not in cap, cap

@@ -41,6 +41,7 @@ test_defaults(void **state)
 	assert_string_equal(c.plaintext_auth, "loopback");
 	assert_int_equal(c.timeout_preauth, IMAPD_TIMEOUT_PREAUTH);
 	assert_true(c.timeout_auth >= 30 * 60);
+	assert_int_equal(c.condstore, 1);
 }
 
 static void
@@ -53,12 +54,14 @@ test_file(void **state)
 	config_defaults(&c);
 	assert_int_equal(load_text(&c, "# comment\n\n pam_service = imap2 # trailing\n"
 				   "spool_dir=/srv/mail\nappend_max = 10M\n"
-				   "plaintext_auth = never\nimplicit_tls = yes\n", err, sizeof(err)), 0);
+				   "plaintext_auth = never\nimplicit_tls = yes\ncondstore = no\n",
+				   err, sizeof(err)), 0);
 	assert_string_equal(c.pam_service, "imap2");
 	assert_string_equal(c.spool_dir, "/srv/mail");
 	assert_int_equal(c.append_max, 10 * 1024 * 1024);
 	assert_string_equal(c.plaintext_auth, "never");
 	assert_int_equal(c.implicit_tls, 1);
+	assert_int_equal(c.condstore, 0);
 	/* A missing file is an error unless allowed. */
 	assert_int_equal(config_load(&c, "/nonexistent/imapd.conf", 1, err, sizeof(err)), 0);
 	assert_int_equal(config_load(&c, "/nonexistent/imapd.conf", 0, err, sizeof(err)), -1);
