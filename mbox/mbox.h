@@ -267,11 +267,11 @@ struct mbox_sync_result {
  * X-IMAPbase) before returning.  Messages new to this session that have no "O" status get
  * \Recent.  Borrowed message pointers are invalid afterwards.
  */
+int mbox_sync(struct mbox *mb, struct mbox_sync_result *res);
+void mbox_sync_result_clear(struct mbox_sync_result *res);
 /* What an open with MBOX_OPEN_LATER left: saves the mailbox's cache file unless it is up to
  * date.  Never fails (the cache is disposable). */
 void mbox_later(struct mbox *mb);
-int mbox_sync(struct mbox *mb, struct mbox_sync_result *res);
-void mbox_sync_result_clear(struct mbox_sync_result *res);
 /*
  * Reading message data.  Between mbox_read_begin() and mbox_read_end() the session holds
  * a shared lock on the file: other sessions read at the same time, and no program that
