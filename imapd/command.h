@@ -12,8 +12,9 @@
  * The dispatcher (session.c) reads the tag and name, looks the command up, checks the state
  * (answering BAD for unknown commands and for a valid command in the wrong state, RFC 3501
  * section 3 and DEVIATIONS.md 4), parses the arguments (with PARSE_STREAM when the entry
- * has CMD_STREAM), and calls the handler. The handler checks its arguments (BAD on bad syntax), does the work,
- * and sends exactly one tagged response with resp_ok/resp_no/resp_bad (imapd/resp.h).
+ * has CMD_STREAM), and calls the handler. The handler checks its arguments (BAD on bad
+ * syntax), does the work, and sends exactly one tagged response with
+ * resp_ok/resp_no/resp_bad (imapd/resp.h).
  * After the handler returns, the dispatcher discards whatever of the command is still
  * unread (for a streamed APPEND that was refused).
  *
