@@ -37,7 +37,7 @@ endif
 ifeq ($(FUZZ),1)
 CC        := clang
 OPT       := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
-	     -DIMAPD_FUZZ=1
+	     -DIMAPD_FUZZ=1 -DIMAPD_TEST_HOOKS=1
 endif
 
 CPPFLAGS  += -I. -D_GNU_SOURCE
@@ -52,6 +52,10 @@ LIB_SRCS   := $(IMAPD_SRCS) $(AUTH_SRCS) $(MBOX_SRCS)
 LIB_OBJS   := $(LIB_SRCS:%.c=$(B)/%.o)
 UNIT_SRCS  := $(sort $(wildcard tests/unit/test-*.c))
 UNIT_BINS  := $(UNIT_SRCS:%.c=$(B)/%)
+# The store's test hooks (crash points, size knobs read from IMAPD_MBOX_* variables) are
+# compiled only into the library the unit tests link, never into the server.
+HOOK_SRCS  := mbox/mbox-open.c mbox/mbox-journal.c mbox/mbox-modseq.c
+TEST_OBJS  := $(filter-out $(HOOK_SRCS:%.c=$(B)/%.o),$(LIB_OBJS)) $(HOOK_SRCS:%.c=$(B)/hooks/%.o)
 FUZZ_SRCS  := $(sort $(wildcard tests/fuzz/fuzz-*.c))
 FUZZ_BINS  := $(FUZZ_SRCS:%.c=$(B)/%)
 
@@ -69,16 +73,24 @@ $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
+$(B)/hooks/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -DIMAPD_TEST_HOOKS=1 $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
 $(B)/libimapd.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/libimapd-test.a: $(TEST_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
 $(BIN): $(B)/imapd/main.o $(B)/libimapd.a
 	$(CC) $(ALL_CFLAGS) $(LDHARDEN) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/tests/unit/%: tests/unit/%.c $(B)/libimapd.a
+$(B)/tests/unit/%: tests/unit/%.c $(B)/libimapd-test.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDHARDEN) $(LDFLAGS) -o $@ $< $(B)/libimapd.a \
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDHARDEN) $(LDFLAGS) -o $@ $< $(B)/libimapd-test.a \
 		$(LDLIBS) $(SSL_LIBS) -lcmocka
 
 $(B)/tests/fuzz/%: tests/fuzz/%.c $(B)/libimapd.a
@@ -139,4 +151,4 @@ install: $(BIN)
 clean:
 	rm -rf build build-san build-fuzz imapd/imapd
 
--include $(LIB_OBJS:.o=.d) $(B)/imapd/main.d
+-include $(LIB_OBJS:.o=.d) $(HOOK_SRCS:%.c=$(B)/hooks/%.d) $(B)/imapd/main.d

@@ -451,6 +451,11 @@ mbox_open(const char *path, const char *journal_dir, unsigned flags, struct mbox
 	mb->rw = rw;
 	mb->open_flags = flags;
 	mb->tz_cache_key = INT64_MIN;
+	mb->cache_min_size = MBOX_CACHE_MIN_SIZE;
+	mb->gone_max = MBOX_GONE_MAX;
+#ifdef IMAPD_TEST_HOOKS
+	/* the unit tests' and fuzzers' knobs (Makefile: the -test library); the server is
+	 * built without them and reads no IMAPD_MBOX_* variable */
 	{
 		const char *c = getenv("IMAPD_MBOX_CRASH_AFTER");
 
@@ -462,6 +467,7 @@ mbox_open(const char *path, const char *journal_dir, unsigned flags, struct mbox
 		c = getenv("IMAPD_MBOX_SHIFT_BATCH");
 		mb->shift_batch = c != NULL ? strtoull(c, NULL, 10) : 0;
 	}
+#endif
 	mb->path = strdup(path);
 	mb->journal_dir = journal_dir != NULL ? strdup(journal_dir) : NULL;
 	if (mb->path == NULL || (journal_dir != NULL && mb->journal_dir == NULL)) {

@@ -75,6 +75,15 @@ if ! make -s -j"$JOBS" all unit; then
 	echo "check: 0 passed, 1 failed"
 	exit 1
 fi
+# the store's test hooks (IMAPD_MBOX_* variables, crash points) are in the unit tests'
+# library only: the server must not read them
+if grep -q -a 'IMAPD_MBOX_' imapd/imapd; then
+	echo "   the server binary reads IMAPD_MBOX_* test variables"
+	note_fail "test-hooks-in-server"
+else
+	pass=$((pass + 1))
+	echo "   the server binary holds no test hook (no IMAPD_MBOX_* name)"
+fi
 echo "== unit tests"
 run_unit build
 echo "== integration tests"
