@@ -96,18 +96,27 @@ run_stress() {
 		echo "   skipped: needs root (it runs the server as a throwaway user)"
 		return
 	fi
-	if $PY tests/stress/stress.py --short --imapd "$1" >/tmp/imapd-stress.$$ 2>&1; then
+	if $PY tests/stress/stress.py --short --imapd "$1" $2 >/tmp/imapd-stress.$$ 2>&1; then
 		pass=$((pass + 1))
 		grep -E '^(all IMAP|violations)' /tmp/imapd-stress.$$
 	else
 		tail -n 60 /tmp/imapd-stress.$$
-		note_fail "stress($1)"
+		note_fail "stress($1 $2)"
 	fi
 	rm -f /tmp/imapd-stress.$$
 }
 
 echo "== stress: 10 clients, an MDA and a mail reader on one mailbox (tests/stress)"
 run_stress "$PWD/imapd/imapd"
+echo "== stress with CONDSTORE/QRESYNC sessions: mod-sequences checked (tests/stress --condstore)"
+if $PY tests/stress/test_modseq.py >/tmp/imapd-stress-self.$$ 2>&1; then
+	pass=$((pass + 1))
+else
+	cat /tmp/imapd-stress-self.$$
+	note_fail "stress-modseq-selftest"
+fi
+rm -f /tmp/imapd-stress-self.$$
+run_stress "$PWD/imapd/imapd" --condstore
 
 echo "== differential test against Dovecot's imap (tests/diff)"
 if [ "$(id -u)" -ne 0 ]; then

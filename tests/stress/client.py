@@ -26,6 +26,8 @@ WEIGHTS = [("fetch_flags", 10), ("fetch_hdr", 10), ("fetch_bs", 6), ("fetch_size
            ("fetch_body", 5), ("fetch_text", 4), ("uid_fetch", 8), ("store", 14),
            ("uid_store", 6), ("delete", 5), ("expunge", 3), ("uid_expunge", 2),
            ("append", 6), ("noop", 12), ("check", 2)]
+# --condstore adds these (RFC 7162)
+CS_WEIGHTS = [("changedsince", 4), ("store_unchanged", 6), ("status", 2)]
 
 
 class SessionLost(Exception):
@@ -55,6 +57,9 @@ class Cmd:
         self.flag_updates = {}      # uid -> flags (the last FETCH FLAGS for it)
         self.expunged = []          # uids announced
         self.reported = set()       # violation kinds reported for this command
+        self.modseqs = {}           # uid -> MODSEQ of its last untagged FETCH (--condstore)
+        self.highestmodseq = None   # (value, response) of SELECT's OK [HIGHESTMODSEQ]
+        self.nomodseq = False
         self.t0 = 0.0
 
     def line(self):
@@ -71,6 +76,8 @@ class Client:
         self.login = login
         self.final = final
         self.rng = random.Random("%s-%s" % (run.args.seed, cid))
+        self.cs = bool(getattr(run.args, "condstore", False))
+        self.ms = getattr(run, "modseq", None)
         self.conn = None
         self.proc = None
         self.sessions = 0
@@ -95,6 +102,14 @@ class Client:
         self.selected = False
         self.select_sent = None
         self.gen = self.model.generation
+        # --condstore: the session's RFC 7162 state
+        self.cs_on = False          # CONDSTORE enabled: every FETCH with FLAGS has MODSEQ
+        self.ms_ok = True           # no NOMODSEQ for the mailbox
+        self.qresync = False        # ENABLED QRESYNC: VANISHED instead of EXPUNGE
+        self.enabled = set()
+        self.ms_seen = {}           # uid -> the largest MODSEQ this session was told
+        self.ms_flags = {}          # uid -> (MODSEQ, flags) of the last FETCH with both
+        self.last_noop_sent = None
 
     def v(self, kind, cmd, resp, detail=""):
         """Reports a violation; one of a kind per command (the rest are counted)."""
@@ -158,6 +173,10 @@ class Client:
             self.greet()
             if self.login:
                 self.do_login()
+            if self.cs:
+                self.do_enable()
+                if self.rng.random() < 0.3:
+                    self.do_status()
             if not self.select():
                 self.logout()
                 return
@@ -303,6 +322,11 @@ class Client:
                         getattr(cmd, "unknown_above", ()) if b is not None):
                 self.model.allow("NO [EXPUNGEISSUED]")
                 return r
+        if st == "NO" and r.code_name == "MODIFIED" and \
+                any(self.model.maybe_gone(u) for u in cmd.targets if u):
+            # RFC 7162 3.1.3 example 11: NO [MODIFIED] when some messages are gone
+            self.model.allow("NO [MODIFIED] (messages gone)")
+            return r
         self.v("%s response" % st, cmd, r)
         return r
 
@@ -337,7 +361,29 @@ class Client:
                     raise SessionLost("UIDVALIDITY changed", quiet=True)
             elif r.code_name == "PERMANENTFLAGS":
                 pass
+            elif r.code_name == "HIGHESTMODSEQ" and self.cs:
+                v = parse_modseq_code(r.code)
+                if v is None:
+                    self.v("malformed response", cmd, r, "bad HIGHESTMODSEQ")
+                elif cmd.kind == "SELECT":
+                    cmd.highestmodseq = (v, r)
+                else:
+                    # A session's own view (imapd lowers it while expunges are pending):
+                    # not compared with other sessions'
+                    self.model.note("condstore: untagged OK [HIGHESTMODSEQ] outside SELECT")
+            elif r.code_name == "NOMODSEQ" and self.cs:
+                cmd.nomodseq = True
             return
+        if r.kind == "data" and self.cs:
+            if r.word == b"ENABLED":
+                self.enabled.update(w.upper() for w in r.rest.split())
+                return
+            if r.word == b"STATUS":
+                self.status_data(r, cmd)
+                return
+            if r.word == b"VANISHED":
+                self.vanished(r, cmd)
+                return
         if r.kind == "data":
             if r.word == b"FLAGS":
                 try:
@@ -367,6 +413,9 @@ class Client:
         if r.word == b"RECENT":
             return
         if r.word == b"EXPUNGE":
+            if self.qresync:
+                self.v("EXPUNGE with QRESYNC enabled", cmd, r,
+                       "RFC 7162 3.2.10: VANISHED instead of EXPUNGE once QRESYNC is on")
             if cmd.no_expunge:
                 self.v("EXPUNGE during FETCH/STORE", cmd, r,
                        "RFC 3501 7.4.1: not allowed while responding to FETCH, STORE, SEARCH")
@@ -430,7 +479,254 @@ class Client:
                     c = canon_flags(fl)
                     self.flags[uid] = c
                     cmd.flag_updates[uid] = c
+        if self.cs_on and self.ms_ok:
+            self.fetch_modseq(r, cmd, uid, items)
         cmd.fetches.append((n, uid, r))
+
+    # -- RFC 7162 (--condstore) --------------------------------------------------------------
+    def fetch_modseq(self, r, cmd, uid, items):
+        """The MODSEQ of an untagged FETCH: required with FLAGS (RFC 7162 3.1, 3.1.4.2),
+        never lower than before for the same UID, higher whenever the flags changed."""
+        if b"MODSEQ" not in items:
+            if b"FLAGS" not in items:
+                return
+            t = cmd.text.upper()
+            if t.startswith((b"FETCH ", b"UID FETCH ")) and b"MODSEQ" not in t and \
+                    b"CHANGEDSINCE" not in t:
+                # RFC 7162 3.2.4: the rule "does not affect untagged FETCH responses caused
+                # by a FETCH command that doesn't include ... a MODSEQ FETCH data item";
+                # such an answer cannot be told from an unsolicited one: counted only.
+                self.model.note("condstore: FETCH FLAGS without MODSEQ answering a FETCH "
+                                "without MODSEQ (not judged)")
+                return
+            self.v("FETCH FLAGS without MODSEQ", cmd, r,
+                   "RFC 7162 3.1, 3.1.4.2: once CONDSTORE is enabled every untagged FETCH "
+                   "(of STORE, NOOP, another session's change, or a FETCH asking MODSEQ) "
+                   "carries the mod-sequence")
+            return
+        val = items[b"MODSEQ"]
+        if not (isinstance(val, list) and len(val) == 1 and isinstance(val[0], Atom) and
+                val[0].isdigit() and int(val[0]) > 0):
+            self.v("malformed FETCH", cmd, r, "bad MODSEQ")
+            return
+        v = int(val[0])
+        cmd.modseqs[uid] = v
+        if uid is None:
+            return
+        flags = None
+        if b"FLAGS" in items:
+            fl = flag_list(items[b"FLAGS"])
+            if fl is not None:
+                flags = canon_flags(fl)
+        self.model.note("condstore: MODSEQ values seen")
+        prev = self.ms_seen.get(uid)
+        if prev is not None and v < prev:
+            self.v("MODSEQ decreased", cmd, r, "UID %d: MODSEQ %d, this session was told %d "
+                   "before (RFC 7162 3.1)" % (uid, v, prev))
+        if flags is not None:
+            pf = self.ms_flags.get(uid)
+            if pf is not None and pf[1] != flags and v <= pf[0]:
+                self.v("flag change without MODSEQ change", cmd, r,
+                       "UID %d: flags %s with MODSEQ %d; this session was told %s with "
+                       "MODSEQ %d before (RFC 7162 3.1)" % (
+                           uid, fmt_flags(flags), v, fmt_flags(pf[1]), pf[0]))
+            if pf is None or v >= pf[0]:
+                self.ms_flags[uid] = (v, flags)
+        self.ms_seen[uid] = max(prev or 0, v)
+        sync = self.select_sent if self.select_sent is not None else 0
+        for kind, detail in self.ms.message(self.gen, uid, v, flags, self.cid,
+                                            "%s: %s" % (cmd.line()[:80], r.short(120)),
+                                            sync):
+            self.v(kind, cmd, r, detail)
+
+    def do_enable(self):
+        self.qresync = False
+        want = b"QRESYNC" if self.rng.random() < 0.35 else b"CONDSTORE"
+        cmd = Cmd("ENABLE", b"ENABLE " + want)
+        self.execute(cmd)
+        if cmd.tagged.status != "OK":
+            return
+        if want not in self.enabled:
+            self.v("ENABLE not confirmed", cmd, cmd.tagged, "no ENABLED %s (RFC 5161 3.1; "
+                   "the server offers it)" % want.decode())
+        self.qresync = b"QRESYNC" in self.enabled
+        self.cs_on = self.qresync or b"CONDSTORE" in self.enabled
+        self.model.note("condstore: sessions with QRESYNC" if self.qresync else
+                        "condstore: sessions with CONDSTORE")
+
+    def status_data(self, r, cmd):
+        from imapconn import parse
+        try:
+            toks = parse(r.rest)
+        except ValueError:
+            toks = None
+        if not toks or len(toks) != 2 or not isinstance(toks[1], list) or len(toks[1]) % 2:
+            self.v("malformed response", cmd, r, "bad STATUS")
+            return
+        lst = toks[1]
+        items = {}
+        for k in range(0, len(lst), 2):
+            if isinstance(lst[k], Atom) and isinstance(lst[k + 1], Atom) and \
+                    lst[k + 1].isdigit():
+                items[bytes(lst[k]).upper()] = int(lst[k + 1])
+        cmd.status_items = items
+        cmd.status_resp = r
+
+    def do_status(self):
+        """STATUS INBOX with HIGHESTMODSEQ (RFC 7162 3.1.7), before SELECT or while it is
+        selected."""
+        m = self.model
+        cmd = Cmd("STATUS", b"STATUS INBOX (MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ)")
+        cmd.status_items = None
+        self.execute(cmd)
+        if cmd.tagged.status != "OK":
+            return
+        it = cmd.status_items
+        if it is None or b"HIGHESTMODSEQ" not in it:
+            self.v("STATUS without HIGHESTMODSEQ", cmd, cmd.tagged, "RFC 7162 3.1.7")
+            return
+        v = it[b"HIGHESTMODSEQ"]
+        with m.lock:
+            same = m.uidvalidity is not None and it.get(b"UIDVALIDITY") == m.uidvalidity
+        if v == 0 or not same:
+            return      # no mod-sequences, or another UIDVALIDITY (reported at SELECT)
+        self.highest(cmd, cmd.status_resp, v)
+
+    def highest(self, cmd, r, v):
+        self.model.note("condstore: HIGHESTMODSEQ values judged")
+        for kind, detail in self.ms.highest_seen(self.gen, v, cmd.sent, self.cid,
+                                                 "%s: %s" % (cmd.line()[:60], r.short(120))):
+            self.v(kind, cmd, r, detail)
+
+    def vanished(self, r, cmd):
+        """RFC 7162 3.2.10: VANISHED uid-set, EXPUNGE by UID once QRESYNC is enabled."""
+        from imapconn import parse
+        try:
+            toks = parse(r.rest)
+        except ValueError:
+            toks = None
+        if not toks:
+            self.v("malformed response", cmd, r, "bad VANISHED")
+            return
+        if isinstance(toks[0], list):
+            self.v("VANISHED (EARLIER) not asked for", cmd, r, "RFC 7162 3.2.10.1: only for "
+                   "UID FETCH (VANISHED) and SELECT (QRESYNC), which the harness never sends")
+            return
+        uids = parse_set(bytes(toks[0]) if isinstance(toks[0], Atom) else b"")
+        if not uids:
+            self.v("malformed response", cmd, r, "bad VANISHED UID set")
+            return
+        if not self.qresync:
+            self.v("VANISHED without QRESYNC", cmd, r, "RFC 7162 3.2.10: only after ENABLE "
+                   "QRESYNC")
+        if cmd.no_expunge:
+            self.v("EXPUNGE during FETCH/STORE", cmd, r, "RFC 7162 3.2.10: VANISHED, like "
+                   "EXPUNGE, not while responding to FETCH, STORE, SEARCH")
+        m = self.model
+        for u in uids:
+            idx = None
+            for i, e in enumerate(self.seq):
+                if e[0] == u:
+                    idx = i
+                    break
+            known = idx is not None
+            if idx is None:
+                # a message the session was told of (EXISTS) before learning its UID
+                for i, e in enumerate(self.seq):
+                    if e[0] is None and e[1] < u and self._vanish_fits(i, u):
+                        idx = i
+                        break
+            if idx is None:
+                self.v("VANISHED of an unknown UID", cmd, r, "UID %d is not among the "
+                       "messages of this session (RFC 7162 3.2.10.2)" % u)
+                continue
+            self.seq.pop(idx)
+            self.exists -= 1
+            if known:
+                self.flags.pop(u, None)
+                cmd.expunged.append(u)
+            with m.lock:
+                in_model = u in m.uids
+            if known or in_model:
+                m.announce_expunge(u, self.cid, cmd.line(), r.short(), self.gen)
+            else:
+                m.unattributed_expunge(self.gen)
+
+    def _vanish_fits(self, i, u):
+        for k in range(i - 1, -1, -1):
+            p = self.seq[k][0]
+            if p is not None:
+                if p >= u:
+                    return False
+                break
+        for k in range(i + 1, len(self.seq)):
+            p = self.seq[k][0]
+            if p is not None:
+                if p <= u:
+                    return False
+                break
+        return True
+
+    def do_changedsince(self):
+        """NOOP, then UID FETCH 1:* (FLAGS) (CHANGEDSINCE n): every UID of the session
+        that is known to have a MODSEQ above n must be in the answer (RFC 7162 3.1.4.1)."""
+        m = self.model
+        if not self.ms_ok:
+            return
+        rng = self.rng
+        k = rng.random()
+        n = None
+        if k < 0.5 and self.ms_seen:
+            n = rng.choice(list(self.ms_seen.values())) - rng.randint(0, 1)
+        elif k < 0.9:
+            n = self.ms.pick(rng)
+        if n is None or n < 1:
+            n = 1
+        self.do_noop()
+        t = self.last_noop_sent
+        before = [e[0] for e in self.seq if e[0] is not None]
+        own = {u: self.ms_seen.get(u) for u in before}
+        cmd = Cmd("UID-FETCH-changedsince", b"UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d)" % n)
+        self.execute(cmd)
+        self.check_fetches(cmd)
+        if cmd.tagged.status != "OK" or t is None:
+            return
+        got = set(u for _, u, _ in cmd.fetches if u is not None)
+        still = set(e[0] for e in self.seq)
+        for u in before:
+            if u not in still or m.maybe_gone(u):
+                continue
+            why = None
+            if own[u] is not None and own[u] > n:
+                why = "this session was told MODSEQ %d" % own[u]
+            else:
+                p = self.ms.max_seen_before(self.gen, u, self.select_sent or 0)
+                if p is not None and p[0] > n:
+                    why = "%s was told MODSEQ %d before this session selected (%s)" % (
+                        p[1], p[0], p[2])
+                else:
+                    with m.lock:
+                        p = self.ms.max_seen_before(self.gen, u, t)
+                        settled = m.settled_before(u, t)
+                    if p is not None and p[0] > n and settled:
+                        why = "%s was told MODSEQ %d before the NOOP sent at %d (%s)" % (
+                            p[1], p[0], t, p[2])
+            if why and u in got:
+                m.note("condstore: CHANGEDSINCE UIDs owed and answered")
+            elif why:
+                self.v("CHANGEDSINCE answer omits a changed message", cmd, cmd.tagged,
+                       "UID %d: %s, above %d; %s" % (u, why, n, m.history(u)))
+
+    def do_store_unchanged(self):
+        """STORE / UID STORE ... (UNCHANGEDSINCE n): n mostly the MODSEQ this session knows
+        of one of the targets."""
+        if not self.ms_ok:
+            return
+        rng = self.rng
+        k = rng.random()
+        op = "=" if k < 0.6 else "+" if k < 0.8 else "-"
+        flags = self.random_flags(0 if op == "=" else 1, 4 if op == "=" else 3)
+        self._store("STORE-unchangedsince", rng.random() < 0.6, op, flags, unchanged=True)
 
     def _uid_order_ok(self, n, u, floor):
         if u <= floor:
@@ -583,7 +879,7 @@ class Client:
             raise SessionLost("LOGIN failed", quiet=True)
 
     def select(self):
-        cmd = Cmd("SELECT", b"SELECT INBOX")
+        cmd = Cmd("SELECT", b"SELECT INBOX (CONDSTORE)" if self.cs else b"SELECT INBOX")
         self.execute(cmd)
         self.select_sent = cmd.sent
         if cmd.tagged.status != "OK":
@@ -592,6 +888,18 @@ class Client:
             self.v("SELECT read-only", cmd, cmd.tagged)
             return False
         self.selected = True
+        if self.cs:
+            # SELECT (CONDSTORE) is an enabling command (RFC 7162 3.1)
+            self.cs_on = True
+            if cmd.nomodseq:
+                self.ms_ok = False
+                self.model.note("condstore: NOMODSEQ")
+            elif cmd.highestmodseq is None:
+                self.v("SELECT without HIGHESTMODSEQ", cmd, cmd.tagged,
+                       "RFC 7162 3.1.2: OK [HIGHESTMODSEQ] or [NOMODSEQ] after CONDSTORE")
+            else:
+                # judged here, after the UIDVALIDITY of the same response was accepted
+                self.highest(cmd, cmd.highestmodseq[1], cmd.highestmodseq[0])
         self.fill_uids(after_select=True)
         return True
 
@@ -679,7 +987,8 @@ class Client:
         present = m.present_count()
         init = m.initial_count
         weights = []
-        for name, w in WEIGHTS:
+        table = WEIGHTS + CS_WEIGHTS if self.cs else WEIGHTS
+        for name, w in table:
             if name == "append" and present >= 2 * init:
                 w = 0
             if name in ("delete",) and present <= init * 3 // 4:
@@ -687,7 +996,7 @@ class Client:
             if self.exists == 0 and name not in ("append", "noop", "check"):
                 w = 0
             weights.append(w)
-        name = rng.choices([n for n, _ in WEIGHTS], weights)[0]
+        name = rng.choices([n for n, _ in table], weights)[0]
         getattr(self, "do_" + name)()
 
     def known_seqs(self):
@@ -744,6 +1053,11 @@ class Client:
             self.check_missing(cmd, want, item_names)
 
     def do_fetch_flags(self):
+        if self.cs and self.ms_ok and self.rng.random() < 0.5:
+            # the MODSEQ item (RFC 7162 3.1.4.2): more values for the mod-sequence checks
+            self._fetch("FETCH-flags-modseq", b"(FLAGS UID MODSEQ)",
+                        [b"FLAGS", b"UID", b"MODSEQ"], 40)
+            return
         self._fetch("FETCH-flags", b"(FLAGS UID)", [b"FLAGS", b"UID"], 40)
 
     def do_fetch_hdr(self):
@@ -789,7 +1103,7 @@ class Client:
         pool = SYSTEM_FLAGS + KEYWORDS
         return self.rng.sample(pool, self.rng.randint(lo, hi))
 
-    def _store(self, kind, uid_mode, op, flags):
+    def _store(self, kind, uid_mode, op, flags, unchanged=False):
         if uid_mode:
             text, targets = self.pick_uids(10)
         else:
@@ -799,8 +1113,21 @@ class Client:
             return
         fl = b" ".join(f.encode() for f in flags)
         verb = {"+": b"+FLAGS", "-": b"-FLAGS", "=": b"FLAGS"}[op]
-        cmd = Cmd(kind, (b"UID STORE " if uid_mode else b"STORE ") + text + b" " + verb +
-                  b" (" + fl + b")", no_expunge=not uid_mode)
+        since = None
+        mod = b""
+        if unchanged:
+            # mostly what this session knows of one target: passes unless it changed
+            known = [self.ms_seen[u] for u in targets if u in self.ms_seen]
+            k = self.rng.random()
+            if known and k < 0.7:
+                since = self.rng.choice(known)
+            elif k < 0.95:
+                since = self.ms.pick(self.rng)
+            if since is None:
+                since = 0
+            mod = b"(UNCHANGEDSINCE %d) " % since
+        cmd = Cmd(kind, (b"UID STORE " if uid_mode else b"STORE ") + text + b" " + mod +
+                  verb + b" (" + fl + b")", no_expunge=not uid_mode)
         cmd.targets = targets
         cf = canon_flags(flags)
         ops = []
@@ -814,11 +1141,27 @@ class Client:
             self.model.finish_ops(ops, ambiguous=True)
 
         self.execute(cmd, sent, lost)
-        self.model.finish_ops(ops, ambiguous=cmd.tagged.status != "OK")
+        modified = set()
+        if unchanged and cmd.tagged.code_name == "MODIFIED":
+            nums = parse_set(cmd.tagged.code.split(b" ", 1)[1]
+                             if b" " in cmd.tagged.code else b"")
+            if nums is None:
+                self.v("malformed response", cmd, cmd.tagged, "bad MODIFIED set")
+            elif uid_mode:
+                modified = set(nums)
+            else:
+                # sequence numbers: nothing may renumber during STORE (RFC 3501 7.4.1)
+                modified = set(self.seq[s - 1][0] for s in nums if 0 < s <= len(self.seq))
+        # those that failed the test were not changed: ambiguous says no more than that
+        self.model.finish_ops([x for x in ops if x[0] in modified], ambiguous=True)
+        self.model.finish_ops([x for x in ops if x[0] not in modified],
+                              ambiguous=cmd.tagged.status != "OK")
         self.check_fetches(cmd)
         if cmd.tagged.status != "OK":
             return
         m = self.model
+        if unchanged:
+            self.check_unchanged(cmd, op, since, targets, modified)
         for u, o in ops:
             got = cmd.flag_updates.get(u)
             if got is None or m.overlapping(u, o) or m.maybe_gone(u):
@@ -830,6 +1173,27 @@ class Client:
                                         u, fmt_flags(got),
                                         st.describe(got),
                                         m.history(u)))
+
+    def check_unchanged(self, cmd, op, since, targets, modified):
+        """A target whose MODSEQ was above since before the command was sent must have
+        failed the test (RFC 7162 3.1.3).  Only STORE FLAGS is judged: for +FLAGS and
+        -FLAGS a server may let it pass when the flags named did not change (3.1.12)."""
+        m = self.model
+        if op != "=" or cmd.expunged:
+            return
+        for u in targets:
+            if m.maybe_gone(u):
+                continue
+            p = self.ms.max_seen_before(self.gen, u, cmd.sent)
+            if p is None or p[0] <= since:
+                m.note("condstore: UNCHANGEDSINCE targets not known to have changed")
+            elif u in modified:
+                m.note("condstore: UNCHANGEDSINCE targets owed [MODIFIED] and in it")
+            else:
+                self.v("UNCHANGEDSINCE STORE applied to a changed message", cmd, cmd.tagged,
+                       "UID %d: %s was told MODSEQ %d (%s) before this command was sent, "
+                       "above %d, yet it is not in [MODIFIED]; %s" % (
+                           u, p[1], p[0], p[2], since, m.history(u)))
 
     def do_store(self):
         k = self.rng.random()
@@ -953,6 +1317,7 @@ class Client:
         m = self.model
         cmd = Cmd("NOOP", b"NOOP")
         self.execute(cmd)
+        self.last_noop_sent = cmd.sent
         if cmd.tagged.status != "OK":
             return
         t = cmd.sent
@@ -978,6 +1343,36 @@ class Client:
     def do_check(self):
         cmd = Cmd("CHECK", b"CHECK")
         self.execute(cmd)
+
+
+def parse_modseq_code(code):
+    """The value of a HIGHESTMODSEQ response code (b"HIGHESTMODSEQ 123"), or None."""
+    parts = code.split()
+    if len(parts) != 2 or not parts[1].isdigit():
+        return None
+    return int(parts[1])
+
+
+def parse_set(text):
+    """The numbers of a sequence set without "*" (1,3:5), ascending, or None."""
+    out = set()
+    try:
+        for part in text.split(b","):
+            if b":" in part:
+                a, b = part.split(b":", 1)
+                a, b = int(a), int(b)
+                if a > b:
+                    a, b = b, a
+                if b - a > 100000:
+                    return None
+                out.update(range(a, b + 1))
+            else:
+                out.add(int(part))
+    except ValueError:
+        return None
+    if not out or min(out) < 1:
+        return None
+    return sorted(out)
 
 
 def describe(b):

@@ -150,11 +150,12 @@ def clean_pam_wrapper_dirs():
 
 
 class Account:
-    def __init__(self, keep=False):
+    def __init__(self, keep=False, condstore=False):
         if os.geteuid() != 0:
             raise SystemExit("stress.py must run as root: it creates a throwaway Unix user")
         remove_stale_accounts()
         self.keep = keep
+        self.condstore = condstore
         self.top = tempfile.mkdtemp(prefix="imapd-stress-")
         os.chmod(self.top, 0o755)
         self.user = "imapst%05d" % (os.getpid() % 100000)
@@ -182,6 +183,8 @@ class Account:
         self.imapd_conf = os.path.join(self.top, "imapd.conf")
         with open(self.imapd_conf, "w") as f:
             f.write("spool_dir = %s\nmail_dir = mail\nlogin_delay_ms = 0\n" % self.spool_dir)
+            if self.condstore:
+                f.write("condstore = yes\n")     # CONDSTORE and QRESYNC (RFC 7162)
         os.chmod(self.imapd_conf, 0o644)
         self.dovecot_conf = os.path.join(self.top, "dovecot.conf")
         with open(self.dovecot_conf, "w") as f:

@@ -3,7 +3,7 @@
 
     tests/stress/stress.py [--short] [--clients N] [--seconds S] [--imapd PATH | --dovecot]
                            [--login | --login-clients K] [--no-mda] [--no-mutt]
-                           [--kill-storm SECONDS] [--seed N] [--json FILE]
+                           [--kill-storm SECONDS] [--condstore] [--seed N] [--json FILE]
 
 N clients at once, each in a loop of sessions (connect, SELECT INBOX, random FETCH, UID FETCH,
 STORE, UID STORE, EXPUNGE, UID EXPUNGE, APPEND, NOOP, CHECK, LOGOUT), with an MDA delivering
@@ -32,6 +32,7 @@ import localprogs                               # noqa: E402
 from client import Client, Cmd, MSGID_RE        # noqa: E402
 from mboxgen import Gen, crlf, initial_mbox     # noqa: E402
 from model import Model, fmt_flags              # noqa: E402
+from modseq import ModseqModel                  # noqa: E402
 from servers import Account, Launcher, DOVECOT_IMAP   # noqa: E402
 
 
@@ -49,6 +50,7 @@ class Run:
         self.errors = []
         self.probes = 0
         self.model = None
+        self.modseq = None
         self.acct = None
         self.launcher = None
 
@@ -125,6 +127,10 @@ def options(argv):
     ap.add_argument("--mutt-interval", type=float, default=2.0)
     ap.add_argument("--kill-storm", type=float, default=0.0, metavar="SECONDS",
                     help="SIGKILL a server process mid-command every SECONDS on average")
+    ap.add_argument("--condstore", action="store_true",
+                    help="RFC 7162: imapd with condstore = yes; sessions ENABLE CONDSTORE "
+                    "(some QRESYNC), SELECT (CONDSTORE), and mod-sequences are checked "
+                    "(CHANGEDSINCE, UNCHANGEDSINCE, STATUS HIGHESTMODSEQ as well)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--imapd", default=os.path.join(ROOT, "imapd", "imapd"),
                     help="the imapd binary (default: imapd/imapd of this tree)")
@@ -373,10 +379,11 @@ def report(run, started, elapsed, final, interrupted):
     lines = []
     server = "dovecot (%s)" % DOVECOT_IMAP if a.dovecot else "imapd (%s)" % a.imapd
     lines.append("stress: %s, %d clients (%d with LOGIN), %.0f s, %d messages (%.1f MB), "
-                 "seed %d, MDA %s, mail reader %s%s" % (
+                 "seed %d, MDA %s, mail reader %s%s%s" % (
                      server, a.clients, a.login_clients, elapsed, a.messages,
                      run.initial_bytes / 1e6, a.seed, a.mda_kind if a.mda else "off",
                      "on" if a.mutt else "off",
+                     ", CONDSTORE" if a.condstore else "",
                      ", kill storm every %.1f s" % a.kill_storm if a.kill_storm else ""))
     lines.append("%-20s %8s %8s %9s %9s" % ("command", "count", "ops/s", "p50 ms", "p99 ms"))
     figures = {}
@@ -466,12 +473,14 @@ def main(argv):
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
     watchdog_done = threading.Event()
     try:
-        acct = Account(keep=a.keep)
+        acct = Account(keep=a.keep, condstore=a.condstore)
         run.acct = acct
         data, msgs = initial_mbox(run.gen, a.messages)
         run.initial_bytes = len(data)
         acct.write_inbox(data)
         run.model = Model(a.messages)
+        if a.condstore:
+            run.modseq = ModseqModel(run.model)
         for key, content in msgs:
             rec = run.model.add_message(key, crlf(content), "init", frozenset(), "present",
                                         "init")
