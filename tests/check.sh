@@ -96,12 +96,12 @@ run_stress() {
 		echo "   skipped: needs root (it runs the server as a throwaway user)"
 		return
 	fi
-	if $PY tests/stress/stress.py --short --imapd "$1" $2 >/tmp/imapd-stress.$$ 2>&1; then
+	if $PY tests/stress/stress.py --short --imapd "$1" ${2:-} >/tmp/imapd-stress.$$ 2>&1; then
 		pass=$((pass + 1))
 		grep -E '^(all IMAP|violations)' /tmp/imapd-stress.$$
 	else
 		tail -n 60 /tmp/imapd-stress.$$
-		note_fail "stress($1 $2)"
+		note_fail "stress($1${2:+ $2})"
 	fi
 	rm -f /tmp/imapd-stress.$$
 }
