@@ -332,7 +332,6 @@ unload(struct mbox *mb)
 	unsigned i;
 
 	msgvec_free(&mb->m);
-	memset(&mb->m, 0, sizeof(mb->m));
 	memset(&mb->base, 0, sizeof(mb->base));
 	for (i = 0; i < mb->n_kw; i++)
 		free(mb->kw[i]);

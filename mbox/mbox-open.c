@@ -335,13 +335,6 @@ setup_uids(struct mbox *mb)
 		mb->uidvalidity = mb->base.uidvalidity;
 		next = mb->base.last_uid + 1;
 		mb->base_dirty = 0;
-		/* every X-UID stored, ascending (the cache checked it) and within the base's
-		 * last UID: mbox_assign_uids() would keep each one */
-		if (mb->cache_plain &&
-		    (mb->m.n == 0 || mb->m.v[mb->m.n - 1].uid <= mb->base.last_uid)) {
-			mb->next_uid = next != 0 ? next : UINT32_MAX;
-			return;
-		}
 	} else {
 		/* No stored base.  Every session must agree on the UIDVALIDITY until one writes
 		 * it (read-only sessions never do, and clients that only EXAMINE must not see it
@@ -354,8 +347,12 @@ setup_uids(struct mbox *mb)
 		next = 1;
 		mb->base_dirty = 1;
 	}
-	mbox_assign_uids(&mb->m, 0, 0, mb->base.found ? mb->base.last_uid : 0, mb->base.found,
-	    &next);
+	/* every X-UID stored, ascending (the cache checked it) and within the base's last
+	 * UID: mbox_assign_uids() would keep each one */
+	if (!(mb->base.found && mb->cache_plain &&
+	    (mb->m.n == 0 || mb->m.v[mb->m.n - 1].uid <= mb->base.last_uid)))
+		mbox_assign_uids(&mb->m, 0, 0, mb->base.found ? mb->base.last_uid : 0,
+		    mb->base.found, &next);
 	if (next == 0)	/* wrapped: cannot keep UIDs */
 		next = UINT32_MAX;
 	mb->next_uid = next;
@@ -386,6 +383,8 @@ needs_write(const struct mbox *mb)
 
 	if (mb->base_dirty || (mb->m.n > 0 && mb->base.last_uid + 1 != mb->next_uid))
 		return 1;
+	if (mb->cache_plain)
+		return 0;	/* every message's UID and Status: O are in the file */
 	for (i = 0; i < mb->m.n; i++) {
 		const struct mbox_msg *m = &mb->m.v[i];
 
@@ -474,14 +473,11 @@ mbox_open(const char *path, const char *journal_dir, unsigned flags, struct mbox
 		mbox_set_error(err_r, ENOMEM, "out of memory");
 		goto fail;
 	}
-	if (mb->journal_dir != NULL) {
+	{
 		/* the turnstile every session of the user on this mailbox shares */
 		char tp[4096];
-		uint64_t h = mbox_hash64((const unsigned char *)path, strlen(path),
-		    0x1234567887654321ULL);
 
-		if (snprintf(tp, sizeof(tp), "%s/%s%016llx", mb->journal_dir,
-		    MBOX_LOCK_FILE_PREFIX, (unsigned long long)h) < (int)sizeof(tp))
+		if (mbox_state_path(mb, MBOX_LOCK_FILE_PREFIX, tp, sizeof(tp)) == 0)
 			mb->tfd = open(tp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW,
 			    0600);
 	}
@@ -533,9 +529,7 @@ mbox_open(const char *path, const char *journal_dir, unsigned flags, struct mbox
 	/* a plain cache: every message has Status: O (none is \Recent) and its X-UID */
 	if (!mb->cache_plain)
 		mark_recent(mb, 0);
-	if (rw && (mb->cache_plain ? mb->base_dirty || (mb->m.n > 0 &&
-	    mb->base.last_uid + 1 != mb->next_uid) : needs_write(mb)) &&
-	    mbox_write_locked(mb) < 0)
+	if (rw && needs_write(mb) && mbox_write_locked(mb) < 0)
 		goto fail_locked;
 	mb->scan_fresh = 0;
 	mb->cache_plain = 0;	/* true of the open only */

@@ -743,12 +743,11 @@ mbox_assign_uids(struct msgvec *out, uint32_t from, uint32_t prev_uid, uint32_t 
 
 	for (i = from; i < out->n; i++) {
 		struct mbox_msg *m = &out->v[i];
-
-		/* Once one message has no valid X-UID, every later one gets a new UID too:
-		 * UIDs must ascend in file order (RFC 3501 2.3.1.1). */
 		uint32_t uid;
 		uint8_t state;
 
+		/* Once one message has no valid X-UID, every later one gets a new UID too:
+		 * UIDs must ascend in file order (RFC 3501 2.3.1.1). */
 		if (trust && m->x_uid_ok && m->x_uid > prev_uid && m->x_uid <= last_uid) {
 			uid = m->x_uid;
 			state = m->state | MSG_UID_STORED;

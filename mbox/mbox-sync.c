@@ -307,7 +307,6 @@ reconcile(struct mbox *mb, struct msgvec *nv, const struct mbox_base *nb,
 		j++;
 	}
 	msgvec_free(nv);
-	memset(nv, 0, sizeof(*nv));
 done:
 	msgvec_free(&mb->m);
 	mb->m = out;
@@ -363,7 +362,6 @@ reload(struct mbox *mb, struct mbox_sync_result *res, int keep_gone)
 		goto fail;
 	if (r == 0) {
 		msgvec_free(&nv);
-		memset(&nv, 0, sizeof(nv));
 		if (mbox_scan(mb, 0, &nv, &nb) < 0)
 			goto fail;
 	}

@@ -633,7 +633,7 @@ class Client:
             if idx is None:
                 # a message the session was told of (EXISTS) before learning its UID
                 for i, e in enumerate(self.seq):
-                    if e[0] is None and e[1] < u and self._vanish_fits(i, u):
+                    if e[0] is None and e[1] < u and self._fits_between(i, u):
                         idx = i
                         break
             if idx is None:
@@ -652,7 +652,9 @@ class Client:
             else:
                 m.unattributed_expunge(self.gen)
 
-    def _vanish_fits(self, i, u):
+    def _fits_between(self, i, u):
+        """Whether UID u may stand at index i of self.seq: above the nearest known UID
+        before it and below the nearest known UID after it."""
         for k in range(i - 1, -1, -1):
             p = self.seq[k][0]
             if p is not None:
@@ -687,6 +689,10 @@ class Client:
         before = [e[0] for e in self.seq if e[0] is not None]
         own = {u: self.ms_seen.get(u) for u in before}
         cmd = Cmd("UID-FETCH-changedsince", b"UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d)" % n)
+        # 1:* names every message: NO [EXPUNGEISSUED] is fine if any of them may be gone,
+        # one the session knows, one whose UID it has not learned, or one new to it
+        cmd.targets = list(before)
+        cmd.unknown_above = [e[1] for e in self.seq if e[0] is None] + [self.max_uid]
         self.execute(cmd)
         self.check_fetches(cmd)
         if cmd.tagged.status != "OK" or t is None:
@@ -729,21 +735,7 @@ class Client:
         self._store("STORE-unchangedsince", rng.random() < 0.6, op, flags, unchanged=True)
 
     def _uid_order_ok(self, n, u, floor):
-        if u <= floor:
-            return False
-        for k in range(n - 2, -1, -1):
-            p = self.seq[k][0]
-            if p is not None:
-                if p >= u:
-                    return False
-                break
-        for k in range(n, len(self.seq)):
-            p = self.seq[k][0]
-            if p is not None:
-                if p <= u:
-                    return False
-                break
-        return True
+        return u > floor and self._fits_between(n - 1, u)
 
     # -- content checks (after the tagged response) ------------------------------------------
     def check_fetches(self, cmd):
