@@ -1,23 +1,22 @@
 /*
  * cmd-search.c: SEARCH and UID SEARCH (RFC 3501 6.4.4), with ESEARCH result options
- * (RFC 4731: RETURN (MIN MAX COUNT ALL)).  The criteria are parsed and evaluated by
- * search-program.c; this file feeds it the selected mailbox's messages.
+ * (RFC 4731: RETURN (MIN MAX COUNT ALL)), SAVE and "$" (RFC 5182) and PARTIAL (RFC 5267
+ * 4.4).  The criteria are parsed and evaluated by search-program.c; this file feeds it the
+ * selected mailbox's messages, for SORT and THREAD as well (search-run.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include "imapd/command.h"
 #include "imapd/condstore.h"
 #include "imapd/resp.h"
 #include "imapd/search-program.h"
+#include "imapd/search-run.h"
 #include "imapd/selected.h"
 #include "mbox/message.h"
-
-#define RET_MIN		0x01
-#define RET_MAX		0x02
-#define RET_COUNT	0x04
-#define RET_ALL		0x08
 
 struct smsg {
 	struct selected *sel;
@@ -27,7 +26,7 @@ struct smsg {
 	bool mime;		/* a full parse, not only the header */
 	bool ranged;
 	const unsigned char *data;	/* the message as FETCH reads it (mbox_msg_range) */
-	size_t len;
+	size_t len, hdr_len;
 	struct msg_cache_key key;
 };
 
@@ -41,12 +40,10 @@ hide(const char *name, size_t len, void *ctx)
 static void
 range(struct smsg *m)
 {
-	size_t hl;
-
 	if (m->ranged)
 		return;
 	m->ranged = true;
-	(void)mbox_msg_range(m->sel->mb, m->i, &m->data, &m->len, &hl, &m->key.off);
+	(void)mbox_msg_range(m->sel->mb, m->i, &m->data, &m->len, &m->hdr_len, &m->key.off);
 	m->key.len = m->len;
 	m->key.uid = mbox_msg_uid(m->sel->mb, m->i);
 }
@@ -89,33 +86,83 @@ has_keyword(void *ctx, const char *kw)
 	return idx >= 0 && (mbox_msg_keywords(m->sel->mb, m->i) >> idx & 1) != 0;
 }
 
-/* RETURN (...) options; returns the arguments after them, or NULL on a syntax error. */
-static const struct imap_arg *
-parse_return(const struct imap_arg *a, unsigned *ret, bool *esearch)
+static bool
+partial_range(const struct imap_arg *a, uint32_t *lo_r, uint32_t *hi_r)
+{
+	struct seqset set;
+	bool ok;
+
+	/* partial-range = nz-number ":" nz-number (RFC 5267 5), no "*" */
+	if (a == NULL || a->type != ARG_ATOM || strchr(a->str, ',') != NULL ||
+	    strchr(a->str, '*') != NULL || strchr(a->str, ':') == NULL ||
+	    !seqset_parse(a->str, &set))
+		return false;
+	ok = set.n == 1;
+	if (ok) {
+		*lo_r = (uint32_t)set.r[0].lo;
+		*hi_r = (uint32_t)set.r[0].hi;
+		if (*lo_r > *hi_r) {
+			uint32_t t = *lo_r;
+
+			*lo_r = *hi_r;
+			*hi_r = t;
+		}
+	}
+	seqset_clear(&set);
+	return ok;
+}
+
+const struct imap_arg *
+search_ret_parse(const struct imap_arg *a, struct search_ret *r, const char **why_r)
 {
 	const struct imap_arg *o;
 
-	*ret = 0;
-	*esearch = false;
+	memset(r, 0, sizeof(*r));
+	*why_r = NULL;
 	if (a == NULL || !arg_is_atom(a, "RETURN"))
 		return a;
-	if (a->next == NULL || a->next->type != ARG_LIST)
+	if (a->next == NULL || a->next->type != ARG_LIST) {
+		*why_r = "RETURN needs a list";
 		return NULL;
-	*esearch = true;
-	for (o = a->next->list; o != NULL; o = o->next) {
-		if (arg_is_atom(o, "MIN"))
-			*ret |= RET_MIN;
-		else if (arg_is_atom(o, "MAX"))
-			*ret |= RET_MAX;
-		else if (arg_is_atom(o, "COUNT"))
-			*ret |= RET_COUNT;
-		else if (arg_is_atom(o, "ALL"))
-			*ret |= RET_ALL;
-		else
-			return NULL;
 	}
-	if (*ret == 0)
-		*ret = RET_ALL;	/* RFC 4731 3.1: RETURN () means ALL */
+	r->esearch = true;
+	for (o = a->next->list; o != NULL; o = o->next) {
+		unsigned bit;
+
+		if (arg_is_atom(o, "MIN"))
+			bit = RET_MIN;
+		else if (arg_is_atom(o, "MAX"))
+			bit = RET_MAX;
+		else if (arg_is_atom(o, "COUNT"))
+			bit = RET_COUNT;
+		else if (arg_is_atom(o, "ALL"))
+			bit = RET_ALL;
+		else if (arg_is_atom(o, "SAVE"))
+			bit = RET_SAVE;
+		else if (arg_is_atom(o, "PARTIAL")) {
+			bit = RET_PARTIAL;
+			if (!partial_range(o->next, &r->plo, &r->phi)) {
+				*why_r = "PARTIAL needs a range n:m";
+				return NULL;
+			}
+			o = o->next;
+		} else {
+			*why_r = "unknown RETURN option";
+			return NULL;
+		}
+		if (r->opts & bit) {
+			*why_r = "RETURN option given twice";
+			return NULL;
+		}
+		r->opts |= bit;
+	}
+	/* RFC 5267 4.4: one PARTIAL or one ALL, not both */
+	if ((r->opts & RET_PARTIAL) && (r->opts & RET_ALL)) {
+		*why_r = "PARTIAL and ALL together";
+		return NULL;
+	}
+	if (r->opts == 0)
+		r->opts = RET_ALL;	/* RFC 4731 3.1: RETURN () means ALL */
 	return a->next->next;
 }
 
@@ -140,56 +187,70 @@ write_set(struct session *s, const uint32_t *v, size_t n)
 }
 
 void
-cmd_search(struct command *cmd)
+search_saved_clear(struct selected *sel)
+{
+	free(sel->saved);
+	sel->saved = NULL;
+	sel->n_saved = 0;
+}
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* RFC 5182 2.4: SAVE with only MIN and/or MAX keeps those; otherwise every message found. */
+static void
+save_result(struct selected *sel, const struct search_ret *r, const struct search_hits *h)
+{
+	uint32_t k;
+
+	search_saved_clear(sel);
+	sel->saved = malloc((h->n > 0 ? h->n : 1) * sizeof(*sel->saved));
+	if (sel->saved == NULL)
+		abort();
+	if (h->n > 0 && (r->opts & (RET_ALL | RET_COUNT | RET_PARTIAL)) == 0 &&
+	    (r->opts & (RET_MIN | RET_MAX)) != 0) {
+		if (r->opts & RET_MIN)
+			sel->saved[sel->n_saved++] = mbox_msg_uid(sel->mb, h->idx[0]);
+		if ((r->opts & RET_MAX) && (h->n > 1 || !(r->opts & RET_MIN)))
+			sel->saved[sel->n_saved++] = mbox_msg_uid(sel->mb, h->idx[h->n - 1]);
+	} else {
+		for (k = 0; k < h->n; k++)
+			sel->saved[sel->n_saved++] = mbox_msg_uid(sel->mb, h->idx[k]);
+	}
+	qsort(sel->saved, sel->n_saved, sizeof(*sel->saved), cmp_u32);
+}
+
+int
+search_run(struct command *cmd, const struct search_program *prog, const char *verb,
+	   search_hit_fn *fn, void *ctx, struct search_hits *h)
 {
 	struct session *s = cmd->s;
 	struct selected *sel = s->selected;
-	const struct imap_arg *a;
-	struct search_program *prog;
 	struct search_box box;
-	const char *why;
-	uint32_t *hits, nhits = 0, i, n;
-	uint64_t top_modseq = 0;
-	unsigned ret;
-	bool esearch, mime, gone = false, modseq;
+	uint32_t i, n;
+	bool mime;
 
-	a = parse_return(cmd->args, &ret, &esearch);
-	if (a == NULL && cmd->args != NULL) {
-		resp_bad(cmd, "Invalid RETURN options");
-		return;
-	}
-	switch (search_parse(a, &prog, &why)) {
-	case SEARCH_OK:
-		break;
-	case SEARCH_EBADCHARSET:
-		resp_no(cmd, "[BADCHARSET (US-ASCII UTF-8)] Unknown charset");
-		return;
-	default:
-		resp_bad(cmd, "Invalid search: %s", why);
-		return;
-	}
-	modseq = search_uses_modseq(prog);
-	if (modseq) {
-		/* RFC 7162 3.1.2.2: BAD without mod-sequences; else an enabling command */
-		if (!condstore_offered(s) || !mbox_has_modseq(sel->mb)) {
-			search_free(&prog);
-			resp_bad(cmd, "Invalid search: no mod-sequences in this mailbox");
-			return;
-		}
-		condstore_enable(s);
-	}
+	memset(h, 0, sizeof(*h));
 	/* the bytes are read under the store's read lock (see selected_read_begin()) */
 	if (selected_read_begin(s) < 0) {
-		search_free(&prog);
-		selected_store_failed(cmd, "SEARCH");
-		return;
+		selected_store_failed(cmd, verb);
+		return -1;
 	}
 	mime = search_needs_mime(prog);
 	n = sel->exists < mbox_count(sel->mb) ? sel->exists : mbox_count(sel->mb);
+	memset(&box, 0, sizeof(box));
 	box.count = n;
 	box.max_uid = n > 0 ? mbox_msg_uid(sel->mb, n - 1) : 0;
-	hits = malloc((n > 0 ? n : 1) * sizeof(*hits));
-	if (hits == NULL)
+	box.saved = sel->saved;
+	box.n_saved = sel->n_saved;
+	box.now = time(NULL);
+	h->idx = malloc((n > 0 ? n : 1) * sizeof(*h->idx));
+	if (h->idx == NULL)
 		abort();
 	for (i = 0; i < n; i++) {
 		struct smsg sm;
@@ -197,15 +258,15 @@ cmd_search(struct command *cmd)
 		int tz;
 
 		if (selected_read_pause(s) < 0) {
-			free(hits);
-			search_free(&prog);
-			selected_store_failed(cmd, "SEARCH");
-			return;
+			free(h->idx);
+			h->idx = NULL;
+			selected_store_failed(cmd, verb);
+			return -1;
 		}
 		if (!mbox_msg_available(sel->mb, i)) {
 			/* removed by another program, no copy kept: it matches nothing (RFC
 			 * 2180 4.4) */
-			gone = true;
+			h->gone = true;
 			continue;
 		}
 		memset(&sm, 0, sizeof(sm));
@@ -225,43 +286,142 @@ cmd_search(struct command *cmd)
 		m.get_hindex = get_hindex;
 		m.ctx = &sm;
 		if (search_match(prog, &box, &m)) {
-			hits[nhits++] = cmd->uid ? m.uid : m.seq;
-			if (m.modseq > top_modseq)
-				top_modseq = m.modseq;
+			h->idx[h->n++] = i;
+			if (m.modseq > h->top_modseq)
+				h->top_modseq = m.modseq;
+			if (fn != NULL) {
+				range(&sm);
+				fn(ctx, sel, i, sm.data, sm.len, sm.hdr_len);
+			}
 		}
 		msg_free(&sm.msg);
 	}
-	search_free(&prog);
 	selected_read_end(s);
-	if (!esearch) {
-		resp_printf(s, "* SEARCH");
-		for (i = 0; i < nhits; i++)
-			resp_printf(s, " %u", hits[i]);
+	return 0;
+}
+
+void
+search_answer(struct command *cmd, const char *verb, const struct search_ret *r,
+	      const struct search_hits *h, const uint32_t *nums, bool modseq)
+{
+	struct session *s = cmd->s;
+	uint32_t i;
+
+	if (r->opts & RET_SAVE)
+		save_result(s->selected, r, h);
+	if (!r->esearch) {
+		resp_printf(s, "* %s", verb);
+		for (i = 0; i < h->n; i++)
+			resp_printf(s, " %u", nums[i]);
 		/* RFC 7162 3.1.6: the highest mod-sequence of the messages found */
-		if (modseq && nhits > 0)
-			resp_printf(s, " (MODSEQ %llu)", (unsigned long long)top_modseq);
+		if (modseq && h->n > 0)
+			resp_printf(s, " (MODSEQ %llu)", (unsigned long long)h->top_modseq);
 		resp_printf(s, "\r\n");
-	} else {
-		resp_printf(s, "* ESEARCH (TAG ");
-		resp_string(s, cmd->tag, strlen(cmd->tag));
-		resp_printf(s, ")%s", cmd->uid ? " UID" : "");
-		if ((ret & RET_MIN) && nhits > 0)
-			resp_printf(s, " MIN %u", hits[0]);
-		if ((ret & RET_MAX) && nhits > 0)
-			resp_printf(s, " MAX %u", hits[nhits - 1]);
-		if (ret & RET_COUNT)
-			resp_printf(s, " COUNT %u", nhits);
-		if ((ret & RET_ALL) && nhits > 0) {
-			resp_printf(s, " ALL ");
-			write_set(s, hits, nhits);
-		}
-		/* RFC 7162 3.1.10, RFC 4731 3.2 */
-		if (modseq && nhits > 0)
-			resp_printf(s, " MODSEQ %llu", (unsigned long long)top_modseq);
-		resp_printf(s, "\r\n");
+		return;
 	}
-	free(hits);
-	if (gone)
+	/* RFC 5182 2.1: SAVE alone returns no ESEARCH */
+	if (r->opts == RET_SAVE)
+		return;
+	resp_printf(s, "* ESEARCH (TAG ");
+	resp_string(s, cmd->tag, strlen(cmd->tag));
+	resp_printf(s, ")%s", cmd->uid ? " UID" : "");
+	if ((r->opts & RET_MIN) && h->n > 0)
+		resp_printf(s, " MIN %u", nums[0]);
+	if ((r->opts & RET_MAX) && h->n > 0)
+		resp_printf(s, " MAX %u", nums[h->n - 1]);
+	if (r->opts & RET_COUNT)
+		resp_printf(s, " COUNT %u", h->n);
+	if ((r->opts & RET_ALL) && h->n > 0) {
+		resp_printf(s, " ALL ");
+		write_set(s, nums, h->n);
+	}
+	if (r->opts & RET_PARTIAL) {
+		/* RFC 5267 4.4: positions plo..phi of the results, NIL when none is there */
+		resp_printf(s, " PARTIAL (%u:%u ", r->plo, r->phi);
+		if (r->plo > h->n)
+			resp_printf(s, "NIL");
+		else
+			write_set(s, nums + r->plo - 1,
+				  (r->phi < h->n ? r->phi : h->n) - r->plo + 1);
+		resp_printf(s, ")");
+	}
+	/* RFC 7162 3.1.10, RFC 4731 3.2 */
+	if (modseq && h->n > 0)
+		resp_printf(s, " MODSEQ %llu", (unsigned long long)h->top_modseq);
+	resp_printf(s, "\r\n");
+}
+
+int
+search_charset_check(struct command *cmd, const struct imap_arg *a)
+{
+	if (a == NULL || !arg_is_astring(a)) {
+		resp_bad(cmd, "%s needs a charset", cmd->name);
+		return -1;
+	}
+	if (strcasecmp(a->str, "UTF-8") != 0 && strcasecmp(a->str, "US-ASCII") != 0) {
+		resp_no(cmd, "[BADCHARSET (UTF-8 US-ASCII)] Unknown charset");
+		return -1;
+	}
+	return 0;
+}
+
+void
+cmd_search(struct command *cmd)
+{
+	struct session *s = cmd->s;
+	struct selected *sel = s->selected;
+	const struct imap_arg *a;
+	struct search_program *prog;
+	struct search_ret ret;
+	struct search_hits h;
+	const char *why;
+	uint32_t *nums, i;
+	bool modseq;
+
+	a = search_ret_parse(cmd->args, &ret, &why);
+	if (a == NULL && why != NULL) {
+		resp_bad(cmd, "Invalid RETURN options: %s", why);
+		return;
+	}
+	switch (search_parse(a, &prog, &why)) {
+	case SEARCH_OK:
+		break;
+	case SEARCH_EBADCHARSET:
+		/* RFC 5182 2.1: a SEARCH with SAVE answered NO empties "$" */
+		if (ret.opts & RET_SAVE)
+			search_saved_clear(sel);
+		resp_no(cmd, "[BADCHARSET (US-ASCII UTF-8)] Unknown charset");
+		return;
+	default:
+		resp_bad(cmd, "Invalid search: %s", why);
+		return;
+	}
+	modseq = search_uses_modseq(prog);
+	if (modseq) {
+		/* RFC 7162 3.1.2.2: BAD without mod-sequences; else an enabling command */
+		if (!condstore_offered(s) || !mbox_has_modseq(sel->mb)) {
+			search_free(&prog);
+			resp_bad(cmd, "Invalid search: no mod-sequences in this mailbox");
+			return;
+		}
+		condstore_enable(s);
+	}
+	if (search_run(cmd, prog, "SEARCH", NULL, NULL, &h) < 0) {
+		search_free(&prog);
+		if (ret.opts & RET_SAVE)
+			search_saved_clear(sel);
+		return;
+	}
+	search_free(&prog);
+	nums = malloc((h.n > 0 ? h.n : 1) * sizeof(*nums));
+	if (nums == NULL)
+		abort();
+	for (i = 0; i < h.n; i++)
+		nums[i] = cmd->uid ? mbox_msg_uid(sel->mb, h.idx[i]) : h.idx[i] + 1;
+	search_answer(cmd, "SEARCH", &ret, &h, nums, modseq);
+	free(nums);
+	free(h.idx);
+	if (h.gone)
 		resp_ok(cmd, "[EXPUNGEISSUED] SEARCH completed; messages were expunged meanwhile");
 	else
 		resp_ok(cmd, "SEARCH completed");

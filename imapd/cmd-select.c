@@ -15,6 +15,7 @@
 #include "imapd/log.h"
 #include "imapd/resp.h"
 #include "mbox/folder.h"
+#include "mbox/mbox-sortcache.h"
 
 int
 selected_state_dir(const struct session *s, char *buf, size_t size)
@@ -287,8 +288,10 @@ selected_close(struct session *s)
 
 	if (sel == NULL)
 		return;
+	mbox_sortcache_free(&sel->sortcache);
 	mbox_free(&sel->mb);
 	msg_cache_free(&sel->cache);
+	free(sel->saved);
 	free(sel->state_dir);
 	free(sel->name);
 	free(sel);
@@ -512,6 +515,19 @@ selected_set(struct selected *sel, const char *text, bool uid)
 	uint8_t *mark;
 	size_t k;
 
+	if (strcmp(text, "$") == 0) {
+		/* RFC 5182 2.1: the saved result, sequence numbers or UIDs alike */
+		mark = calloc((size_t)n + 1, 1);
+		if (mark == NULL)
+			fatalx("out of memory");
+		for (k = 0; k < sel->n_saved; k++) {
+			int64_t i = mbox_uid_index(sel->mb, sel->saved[k]);
+
+			if (i >= 0 && (uint32_t)i < sel->exists)
+				mark[i] = 1;
+		}
+		return mark;
+	}
 	if (!seqset_parse(text, &set))
 		return NULL;
 	mark = calloc((size_t)n + 1, 1);

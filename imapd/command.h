@@ -90,6 +90,9 @@ void	cmd_store(struct command *cmd);
 void	cmd_fetch(struct command *cmd);
 /* cmd-search.c */
 void	cmd_search(struct command *cmd);
+/* cmd-sort.c */
+void	cmd_sort(struct command *cmd);
+void	cmd_thread(struct command *cmd);
 /* cmd-expunge.c */
 void	cmd_expunge(struct command *cmd);
 /* cmd-append.c */

@@ -23,7 +23,7 @@
 enum nkind {
 	N_ALL, N_AND, N_OR, N_NOT, N_SEQ, N_UID, N_FLAG, N_UNFLAG, N_KEYWORD, N_UNKEYWORD,
 	N_NEW, N_OLD, N_BEFORE, N_ON, N_SINCE, N_SENTBEFORE, N_SENTON, N_SENTSINCE,
-	N_LARGER, N_SMALLER, N_HEADER, N_BODY, N_TEXT, N_MODSEQ
+	N_LARGER, N_SMALLER, N_HEADER, N_BODY, N_TEXT, N_MODSEQ, N_SAVED, N_OLDER, N_YOUNGER
 };
 
 struct range {
@@ -372,6 +372,8 @@ parse_key(struct pstate *ps, const struct imap_arg **ap, unsigned int depth)
 		return NULL;
 	}
 	*ap = a->next;
+	if (a->len == 1 && a->str[0] == '$')
+		return new_node(N_SAVED);	/* RFC 5182: the saved result */
 	if (is_seqset(a->str, a->len)) {
 		if ((n = parse_set(N_SEQ, a->str, a->len)) == NULL)
 			ps->why = "bad sequence set";
@@ -410,12 +412,15 @@ parse_key(struct pstate *ps, const struct imap_arg **ap, unsigned int depth)
 		*ap = a->next;
 		return n;
 	}
-	if (arg_is_atom(a, "LARGER") || arg_is_atom(a, "SMALLER")) {
+	if (arg_is_atom(a, "LARGER") || arg_is_atom(a, "SMALLER") || arg_is_atom(a, "OLDER") ||
+	    arg_is_atom(a, "YOUNGER")) {
 		const struct imap_arg *v = *ap;
 		uint64_t num = 0;
 		size_t k;
 
-		n = new_node(arg_is_atom(a, "LARGER") ? N_LARGER : N_SMALLER);
+		/* OLDER and YOUNGER (RFC 5032) take an nz-number of seconds */
+		n = new_node(arg_is_atom(a, "LARGER") ? N_LARGER : arg_is_atom(a, "SMALLER") ?
+			     N_SMALLER : arg_is_atom(a, "OLDER") ? N_OLDER : N_YOUNGER);
 		if (v == NULL || v->type != ARG_ATOM || v->len == 0 || v->len > 19) {
 			ps->why = "bad number";
 			free_node(n);
@@ -428,6 +433,11 @@ parse_key(struct pstate *ps, const struct imap_arg **ap, unsigned int depth)
 				return NULL;
 			}
 			num = num * 10 + (uint64_t)(v->str[k] - '0');
+		}
+		if ((n->kind == N_OLDER || n->kind == N_YOUNGER) && (num == 0 || num > UINT32_MAX)) {
+			ps->why = "bad interval";
+			free_node(n);
+			return NULL;
 		}
 		n->num = num;
 		*ap = v->next;
@@ -489,6 +499,10 @@ parse_key(struct pstate *ps, const struct imap_arg **ap, unsigned int depth)
 	if (arg_is_atom(a, "UID")) {
 		const struct imap_arg *v = *ap;
 
+		if (v != NULL && v->type == ARG_ATOM && v->len == 1 && v->str[0] == '$') {
+			*ap = v->next;
+			return new_node(N_SAVED);
+		}
 		if (v == NULL || v->type != ARG_ATOM || !is_seqset(v->str, v->len) ||
 		    (n = parse_set(N_UID, v->str, v->len)) == NULL) {
 			ps->why = "bad UID set";
@@ -528,11 +542,27 @@ parse_key(struct pstate *ps, const struct imap_arg **ap, unsigned int depth)
 	return NULL;
 }
 
+static enum search_error
+parse_program(struct pstate *ps, const struct imap_arg *args, struct search_program **prog_r,
+	      const char **why_r)
+{
+	struct node *root = parse_list(ps, args, 0);
+
+	if (root == NULL) {
+		*why_r = ps->why != NULL ? ps->why : "bad criteria";
+		return SEARCH_ESYNTAX;
+	}
+	*prog_r = calloc(1, sizeof(**prog_r));
+	if (*prog_r == NULL)
+		abort();
+	(*prog_r)->root = root;
+	return SEARCH_OK;
+}
+
 enum search_error
 search_parse(const struct imap_arg *args, struct search_program **prog_r, const char **why_r)
 {
 	struct pstate ps = { NULL, 0, NULL };
-	struct node *root;
 
 	*prog_r = NULL;
 	*why_r = NULL;
@@ -549,16 +579,18 @@ search_parse(const struct imap_arg *args, struct search_program **prog_r, const 
 			ps.charset = cs->str;
 		args = cs->next;
 	}
-	root = parse_list(&ps, args, 0);
-	if (root == NULL) {
-		*why_r = ps.why != NULL ? ps.why : "bad criteria";
-		return SEARCH_ESYNTAX;
-	}
-	*prog_r = calloc(1, sizeof(**prog_r));
-	if (*prog_r == NULL)
-		abort();
-	(*prog_r)->root = root;
-	return SEARCH_OK;
+	return parse_program(&ps, args, prog_r, why_r);
+}
+
+enum search_error
+search_parse_keys(const struct imap_arg *args, struct search_program **prog_r,
+		  const char **why_r)
+{
+	struct pstate ps = { NULL, 0, NULL };
+
+	*prog_r = NULL;
+	*why_r = NULL;
+	return parse_program(&ps, args, prog_r, why_r);
 }
 
 /* ---- evaluation ---- */
@@ -866,6 +898,22 @@ sent_day(const struct search_msg *m, long long *day_r)
 }
 
 static bool
+in_saved(const struct search_box *box, uint32_t uid)
+{
+	size_t lo = 0, hi = box->n_saved;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (box->saved[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < box->n_saved && box->saved[lo] == uid;
+}
+
+static bool
 eval(const struct node *n, const struct search_box *box, const struct search_msg *m)
 {
 	const struct node *c;
@@ -916,6 +964,13 @@ eval(const struct node *n, const struct search_box *box, const struct search_msg
 		return sent_day(m, &day) && day >= n->day;
 	case N_MODSEQ:
 		return m->modseq >= n->num;
+	case N_SAVED:
+		return in_saved(box, m->uid);
+	case N_OLDER:
+		/* RFC 5032: the INTERNALDATE more than num seconds before now */
+		return (long long)box->now - (long long)m->internal_date > (long long)n->num;
+	case N_YOUNGER:
+		return (long long)box->now - (long long)m->internal_date <= (long long)n->num;
 	case N_LARGER:
 		return m->size > n->num;
 	case N_SMALLER:
@@ -953,10 +1008,10 @@ search_needs_mime(const struct search_program *prog)
 }
 
 static bool
-uses_modseq(const struct node *n)
+uses_kind(const struct node *n, enum nkind kind)
 {
 	for (; n != NULL; n = n->next) {
-		if (n->kind == N_MODSEQ || uses_modseq(n->child))
+		if (n->kind == kind || uses_kind(n->child, kind))
 			return true;
 	}
 	return false;
@@ -965,7 +1020,13 @@ uses_modseq(const struct node *n)
 bool
 search_uses_modseq(const struct search_program *prog)
 {
-	return uses_modseq(prog->root);
+	return uses_kind(prog->root, N_MODSEQ);
+}
+
+bool
+search_uses_saved(const struct search_program *prog)
+{
+	return uses_kind(prog->root, N_SAVED);
 }
 
 bool

@@ -48,10 +48,13 @@ struct search_msg {
 	void *ctx;
 };
 
-/* The mailbox around the messages, for "*" in sets. */
+/* The mailbox around the messages: "*" in sets, "$" (RFC 5182), now for RFC 5032. */
 struct search_box {
 	uint32_t count;			/* messages */
 	uint32_t max_uid;		/* UID of the last message, 0 if empty */
+	const uint32_t *saved;		/* the saved result's UIDs, ascending */
+	size_t n_saved;
+	time_t now;			/* OLDER and YOUNGER count from here */
 };
 
 enum search_error {
@@ -67,6 +70,10 @@ enum search_error {
  */
 enum search_error search_parse(const struct imap_arg *args, struct search_program **prog_r,
 			       const char **why_r);
+/* The same for criteria without a CHARSET prefix, in US-ASCII or UTF-8 (SORT and THREAD
+ * take the charset as an argument of their own, RFC 5256 3). */
+enum search_error search_parse_keys(const struct imap_arg *args,
+				    struct search_program **prog_r, const char **why_r);
 void search_free(struct search_program **progp);
 
 /* Do the keys look into bodies (BODY, TEXT)?  If not, get_msg may give a header-only parse
@@ -75,6 +82,9 @@ bool search_needs_mime(const struct search_program *prog);
 
 /* Is there a MODSEQ key (RFC 7162 3.1.5)? */
 bool search_uses_modseq(const struct search_program *prog);
+
+/* Is "$" (RFC 5182) used? */
+bool search_uses_saved(const struct search_program *prog);
 
 /* Does the message match? */
 bool search_match(const struct search_program *prog, const struct search_box *box,

@@ -31,6 +31,14 @@ struct selected {
 	 * invalidation: a stale entry simply misses.
 	 */
 	struct msg_cache *cache;
+	/*
+	 * The saved search result, "$" (RFC 5182), as UIDs ascending: a message expunged drops
+	 * out of it by itself, as section 2.1 requires.  Empty at SELECT.
+	 */
+	uint32_t	*saved;
+	size_t		n_saved;
+	/* SORT and THREAD keys from the sort cache (mbox/mbox-sortcache.h); NULL until used */
+	struct mbox_sortcache *sortcache;
 };
 
 /* The selection's parse cache, made on first use. */
@@ -94,7 +102,7 @@ void	selected_write_flags_with(struct session *s, const struct mbox *mb, uint32_
 				  unsigned extra);
 
 /*
- * The messages a sequence set (uid: a UID set) names, as a malloc'd array of one byte per
+ * The messages a sequence set (uid: a UID set) names, "$" the saved result (RFC 5182), as a malloc'd array of one byte per
  * message index (1 = named); only messages the client has been told of count.  NULL when
  * the text is not a valid set or names a sequence number above EXISTS (the caller answers
  * BAD, RFC 3501 9); UIDs that do not exist are simply not named.

@@ -14,7 +14,7 @@
  *   struct cache_hdr
  *   keyword names, each NUL-terminated, padded with NULs to a multiple of 8 (kw_len bytes)
  *   n_msgs records of struct mbox_msg as the scan leaves them (UIDs as a hint only)
- *   struct cache_tail: a checksum of everything before it (cache_sum(): the header, the
+ *   struct cache_tail: a checksum of everything before it (mbox_cache_sum(): the header, the
  *   names, then the records in groups of CACHE_CHUNK), n_msgs again
  *
  * Trust: a cache whose stamp equals the file's is used as it is, except when it was saved
@@ -40,8 +40,8 @@
 #endif
 
 #define CACHE_MAGIC	"IMAPDch\n"
-#define CACHE_VERSION	5u	/* 2: mbox_msg_fp() replaced crc32; 3: modseq; 4: cache_sum()
-				 * replaced crc32, the mod-sequence records' generation; 5: cache_sum()
+#define CACHE_VERSION	5u	/* 2: mbox_msg_fp() replaced crc32; 3: modseq; 4: mbox_cache_sum()
+				 * replaced crc32, the mod-sequence records' generation; 5: mbox_cache_sum()
 				 * a sum of sums */
 #define CACHE_ENDIAN	0x01020304u
 /* Bytes of keyword names at most: every name with its NUL, padded. */
@@ -156,8 +156,8 @@ read_full(int fd, void *buf, size_t n)
 	return 0;
 }
 
-static int
-write_full(int fd, const void *buf, size_t n)
+int
+mbox_write_full(int fd, const void *buf, size_t n)
 {
 	const unsigned char *p = buf;
 
@@ -184,8 +184,8 @@ write_full(int fd, const void *buf, size_t n)
  * Over a 10 MB cache (100,000 messages) this is about 0.2 ms once the pages are mapped;
  * the multiply-xorshift lanes it replaced took 1.6 ms and zlib's crc32 5-10 ms.
  */
-static uint32_t
-cache_sum(uint32_t sum, const void *p, size_t n)
+uint32_t
+mbox_cache_sum(uint32_t sum, const void *p, size_t n)
 {
 	const unsigned char *b = p;
 	uint64_t a[4] = { 0x9e3779b97f4a7c15ULL ^ sum, 0xc2b2ae3d27d4eb4fULL,
@@ -386,13 +386,13 @@ mbox_cache_load(struct mbox *mb)
 	v.v = (struct mbox_msg *)(void *)((unsigned char *)v.map + sizeof(h) + h.kw_len);
 	v.n = v.cap = h.n_msgs;
 	memcpy(&t, (const unsigned char *)(v.v + h.n_msgs), sizeof(t));
-	crc = cache_sum(0, &h, sizeof(h));
-	crc = cache_sum(crc, kw, h.kw_len);
+	crc = mbox_cache_sum(0, &h, sizeof(h));
+	crc = mbox_cache_sum(crc, kw, h.kw_len);
 	/* in the groups the save wrote them in, the last one perhaps empty; each group
 	 * checked while it is in the processor's cache */
 	for (i = 0; i < h.n_msgs; i += k) {
 		k = h.n_msgs - i < CACHE_CHUNK ? h.n_msgs - i : CACHE_CHUNK;
-		crc = cache_sum(crc, v.v + i, (size_t)k * sizeof(*v.v));
+		crc = mbox_cache_sum(crc, v.v + i, (size_t)k * sizeof(*v.v));
 		for (j = i; j < i + k; j++) {
 			const struct mbox_msg *m = &v.v[j];
 
@@ -404,7 +404,7 @@ mbox_cache_load(struct mbox *mb)
 		}
 	}
 	if (h.n_msgs % CACHE_CHUNK == 0)
-		crc = cache_sum(crc, v.v + i, 0);
+		crc = mbox_cache_sum(crc, v.v + i, 0);
 	if (t.crc != crc || t.n_msgs != h.n_msgs)
 		goto reject;
 	if (load_keywords(mb, kw, h.kw_len, h.n_kw) < 0)
@@ -549,9 +549,9 @@ write_cache(struct mbox *mb, int fd, const struct mbox_stamp *s)
 	h.n_kw = mb->n_kw;
 	h.kw_len = (uint32_t)kl;
 	h.ms_gen = mb->ms_ok && !mb->ms_stale ? mb->ms_gen : 0;
-	crc = cache_sum(0, &h, sizeof(h));
-	crc = cache_sum(crc, kw, kl);
-	if (write_full(fd, &h, sizeof(h)) < 0 || write_full(fd, kw, kl) < 0)
+	crc = mbox_cache_sum(0, &h, sizeof(h));
+	crc = mbox_cache_sum(crc, kw, kl);
+	if (mbox_write_full(fd, &h, sizeof(h)) < 0 || mbox_write_full(fd, kw, kl) < 0)
 		return -1;
 	for (i = 0; i < mb->m.n; i++) {
 		if (mb->m.v[i].state & MSG_GONE)
@@ -562,18 +562,18 @@ write_cache(struct mbox *mb, int fd, const struct mbox_stamp *s)
 		if (check_record(&h, &chunk[k], w++, &prev_end, &prev_uid) < 0)
 			return -1;
 		if (++k == CACHE_CHUNK) {
-			crc = cache_sum(crc, chunk, k * sizeof(chunk[0]));
-			if (write_full(fd, chunk, k * sizeof(chunk[0])) < 0)
+			crc = mbox_cache_sum(crc, chunk, k * sizeof(chunk[0]));
+			if (mbox_write_full(fd, chunk, k * sizeof(chunk[0])) < 0)
 				return -1;
 			k = 0;
 		}
 	}
-	crc = cache_sum(crc, chunk, k * sizeof(chunk[0]));
-	if (k > 0 && write_full(fd, chunk, k * sizeof(chunk[0])) < 0)
+	crc = mbox_cache_sum(crc, chunk, k * sizeof(chunk[0]));
+	if (k > 0 && mbox_write_full(fd, chunk, k * sizeof(chunk[0])) < 0)
 		return -1;
 	t.crc = crc;
 	t.n_msgs = n;
-	return write_full(fd, &t, sizeof(t));
+	return mbox_write_full(fd, &t, sizeof(t));
 }
 
 void

@@ -212,6 +212,10 @@ uint64_t mbox_count_bare_lf(const unsigned char *p, size_t n);
 uint32_t mbox_msg_fp(const unsigned char *from, size_t len, uint64_t hdr_vsize);
 /* A multiply-xorshift over 8-byte words: a fast checksum, not a cryptographic one */
 uint64_t mbox_hash64(const unsigned char *p, size_t n, uint64_t seed);
+/* The checksum of the cache files (mbox-cache.c): fold n bytes at p into sum. */
+uint32_t mbox_cache_sum(uint32_t sum, const void *p, size_t n);
+/* write(2) until all n bytes are out (EINTR retried): 0, or -1 with errno set. */
+int mbox_write_full(int fd, const void *buf, size_t n);
 int msgvec_push(struct msgvec *v, const struct mbox_msg *m);
 void msgvec_free(struct msgvec *v);
 

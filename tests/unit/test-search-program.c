@@ -145,7 +145,7 @@ static const char *const body =
 
 static struct tmsg tm;
 static struct search_msg sm;
-static const struct search_box box = { 10, 500 };
+static const struct search_box box = { .count = 10, .max_uid = 500 };
 
 static int
 setup(void **state)

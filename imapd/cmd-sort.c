@@ -1,0 +1,389 @@
+/*
+ * cmd-sort.c: SORT and UID SORT (RFC 5256, with SORT=DISPLAY of RFC 5957 and the RETURN
+ * options of ESORT, RFC 5267 3), THREAD and UID THREAD (RFC 5256: ORDEREDSUBJECT and
+ * REFERENCES).
+ *
+ * The messages are found as SEARCH finds them (search-run.h); each one's keys come from the
+ * sort cache (mbox/mbox-sortcache.h) or, when it has none for it, from its header, and are
+ * added to the cache, which is written back once the answer is out.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "imapd/command.h"
+#include "imapd/condstore.h"
+#include "imapd/resp.h"
+#include "imapd/search-run.h"
+#include "imapd/selected.h"
+#include "mbox/mbox-sortcache.h"
+#include "mbox/message-sort.h"
+#include "mbox/message-thread.h"
+
+/* Sort criteria per command; the keys number nine, so more only repeat some. */
+#define SORT_MAX_CRITERIA	32
+
+enum skey {
+	K_ARRIVAL, K_CC, K_DATE, K_FROM, K_SIZE, K_SUBJECT, K_TO, K_DISPLAYFROM, K_DISPLAYTO
+};
+
+static const struct {
+	const char *name;
+	enum skey key;
+} sort_keys_table[] = {
+	{ "ARRIVAL", K_ARRIVAL }, { "CC", K_CC }, { "DATE", K_DATE }, { "FROM", K_FROM },
+	{ "SIZE", K_SIZE }, { "SUBJECT", K_SUBJECT }, { "TO", K_TO },
+	{ "DISPLAYFROM", K_DISPLAYFROM }, { "DISPLAYTO", K_DISPLAYTO },
+};
+
+struct criterion {
+	enum skey key;
+	bool reverse;
+};
+
+/* One message being sorted. */
+struct sent {
+	uint32_t idx;
+	int64_t date;			/* sent date, INTERNALDATE when there is none */
+	int64_t arrival;
+	uint64_t size;
+	struct sort_keys k;
+};
+
+struct sort_ctx {
+	struct mbox_sortcache *sc;
+	struct sort_keys_buf buf;
+	uint32_t computed;		/* headers read because the cache had no keys */
+};
+
+static bool
+hide(const char *name, size_t len, void *ctx)
+{
+	(void)ctx;
+	return mbox_header_is_hidden(name, len) != 0;
+}
+
+/* Under the read lock, for each message found: its keys into the cache if not there. */
+static void
+want_keys(void *ctx, struct selected *sel, uint32_t i, const unsigned char *data, size_t len,
+	  size_t hdr_len)
+{
+	struct sort_ctx *c = ctx;
+	uint32_t uid = mbox_msg_uid(sel->mb, i);
+	uint64_t size = mbox_msg_size(sel->mb, i);
+	struct sort_keys k;
+
+	if (mbox_sortcache_get(c->sc, uid, size, &k))
+		return;
+	sort_keys_extract(data, hdr_len < len ? hdr_len : len, hide, NULL, &c->buf, &k);
+	mbox_sortcache_put(c->sc, uid, size, &k);
+	c->computed++;
+}
+
+static struct mbox_sortcache *
+sortcache(struct selected *sel)
+{
+	if (sel->sortcache != NULL && mbox_sortcache_added(sel->sortcache) == 0) {
+		/* a new UIDVALIDITY, or another session's newer file: read it again */
+		mbox_sortcache_free(&sel->sortcache);
+	}
+	if (sel->sortcache == NULL)
+		sel->sortcache = mbox_sortcache_open(sel->mb);
+	return sel->sortcache;
+}
+
+/* The keys of every message found, in mailbox order; NULL when the store failed (answered). */
+static struct sent *
+find_sorted(struct command *cmd, const struct search_program *prog, const char *verb,
+	    struct search_hits *h)
+{
+	struct selected *sel = cmd->s->selected;
+	struct sort_ctx c;
+	struct sent *v;
+	uint32_t j;
+
+	memset(&c, 0, sizeof(c));
+	c.sc = sortcache(sel);
+	sort_keys_buf_init(&c.buf);
+	if (search_run(cmd, prog, verb, want_keys, &c, h) < 0) {
+		sort_keys_buf_free(&c.buf);
+		return NULL;
+	}
+	sort_keys_buf_free(&c.buf);
+	v = calloc(h->n > 0 ? h->n : 1, sizeof(*v));
+	if (v == NULL)
+		abort();
+	for (j = 0; j < h->n; j++) {
+		uint32_t i = h->idx[j];
+		int tz;
+
+		v[j].idx = i;
+		v[j].arrival = (int64_t)mbox_msg_date(sel->mb, i, &tz);
+		v[j].size = mbox_msg_size(sel->mb, i);
+		if (!mbox_sortcache_get(c.sc, mbox_msg_uid(sel->mb, i), v[j].size, &v[j].k))
+			memset(&v[j].k, 0, sizeof(v[j].k));	/* not reached: just added */
+		/* RFC 5256 2.2: without a usable Date, the INTERNALDATE */
+		v[j].date = (v[j].k.flags & SORT_K_DATE) ? v[j].k.sent : v[j].arrival;
+	}
+	return v;
+}
+
+/* After the answer: what was added to the cache goes to its file. */
+static void
+save_keys(struct selected *sel)
+{
+	if (sel->sortcache != NULL && mbox_sortcache_added(sel->sortcache) > 0)
+		mbox_sortcache_save(sel->sortcache, sel->mb);
+}
+
+static int
+cmp_str(const struct sort_keys *a, const struct sort_keys *b, enum sort_str s)
+{
+	size_t la = a->slen[s], lb = b->slen[s], n = la < lb ? la : lb;
+	int r = n > 0 ? memcmp(a->s[s], b->s[s], n) : 0;
+
+	if (r != 0)
+		return r;
+	return la < lb ? -1 : la > lb;	/* "" before everything (RFC 5256 3) */
+}
+
+static int
+cmp_one(const struct sent *a, const struct sent *b, enum skey key)
+{
+	switch (key) {
+	case K_ARRIVAL:
+		return a->arrival < b->arrival ? -1 : a->arrival > b->arrival;
+	case K_DATE:
+		return a->date < b->date ? -1 : a->date > b->date;
+	case K_SIZE:
+		return a->size < b->size ? -1 : a->size > b->size;
+	case K_CC:
+		return cmp_str(&a->k, &b->k, SORT_S_CC);
+	case K_FROM:
+		return cmp_str(&a->k, &b->k, SORT_S_FROM);
+	case K_TO:
+		return cmp_str(&a->k, &b->k, SORT_S_TO);
+	case K_SUBJECT:
+		return cmp_str(&a->k, &b->k, SORT_S_SUBJECT);
+	case K_DISPLAYFROM:
+		return cmp_str(&a->k, &b->k, SORT_S_DISPLAYFROM);
+	case K_DISPLAYTO:
+		return cmp_str(&a->k, &b->k, SORT_S_DISPLAYTO);
+	}
+	return 0;
+}
+
+struct criteria {
+	struct criterion c[SORT_MAX_CRITERIA];
+	size_t n;
+};
+
+static int
+cmp_sent(const void *pa, const void *pb, void *ctx)
+{
+	const struct criteria *cr = ctx;
+	const struct sent *a = pa, *b = pb;
+	size_t i;
+
+	for (i = 0; i < cr->n; i++) {
+		int r = cmp_one(a, b, cr->c[i].key);
+
+		if (r != 0)
+			return cr->c[i].reverse ? -r : r;
+	}
+	/* RFC 5256 3: the implicit last criterion, sequence number, never reversed */
+	return a->idx < b->idx ? -1 : a->idx > b->idx;
+}
+
+/* sort-criteria = "(" sort-criterion *(SP sort-criterion) ")" */
+static bool
+parse_criteria(const struct imap_arg *a, struct criteria *cr)
+{
+	const struct imap_arg *o;
+
+	cr->n = 0;
+	if (a == NULL || a->type != ARG_LIST || a->list == NULL)
+		return false;
+	for (o = a->list; o != NULL; o = o->next) {
+		bool rev = false;
+		size_t k;
+
+		if (arg_is_atom(o, "REVERSE")) {
+			rev = true;
+			o = o->next;
+			if (o == NULL)
+				return false;
+		}
+		for (k = 0; k < sizeof(sort_keys_table) / sizeof(sort_keys_table[0]); k++) {
+			if (arg_is_atom(o, sort_keys_table[k].name))
+				break;
+		}
+		if (k == sizeof(sort_keys_table) / sizeof(sort_keys_table[0]) ||
+		    cr->n == SORT_MAX_CRITERIA)
+			return false;
+		cr->c[cr->n].key = sort_keys_table[k].key;
+		cr->c[cr->n].reverse = rev;
+		cr->n++;
+	}
+	return true;
+}
+
+/*
+ * The part SORT and THREAD share after their own first argument: the charset, the search
+ * criteria, mod-sequences (RFC 7162 3.1.5).  Returns the program, or NULL after answering.
+ */
+static struct search_program *
+parse_search(struct command *cmd, const struct imap_arg *a, const struct search_ret *ret,
+	     bool *modseq_r)
+{
+	struct session *s = cmd->s;
+	struct search_program *prog;
+	const char *why;
+
+	if (a == NULL) {
+		resp_bad(cmd, "%s needs a charset and search criteria", cmd->name);
+		return NULL;
+	}
+	if (search_charset_check(cmd, a) < 0) {
+		/* RFC 5182 2.1: a NO to a command with SAVE empties "$" */
+		if (cmd->answered && (ret->opts & RET_SAVE))
+			search_saved_clear(s->selected);
+		return NULL;
+	}
+	if (a->next == NULL) {
+		resp_bad(cmd, "%s needs search criteria", cmd->name);
+		return NULL;
+	}
+	if (search_parse_keys(a->next, &prog, &why) != SEARCH_OK) {
+		resp_bad(cmd, "Invalid search: %s", why);
+		return NULL;
+	}
+	*modseq_r = search_uses_modseq(prog);
+	if (*modseq_r) {
+		if (!condstore_offered(s) || !mbox_has_modseq(s->selected->mb)) {
+			search_free(&prog);
+			resp_bad(cmd, "Invalid search: no mod-sequences in this mailbox");
+			return NULL;
+		}
+		condstore_enable(s);
+	}
+	return prog;
+}
+
+static void
+answer_done(struct command *cmd, const char *verb, bool gone)
+{
+	if (gone)
+		resp_ok(cmd, "[EXPUNGEISSUED] %s completed; messages were expunged meanwhile", verb);
+	else
+		resp_ok(cmd, "%s completed", verb);
+}
+
+void
+cmd_sort(struct command *cmd)
+{
+	struct session *s = cmd->s;
+	struct selected *sel = s->selected;
+	const struct imap_arg *a;
+	struct search_program *prog;
+	struct search_ret ret;
+	struct search_hits h;
+	struct criteria cr;
+	struct sent *v;
+	const char *why;
+	uint32_t *nums, j;
+	bool modseq = false;
+
+	a = search_ret_parse(cmd->args, &ret, &why);
+	if (a == NULL && why != NULL) {
+		resp_bad(cmd, "Invalid RETURN options: %s", why);
+		return;
+	}
+	if (!parse_criteria(a, &cr)) {
+		resp_bad(cmd, "Invalid sort criteria");
+		return;
+	}
+	if ((prog = parse_search(cmd, a->next, &ret, &modseq)) == NULL)
+		return;
+	v = find_sorted(cmd, prog, "SORT", &h);
+	search_free(&prog);
+	if (v == NULL) {
+		if (ret.opts & RET_SAVE)
+			search_saved_clear(sel);
+		return;
+	}
+	qsort_r(v, h.n, sizeof(*v), cmp_sent, &cr);
+	nums = malloc((h.n > 0 ? h.n : 1) * sizeof(*nums));
+	if (nums == NULL)
+		abort();
+	for (j = 0; j < h.n; j++) {
+		h.idx[j] = v[j].idx;
+		nums[j] = cmd->uid ? mbox_msg_uid(sel->mb, v[j].idx) : v[j].idx + 1;
+	}
+	free(v);
+	search_answer(cmd, "SORT", &ret, &h, nums, modseq);
+	free(nums);
+	free(h.idx);
+	answer_done(cmd, "SORT", h.gone);
+	save_keys(sel);
+}
+
+void
+cmd_thread(struct command *cmd)
+{
+	struct session *s = cmd->s;
+	struct selected *sel = s->selected;
+	const struct imap_arg *a = cmd->args;
+	struct search_program *prog;
+	struct search_ret ret;
+	struct search_hits h;
+	struct thread_msg *tm;
+	struct sent *v;
+	enum thread_alg alg;
+	struct dbuf out;
+	uint32_t j;
+	bool modseq = false;
+
+	memset(&ret, 0, sizeof(ret));
+	if (arg_is_atom(a, "ORDEREDSUBJECT")) {
+		alg = THREAD_ORDEREDSUBJECT;
+	} else if (arg_is_atom(a, "REFERENCES")) {
+		alg = THREAD_REFERENCES;
+	} else {
+		resp_bad(cmd, "Unknown threading algorithm");
+		return;
+	}
+	if ((prog = parse_search(cmd, a->next, &ret, &modseq)) == NULL)
+		return;
+	v = find_sorted(cmd, prog, "THREAD", &h);
+	search_free(&prog);
+	if (v == NULL)
+		return;
+	tm = calloc(h.n > 0 ? h.n : 1, sizeof(*tm));
+	if (tm == NULL)
+		abort();
+	for (j = 0; j < h.n; j++) {
+		tm[j].id = cmd->uid ? mbox_msg_uid(sel->mb, v[j].idx) : v[j].idx + 1;
+		tm[j].sent = v[j].date;
+		tm[j].msgid = (v[j].k.flags & SORT_K_MSGID) ? v[j].k.msgid : 0;
+		tm[j].refs = v[j].k.refs;
+		tm[j].nrefs = v[j].k.nrefs;
+		tm[j].subj = v[j].k.s[SORT_S_SUBJECT];
+		tm[j].subj_len = v[j].k.slen[SORT_S_SUBJECT];
+		tm[j].reply = (v[j].k.flags & SORT_K_REPLY) != 0;
+	}
+	dbuf_init(&out, SIZE_MAX);
+	thread_build(alg, tm, h.n, &out);
+	resp_printf(s, "* THREAD");
+	if (out.len > 0) {
+		resp_printf(s, " ");
+		resp_raw(s, out.data, out.len);
+	}
+	resp_printf(s, "\r\n");
+	dbuf_free(&out);
+	free(tm);
+	free(v);
+	free(h.idx);
+	answer_done(cmd, "THREAD", h.gone);
+	save_keys(sel);
+}

@@ -1,0 +1,76 @@
+#ifndef IMAPD_SEARCH_RUN_H
+#define IMAPD_SEARCH_RUN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "imapd/command.h"
+#include "imapd/search-program.h"
+#include "imapd/selected.h"
+
+/*
+ * What SEARCH, SORT and THREAD share (cmd-search.c): the RETURN options, the run of a search
+ * program over the selected mailbox, and the answer in SEARCH, SORT or ESEARCH form with the
+ * saved result ("$", RFC 5182).
+ */
+
+/* RETURN options: RFC 4731 (MIN MAX COUNT ALL), RFC 5182 (SAVE), RFC 5267 4.4 (PARTIAL). */
+#define RET_MIN		0x01
+#define RET_MAX		0x02
+#define RET_COUNT	0x04
+#define RET_ALL		0x08
+#define RET_SAVE	0x10
+#define RET_PARTIAL	0x20
+
+struct search_ret {
+	unsigned opts;
+	bool esearch;		/* RETURN was given: the answer is ESEARCH */
+	uint32_t plo, phi;	/* PARTIAL range, plo <= phi */
+};
+
+/*
+ * RETURN (...) at a, if there is one.  Returns the arguments after it (a itself without
+ * RETURN); on a syntax error sets *why_r (static text) and returns NULL.
+ */
+const struct imap_arg *search_ret_parse(const struct imap_arg *a, struct search_ret *r,
+					const char **why_r);
+
+/* The messages a search program matched, by message index, in mailbox order. */
+struct search_hits {
+	uint32_t *idx;
+	uint32_t n;
+	bool gone;		/* a message was removed by another program, no copy kept */
+	uint64_t top_modseq;	/* highest mod-sequence among them */
+};
+
+/*
+ * Called under the store's read lock for each matching message i, with its bytes as FETCH
+ * reads them (data, len; hdr_len of them the header).  May be NULL.
+ */
+typedef void search_hit_fn(void *ctx, struct selected *sel, uint32_t i,
+			   const unsigned char *data, size_t len, size_t hdr_len);
+
+/*
+ * Runs prog over the messages the client knows of.  0 with *h filled (free h->idx), or -1
+ * when the store could not be read: the command is answered then (verb names it).
+ */
+int search_run(struct command *cmd, const struct search_program *prog, const char *verb,
+	       search_hit_fn *fn, void *ctx, struct search_hits *h);
+
+/*
+ * The untagged answer for hits in the order given (nums: their numbers, sequence numbers or
+ * UIDs): "* <verb> n n ..." without RETURN, ESEARCH with it; with RET_SAVE the saved result
+ * is set (RFC 5182 2.4).  modseq: add the highest mod-sequence (RFC 7162 3.1.6).
+ */
+void search_answer(struct command *cmd, const char *verb, const struct search_ret *r,
+		   const struct search_hits *h, const uint32_t *nums, bool modseq);
+
+/* "$" empty (RFC 5182 2.1: a SEARCH with SAVE that failed). */
+void search_saved_clear(struct selected *sel);
+
+/* The CHARSET argument of SORT and THREAD: 0 if US-ASCII or UTF-8, else -1 after answering
+ * NO [BADCHARSET] (a missing one gets BAD). */
+int search_charset_check(struct command *cmd, const struct imap_arg *a);
+
+#endif
