@@ -48,6 +48,16 @@ range(struct smsg *m)
 	m->key.uid = mbox_msg_uid(m->sel->mb, m->i);
 }
 
+void
+search_msg_bytes(struct smsg *m, const unsigned char **data_r, size_t *len_r,
+		 size_t *hdr_len_r)
+{
+	range(m);
+	*data_r = m->data;
+	*len_r = m->len;
+	*hdr_len_r = m->hdr_len;
+}
+
 static const struct msg *
 get_msg(void *ctx)
 {
@@ -289,10 +299,8 @@ search_run(struct command *cmd, const struct search_program *prog, const char *v
 			h->idx[h->n++] = i;
 			if (m.modseq > h->top_modseq)
 				h->top_modseq = m.modseq;
-			if (fn != NULL) {
-				range(&sm);
-				fn(ctx, sel, i, sm.data, sm.len, sm.hdr_len);
-			}
+			if (fn != NULL)
+				fn(ctx, sel, i, &sm);
 		}
 		msg_free(&sm.msg);
 	}

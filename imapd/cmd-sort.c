@@ -65,16 +65,19 @@ hide(const char *name, size_t len, void *ctx)
 
 /* Under the read lock, for each message found: its keys into the cache if not there. */
 static void
-want_keys(void *ctx, struct selected *sel, uint32_t i, const unsigned char *data, size_t len,
-	  size_t hdr_len)
+want_keys(void *ctx, struct selected *sel, uint32_t i, struct smsg *m)
 {
 	struct sort_ctx *c = ctx;
 	uint32_t uid = mbox_msg_uid(sel->mb, i);
 	uint64_t size = mbox_msg_size(sel->mb, i);
+	const unsigned char *data;
+	size_t len, hdr_len;
 	struct sort_keys k;
 
+	/* the message's bytes are not touched when its keys are known */
 	if (mbox_sortcache_get(c->sc, uid, size, &k))
 		return;
+	search_msg_bytes(m, &data, &len, &hdr_len);
 	sort_keys_extract(data, hdr_len < len ? hdr_len : len, hide, NULL, &c->buf, &k);
 	mbox_sortcache_put(c->sc, uid, size, &k);
 	c->computed++;

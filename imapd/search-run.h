@@ -44,12 +44,15 @@ struct search_hits {
 	uint64_t top_modseq;	/* highest mod-sequence among them */
 };
 
-/*
- * Called under the store's read lock for each matching message i, with its bytes as FETCH
- * reads them (data, len; hdr_len of them the header).  May be NULL.
- */
-typedef void search_hit_fn(void *ctx, struct selected *sel, uint32_t i,
-			   const unsigned char *data, size_t len, size_t hdr_len);
+/* A message being searched (cmd-search.c). */
+struct smsg;
+
+/* Its bytes as FETCH reads them (data, len; hdr_len of them the header), read on demand. */
+void search_msg_bytes(struct smsg *m, const unsigned char **data_r, size_t *len_r,
+		      size_t *hdr_len_r);
+
+/* Called under the store's read lock for each matching message i.  May be NULL. */
+typedef void search_hit_fn(void *ctx, struct selected *sel, uint32_t i, struct smsg *m);
 
 /*
  * Runs prog over the messages the client knows of.  0 with *h filled (free h->idx), or -1

@@ -125,13 +125,15 @@ load(struct mbox_sortcache *sc, struct mbox *mb)
 		goto reject;
 	sum = h.sum;
 	h.sum = 0;
-	if (mbox_cache_sum(mbox_cache_sum(0, &h, sizeof(h)), (const unsigned char *)sc->map +
-			   sizeof(h), sc->map_len - sizeof(h)) != sum)
-		goto reject;
 	sc->rec = (const struct sc_rec *)(const void *)((const unsigned char *)sc->map + sizeof(h));
 	sc->n = h.n;
 	sc->blob = (const unsigned char *)(sc->rec + h.n);
 	sc->blob_len = h.blob_len;
+	/* in the pieces the save summed: header, records, blob */
+	if (mbox_cache_sum(mbox_cache_sum(mbox_cache_sum(0, &h, sizeof(h)), sc->rec,
+					  (size_t)h.n * sizeof(*sc->rec)), sc->blob,
+			   (size_t)h.blob_len) != sum)
+		goto reject;
 	for (i = 0; i < sc->n; i++) {
 		const struct sc_rec *r = &sc->rec[i];
 

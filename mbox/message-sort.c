@@ -526,22 +526,33 @@ sort_keys_extract(const unsigned char *hdr, size_t len, msg_hide_fn *hide, void 
 			k->flags |= SORT_K_MSGID;
 		}
 	}
-	/* RFC 5256 REFERENCES: the References, else the first valid ID of In-Reply-To; the last
-	 * SORT_MAX_REFS of a longer list, kept in a ring and put in order after */
+	/*
+	 * RFC 5256 REFERENCES: the References, else the first valid ID of In-Reply-To.  Of a
+	 * list longer than SORT_MAX_REFS, the first (the thread's root) and the last ones (the
+	 * closest ancestors): the ones between would only be dummies, which step 3 prunes.
+	 * The last ones are kept in a ring at refs[1..] and put in order after.
+	 */
 	if (have[F_REFS]) {
+		const size_t ring = SORT_MAX_REFS - 1;
+
 		pos = 0;
 		while (sort_next_msgid(fld[F_REFS].value, fld[F_REFS].value_len, &pos, &buf->tmp)) {
-			buf->refs[total % SORT_MAX_REFS] = sort_msgid_hash(buf->tmp.data, buf->tmp.len);
+			uint64_t h = sort_msgid_hash(buf->tmp.data, buf->tmp.len);
+
+			if (total == 0)
+				buf->refs[0] = h;
+			else
+				buf->refs[1 + (total - 1) % ring] = h;
 			total++;
 		}
 		nrefs = total < SORT_MAX_REFS ? total : SORT_MAX_REFS;
 		if (total > SORT_MAX_REFS) {
-			uint64_t r[SORT_MAX_REFS];
-			size_t s0 = total % SORT_MAX_REFS, x;
+			uint64_t r[SORT_MAX_REFS - 1];
+			size_t s0 = (total - 1) % ring, x;
 
-			for (x = 0; x < SORT_MAX_REFS; x++)
-				r[x] = buf->refs[(s0 + x) % SORT_MAX_REFS];
-			memcpy(buf->refs, r, sizeof(r));
+			for (x = 0; x < ring; x++)
+				r[x] = buf->refs[1 + (s0 + x) % ring];
+			memcpy(buf->refs + 1, r, sizeof(r));
 		}
 	}
 	if (nrefs == 0 && have[F_IRT]) {

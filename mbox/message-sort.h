@@ -21,9 +21,9 @@
  * Bytes kept of each string key after the collation (a Subject longer than this sorts as its
  * first SORT_KEY_MAX bytes: DEVIATIONS.md).  Real subjects and addresses are far shorter.
  */
-#define SORT_KEY_MAX		512
-/* References kept per message: the last ones, which name the closest ancestors. */
-#define SORT_MAX_REFS		256
+#define SORT_KEY_MAX		4096
+/* References kept per message: the first and the last ones (DEVIATIONS.md). */
+#define SORT_MAX_REFS		1024
 /* Longest Message-ID considered (bytes between the angle brackets, normalized). */
 #define SORT_MSGID_MAX		998
 

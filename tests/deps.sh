@@ -14,7 +14,8 @@ build="build-essential pkg-config libsystemd-dev libpam0g-dev libssl-dev liblock
 	liblockfile-bin zlib1g-dev"
 check="$build libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest libpam-wrapper
 	systemd curl openssl passwd procmail mutt neomutt isync offlineimap3 fetchmail getmail6 tmux
-	openbsd-inetd iproute2 groff-base dovecot-imapd"
+	openbsd-inetd iproute2 groff-base dovecot-imapd
+	roundcube roundcube-sqlite3 php-cgi lighttpd chromium chromium-driver python3-selenium"
 demo="$build libpam-wrapper systemd curl python3"
 bench="$check"
 
