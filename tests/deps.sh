@@ -12,10 +12,12 @@ XINETD_DEB_DIR=/var/cache/imapd-tests
 
 build="build-essential pkg-config libsystemd-dev libpam0g-dev libssl-dev liblockfile-dev
 	liblockfile-bin zlib1g-dev"
+# php-cgi before roundcube: apt then takes it for php's web server module (otherwise it pulls
+# in apache2-bin and libapache2-mod-php).
 check="$build libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest libpam-wrapper
 	systemd curl openssl passwd procmail mutt neomutt isync offlineimap3 fetchmail getmail6 tmux
 	openbsd-inetd iproute2 groff-base dovecot-imapd
-	roundcube roundcube-sqlite3 php-cgi lighttpd chromium chromium-driver python3-selenium"
+	php-cgi lighttpd roundcube roundcube-sqlite3 chromium chromium-driver python3-selenium"
 demo="$build libpam-wrapper systemd curl python3"
 bench="$check"
 

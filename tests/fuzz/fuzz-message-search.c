@@ -117,7 +117,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct reader r;
 	struct search_program *prog;
 	struct search_msg m;
-	const struct search_box box = { 3, 9 };
+	const struct search_box box = { .count = 3, .max_uid = 9 };
 	const char *why;
 	struct msg *msg;
 	struct both_ctx bc;

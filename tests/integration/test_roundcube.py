@@ -26,6 +26,7 @@ fails the test."""
 import ctypes
 import email.policy
 import email.utils
+import importlib.util
 import os
 import re
 import secrets
@@ -52,7 +53,7 @@ LIGHTTPD = "/usr/sbin/lighttpd"
 PHP_CGI = "/usr/bin/php-cgi"
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-PACKAGES = "roundcube roundcube-sqlite3 php-cgi lighttpd chromium chromium-driver python3-selenium"
+PACKAGES = "php-cgi lighttpd roundcube roundcube-sqlite3 chromium chromium-driver python3-selenium"
 
 WAIT = 30  # seconds any one page change may take
 
@@ -138,9 +139,8 @@ MARK_READ, FLAG, MOVE, DELETE = "lamp", "kayak", "harbour", "bike"
 
 
 def make_message(key, subject, sender, date, parent, keys):
-    refs = []
-    p = parent
     chain = []
+    p = parent
     while p is not None:
         chain.append(p)
         p = keys.get(p)
@@ -310,7 +310,7 @@ def finish(pids, name, timeout=15):
 def child_subreaper(on):
     """prctl(PR_SET_CHILD_SUBREAPER): while on, the processes that php-cgi and Chromium leave
     to the system when their parent exits first (php-cgi's workers, Chromium's crash handler)
-    become this process's children, so that stop_session() can wait for them."""
+    become this process's children, so that stop_session() and finish() can wait for them."""
     libc = ctypes.CDLL(None, use_errno=True)
     assert libc.prctl(36, 1 if on else 0, 0, 0, 0) == 0, os.strerror(ctypes.get_errno())
 
@@ -442,7 +442,6 @@ class Browser:
     their own that stop() ends."""
 
     def __init__(self, base):
-        from selenium import webdriver
         self.base = base
         self.port = free_port()
         self.log = open(os.path.join(base, "chromedriver.log"), "wb")
@@ -563,6 +562,17 @@ return Array.from(document.querySelectorAll('#messagelist tbody tr')).map(functi
 });
 """
 
+# The row is the only one selected and the preview frame shows its message, loaded.
+PREVIEW_JS = """
+var tr = document.getElementById(arguments[0]);
+var sel = rcmail.message_list.get_selection();
+if (!tr || sel.length != 1 || sel[0] != tr.uid || !tr.classList.contains('selected'))
+    return false;
+var f = document.getElementById('messagecontframe');
+var w = f && f.contentWindow;
+return !!(w && w.rcmail && w.document.readyState == 'complete' && w.rcmail.env.uid == tr.uid);
+"""
+
 # Counts Roundcube's finished requests per action (its 'responseafter' event), once per page.
 HOOK_JS = """
 if (!window.__imapd_test) {
@@ -585,7 +595,8 @@ class Roundcube:
         self.shots = shots
         self.n = 0
         self.wait = WebDriverWait(self.d, WAIT, poll_frequency=0.05)
-        self.steps = []     # (name, offset into the IMAP log before the step, after)
+        self.steps = []     # (label, offset into the IMAP log before the step, after)
+        self.label = "start"  # the step under way, set by the test
 
     def js(self, script, *args):
         return self.d.execute_script(script, *args)
@@ -639,12 +650,12 @@ class Roundcube:
         raise AssertionError(f"{subject!r} is not in the list: {self.subjects()}")
 
     def select(self, subject):
-        """Clicks the message's row (the preview opens beside the list)."""
+        """Clicks the message's row and waits until the preview beside the list shows it
+        (Roundcube ignores commands while it loads)."""
         rid = self.row_id(subject)
         self.d.find_element("css selector", f"#{rid} td.subject").click()
-        self.until(lambda: self.js("return rcmail.message_list.get_selection().length == 1 && "
-                                   "document.getElementById(arguments[0]).classList"
-                                   ".contains('selected');", rid), f"{subject!r} selected")
+        self.until(lambda: self.js(PREVIEW_JS, rid) and self.idle(),
+                   f"{subject!r} selected and previewed")
         return rid
 
     def list_options(self, col, order):
@@ -699,9 +710,7 @@ def check_installed():
                if not os.path.exists(p)]
     if not os.path.exists(ROUNDCUBE_DEFAULTS):
         missing.append(ROUNDCUBE_DEFAULTS)
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("selenium") is None:
         missing.append("python3-selenium")
     assert not missing, (f"missing {missing}: tests/deps.sh check installs the packages "
                          f"({PACKAGES})")
@@ -807,7 +816,10 @@ def test_roundcube_lists_sorts_threads_flags_moves_deletes_searches(
     page.label = "mark-read"
     page.select(by_key[MARK_READ].subject)
     rid = page.row_id(by_key[MARK_READ].subject)
-    page.action("mark", lambda: page.js("rcmail.command('mark', 'read');"),
+    page.click_at("#markmessagemenulink")
+    read = page.until(lambda: page.visible("#markmessage-menu a.read.active"),
+                      "the Mark menu")
+    page.action("mark", read.click,
                 lambda: "unread" not in page.js(
                     "return document.getElementById(arguments[0]).className;", rid))
     page.shot("marked-read")

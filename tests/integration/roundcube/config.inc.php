@@ -1,7 +1,8 @@
 <?php
 // Roundcube's configuration for tests/integration/test_roundcube.py. The test copies Debian's
 // defaults.inc.php next to this file in a temp dir and points Roundcube there
-// (ROUNDCUBE_CONFIG_DIR); the upper-case names between at signs are PHP literals that it fills in.
+// (ROUNDCUBE_CONFIG_DIR); the upper-case names between at signs are PHP literals that it
+// fills in.
 $config = [];
 
 // imapd under test on loopback, plain IMAP (the test's LOGIN goes through pam_wrapper).
