@@ -30,8 +30,8 @@ struct smsg {
 	struct msg_cache_key key;
 };
 
-static bool
-hide(const char *name, size_t len, void *ctx)
+bool
+search_hide(const char *name, size_t len, void *ctx)
 {
 	(void)ctx;
 	return mbox_header_is_hidden(name, len) != 0;
@@ -68,9 +68,9 @@ get_msg(void *ctx)
 	m->loaded = true;
 	range(m);
 	if (m->mime)
-		m->msg = msg_parse(m->data, m->len, hide, NULL);
+		m->msg = msg_parse(m->data, m->len, search_hide, NULL);
 	else
-		m->msg = msg_parse_header(m->data, m->len, hide, NULL);
+		m->msg = msg_parse_header(m->data, m->len, search_hide, NULL);
 	return m->msg;
 }
 
@@ -83,8 +83,8 @@ get_hindex(void *ctx, const unsigned char **data_r, size_t *len_r)
 	range(m);
 	*data_r = m->data;
 	*len_r = m->len;
-	return msg_cache_hindex(selected_cache(m->sel), m->i, &m->key, m->data, m->len, hide,
-				NULL);
+	return msg_cache_hindex(selected_cache(m->sel), m->i, &m->key, m->data, m->len,
+				search_hide, NULL);
 }
 
 static bool
@@ -360,16 +360,36 @@ search_answer(struct command *cmd, const char *verb, const struct search_ret *r,
 }
 
 int
-search_charset_check(struct command *cmd, const struct imap_arg *a)
+search_charset_check(struct command *cmd, const struct imap_arg *a, const struct search_ret *r)
 {
 	if (a == NULL || !arg_is_astring(a)) {
 		resp_bad(cmd, "%s needs a charset", cmd->name);
 		return -1;
 	}
 	if (strcasecmp(a->str, "UTF-8") != 0 && strcasecmp(a->str, "US-ASCII") != 0) {
+		/* RFC 5182 2.1: a NO to a command with SAVE empties "$" */
+		if (r->opts & RET_SAVE)
+			search_saved_clear(cmd->s->selected);
 		resp_no(cmd, "[BADCHARSET (UTF-8 US-ASCII)] Unknown charset");
 		return -1;
 	}
+	return 0;
+}
+
+int
+search_modseq_check(struct command *cmd, const struct search_program *prog, bool *modseq_r)
+{
+	struct session *s = cmd->s;
+
+	*modseq_r = search_uses_modseq(prog);
+	if (!*modseq_r)
+		return 0;
+	/* RFC 7162 3.1.2.2: BAD without mod-sequences; else an enabling command */
+	if (!condstore_offered(s) || !mbox_has_modseq(s->selected->mb)) {
+		resp_bad(cmd, "Invalid search: no mod-sequences in this mailbox");
+		return -1;
+	}
+	condstore_enable(s);
 	return 0;
 }
 
@@ -404,15 +424,9 @@ cmd_search(struct command *cmd)
 		resp_bad(cmd, "Invalid search: %s", why);
 		return;
 	}
-	modseq = search_uses_modseq(prog);
-	if (modseq) {
-		/* RFC 7162 3.1.2.2: BAD without mod-sequences; else an enabling command */
-		if (!condstore_offered(s) || !mbox_has_modseq(sel->mb)) {
-			search_free(&prog);
-			resp_bad(cmd, "Invalid search: no mod-sequences in this mailbox");
-			return;
-		}
-		condstore_enable(s);
+	if (search_modseq_check(cmd, prog, &modseq) < 0) {
+		search_free(&prog);
+		return;
 	}
 	if (search_run(cmd, prog, "SEARCH", NULL, NULL, &h) < 0) {
 		search_free(&prog);

@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "imapd/command.h"
-#include "imapd/condstore.h"
 #include "imapd/resp.h"
 #include "imapd/search-run.h"
 #include "imapd/selected.h"
@@ -56,13 +55,6 @@ struct sort_ctx {
 	uint32_t computed;		/* headers read because the cache had no keys */
 };
 
-static bool
-hide(const char *name, size_t len, void *ctx)
-{
-	(void)ctx;
-	return mbox_header_is_hidden(name, len) != 0;
-}
-
 /* Under the read lock, for each message found: its keys into the cache if not there. */
 static void
 want_keys(void *ctx, struct selected *sel, uint32_t i, struct smsg *m)
@@ -78,7 +70,7 @@ want_keys(void *ctx, struct selected *sel, uint32_t i, struct smsg *m)
 	if (mbox_sortcache_get(c->sc, uid, size, &k))
 		return;
 	search_msg_bytes(m, &data, &len, &hdr_len);
-	sort_keys_extract(data, hdr_len < len ? hdr_len : len, hide, NULL, &c->buf, &k);
+	sort_keys_extract(data, hdr_len < len ? hdr_len : len, search_hide, NULL, &c->buf, &k);
 	mbox_sortcache_put(c->sc, uid, size, &k);
 	c->computed++;
 }
@@ -86,12 +78,10 @@ want_keys(void *ctx, struct selected *sel, uint32_t i, struct smsg *m)
 static struct mbox_sortcache *
 sortcache(struct selected *sel)
 {
-	if (sel->sortcache != NULL && mbox_sortcache_added(sel->sortcache) == 0) {
-		/* a new UIDVALIDITY, or another session's newer file: read it again */
-		mbox_sortcache_free(&sel->sortcache);
-	}
 	if (sel->sortcache == NULL)
 		sel->sortcache = mbox_sortcache_open(sel->mb);
+	else
+		mbox_sortcache_refresh(sel->sortcache, sel->mb);
 	return sel->sortcache;
 }
 
@@ -239,7 +229,6 @@ static struct search_program *
 parse_search(struct command *cmd, const struct imap_arg *a, const struct search_ret *ret,
 	     bool *modseq_r)
 {
-	struct session *s = cmd->s;
 	struct search_program *prog;
 	const char *why;
 
@@ -247,12 +236,8 @@ parse_search(struct command *cmd, const struct imap_arg *a, const struct search_
 		resp_bad(cmd, "%s needs a charset and search criteria", cmd->name);
 		return NULL;
 	}
-	if (search_charset_check(cmd, a) < 0) {
-		/* RFC 5182 2.1: a NO to a command with SAVE empties "$" */
-		if (cmd->answered && (ret->opts & RET_SAVE))
-			search_saved_clear(s->selected);
+	if (search_charset_check(cmd, a, ret) < 0)
 		return NULL;
-	}
 	if (a->next == NULL) {
 		resp_bad(cmd, "%s needs search criteria", cmd->name);
 		return NULL;
@@ -261,15 +246,8 @@ parse_search(struct command *cmd, const struct imap_arg *a, const struct search_
 		resp_bad(cmd, "Invalid search: %s", why);
 		return NULL;
 	}
-	*modseq_r = search_uses_modseq(prog);
-	if (*modseq_r) {
-		if (!condstore_offered(s) || !mbox_has_modseq(s->selected->mb)) {
-			search_free(&prog);
-			resp_bad(cmd, "Invalid search: no mod-sequences in this mailbox");
-			return NULL;
-		}
-		condstore_enable(s);
-	}
+	if (search_modseq_check(cmd, prog, modseq_r) < 0)
+		search_free(&prog);
 	return prog;
 }
 

@@ -73,7 +73,16 @@ void search_answer(struct command *cmd, const char *verb, const struct search_re
 void search_saved_clear(struct selected *sel);
 
 /* The CHARSET argument of SORT and THREAD: 0 if US-ASCII or UTF-8, else -1 after answering
- * NO [BADCHARSET] (a missing one gets BAD). */
-int search_charset_check(struct command *cmd, const struct imap_arg *a);
+ * NO [BADCHARSET] (emptying "$" when r has SAVE) or, for a missing one, BAD. */
+int search_charset_check(struct command *cmd, const struct imap_arg *a,
+			 const struct search_ret *r);
+
+/* RFC 7162 3.1.5: *modseq_r tells whether prog has a MODSEQ key; 0, or -1 after BAD when
+ * the mailbox has no mod-sequences (else CONDSTORE is enabled). */
+int search_modseq_check(struct command *cmd, const struct search_program *prog,
+			bool *modseq_r);
+
+/* The msg_hide_fn of the store's own header fields (X-UID, Status, ...). */
+bool search_hide(const char *name, size_t len, void *ctx);
 
 #endif

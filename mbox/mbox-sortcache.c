@@ -59,6 +59,7 @@ struct mbox_sortcache {
 	const unsigned char *blob;
 	uint64_t blob_len;
 	uint32_t uidvalidity;
+	struct stat st;		/* the file mapped (st_ino 0: none) */
 	/* added since: records in UID order once sorted, their own blob */
 	struct sc_rec *arec;
 	uint32_t an, acap;
@@ -78,6 +79,7 @@ unmap(struct mbox_sortcache *sc)
 	sc->n = 0;
 	sc->blob = NULL;
 	sc->blob_len = 0;
+	memset(&sc->st, 0, sizeof(sc->st));
 }
 
 static size_t
@@ -121,7 +123,9 @@ load(struct mbox_sortcache *sc, struct mbox *mb)
 	if (memcmp(h.magic, SC_MAGIC, 8) != 0 || h.version != SC_VERSION ||
 	    h.endian != SC_ENDIAN || h.hdr_size != sizeof(h) || h.rec_size != sizeof(struct sc_rec) ||
 	    h.uidvalidity != sc->uidvalidity ||
-	    (uint64_t)h.n * sizeof(struct sc_rec) + sizeof(h) + h.blob_len != sc->map_len)
+	    /* the records must fit before the blob's length is compared (no wrap) */
+	    (uint64_t)h.n * sizeof(struct sc_rec) > sc->map_len - sizeof(h) ||
+	    h.blob_len != sc->map_len - sizeof(h) - (uint64_t)h.n * sizeof(struct sc_rec))
 		goto reject;
 	sum = h.sum;
 	h.sum = 0;
@@ -143,6 +147,7 @@ load(struct mbox_sortcache *sc, struct mbox *mb)
 			goto reject;
 		prev = r->uid;
 	}
+	sc->st = st;
 	return;
 reject:
 	unmap(sc);
@@ -159,6 +164,30 @@ mbox_sortcache_open(struct mbox *mb)
 	sc->asorted = true;
 	load(sc, mb);
 	return sc;
+}
+
+void
+mbox_sortcache_refresh(struct mbox_sortcache *sc, struct mbox *mb)
+{
+	char path[4096];
+	struct stat st;
+
+	if (mbox_uidvalidity(mb) != sc->uidvalidity) {
+		/* none of the records is of this mailbox any more */
+		unmap(sc);
+		sc->an = 0;
+		sc->alen = 0;
+		sc->asorted = true;
+		sc->uidvalidity = mbox_uidvalidity(mb);
+	} else if (sc->an > 0 || mbox_state_path(mb, SC_PREFIX, path, sizeof(path)) < 0 ||
+		   (stat(path, &st) == 0 ? st.st_ino == sc->st.st_ino &&
+		    st.st_dev == sc->st.st_dev && st.st_size == sc->st.st_size &&
+		    st.st_mtim.tv_sec == sc->st.st_mtim.tv_sec &&
+		    st.st_mtim.tv_nsec == sc->st.st_mtim.tv_nsec : sc->map == NULL)) {
+		return;		/* what is mapped is the file (or there is none) */
+	}
+	unmap(sc);
+	load(sc, mb);
 }
 
 void

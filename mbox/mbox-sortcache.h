@@ -26,6 +26,11 @@ struct mbox_sortcache;
 /* The cache of mb's file as it is now (empty when there is none, or no journal directory). */
 struct mbox_sortcache *mbox_sortcache_open(struct mbox *mb);
 void mbox_sortcache_free(struct mbox_sortcache **scp);
+/*
+ * Before a command: a new UIDVALIDITY drops every record; otherwise, when nothing was added,
+ * a file another session wrote since is mapped instead (a stat, no reading when unchanged).
+ */
+void mbox_sortcache_refresh(struct mbox_sortcache *sc, struct mbox *mb);
 
 /*
  * The keys of the message uid of this size, if cached (from the file or added since).  The

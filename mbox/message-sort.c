@@ -312,6 +312,13 @@ skip_comment(const char *s, size_t len, size_t i)
 	return len;
 }
 
+/* One byte of a normalized ID; false (nothing added) past SORT_MSGID_MAX bytes. */
+static bool
+id_add(struct dbuf *out, char c)
+{
+	return out->len < SORT_MSGID_MAX && dbuf_add(out, &c, 1);
+}
+
 bool
 sort_next_msgid(const char *s, size_t len, size_t *pos, struct dbuf *out)
 {
@@ -347,14 +354,14 @@ sort_next_msgid(const char *s, size_t len, size_t *pos, struct dbuf *out)
 					if (s[i] == '\\' && i + 1 < len)
 						i++;
 					if (s[i] != '\r' && s[i] != '\n')
-						ok = dbuf_add(out, s + i, 1) && ok;
+						ok = id_add(out, s[i]) && ok;
 				}
 				if (i < len)
 					i++;
 			} else {
 				if (c == '@')
 					at = out->len + 1;
-				ok = dbuf_add(out, &c, 1) && ok;
+				ok = id_add(out, c) && ok;
 				i++;
 			}
 		}

@@ -86,6 +86,19 @@ add_child(struct tree *t, uint32_t p, uint32_t c)
 	t->v[p].last = c;
 }
 
+/* Every child of from becomes a child of to, in order. */
+static void
+move_children(struct tree *t, uint32_t from, uint32_t to)
+{
+	uint32_t k, next;
+
+	for (k = t->v[from].first; k != NONE; k = next) {
+		next = t->v[k].next;
+		unlink_node(t, k);
+		add_child(t, to, k);
+	}
+}
+
 /* Is a equal to b or below it? */
 static bool
 is_under(const struct tree *t, uint32_t a, uint32_t b)
@@ -152,14 +165,13 @@ sort_msg(const struct tree *t, uint32_t c)
 	return t->v[c].msg;
 }
 
-static const struct tree *cmp_tree;
-
 static int
-cmp_date(const void *pa, const void *pb)
+cmp_date(const void *pa, const void *pb, void *ctx)
 {
-	uint32_t a = sort_msg(cmp_tree, *(const uint32_t *)pa);
-	uint32_t b = sort_msg(cmp_tree, *(const uint32_t *)pb);
-	const struct thread_msg *m = cmp_tree->m;
+	const struct tree *t = ctx;
+	uint32_t a = sort_msg(t, *(const uint32_t *)pa);
+	uint32_t b = sort_msg(t, *(const uint32_t *)pb);
+	const struct thread_msg *m = t->m;
 
 	if (a == NONE || b == NONE)
 		return (a == NONE) - (b == NONE);
@@ -179,8 +191,7 @@ sort_children(struct tree *t, uint32_t p, uint32_t *buf)
 		buf[k++] = c;
 	if (k < 2)
 		return;
-	cmp_tree = t;
-	qsort(buf, k, sizeof(*buf), cmp_date);
+	qsort_r(buf, k, sizeof(*buf), cmp_date, t);
 	t->v[p].first = t->v[p].last = NONE;
 	for (i = 0; i < k; i++)
 		add_child(t, p, buf[i]);
@@ -371,16 +382,12 @@ references(struct tree *t, const struct thread_msg *msgs, size_t n, struct dbuf 
 	}
 	/* (3) dummies below the root give their place to their children */
 	for (c = 0; c < root; c++) {
-		uint32_t p = t->v[c].parent, k;
+		uint32_t p = t->v[c].parent;
 
 		if (t->v[c].dead || t->v[c].msg != NONE || p == root || p == NONE)
 			continue;
-		for (k = t->v[c].first; k != NONE; k = next) {
-			next = t->v[k].next;
-			unlink_node(t, k);
-			/* spliced in at the dummy's place: order is restored by (6) */
-			add_child(t, p, k);
-		}
+		/* spliced in at the dummy's place: order is restored by (6) */
+		move_children(t, c, p);
 		unlink_node(t, c);
 		t->v[c].dead = true;
 	}
@@ -442,7 +449,7 @@ references(struct tree *t, const struct thread_msg *msgs, size_t n, struct dbuf 
 			st.val[slot] = roots[i];
 	}
 	for (i = 0; i < nroots; i++) {
-		uint32_t cur = roots[i], o, k;
+		uint32_t cur = roots[i], o;
 		const struct thread_msg *s;
 		size_t slot;
 
@@ -456,11 +463,7 @@ references(struct tree *t, const struct thread_msg *msgs, size_t n, struct dbuf 
 		if (o == NONE || o == cur)
 			continue;
 		if (is_dummy(t, o) && is_dummy(t, cur)) {
-			for (k = t->v[cur].first; k != NONE; k = next) {
-				next = t->v[k].next;
-				unlink_node(t, k);
-				add_child(t, o, k);
-			}
+			move_children(t, cur, o);
 			unlink_node(t, cur);
 			t->v[cur].dead = true;
 		} else if (is_dummy(t, o) || (is_reply(t, cur) && !is_reply(t, o))) {
@@ -514,13 +517,12 @@ references(struct tree *t, const struct thread_msg *msgs, size_t n, struct dbuf 
 
 /* ---- ORDEREDSUBJECT ---- */
 
-static const struct thread_msg *cmp_msgs;
-
 static int
-cmp_subject_date(const void *pa, const void *pb)
+cmp_subject_date(const void *pa, const void *pb, void *ctx)
 {
-	const struct thread_msg *a = &cmp_msgs[*(const uint32_t *)pa];
-	const struct thread_msg *b = &cmp_msgs[*(const uint32_t *)pb];
+	const struct tree *t = ctx;
+	const struct thread_msg *a = &t->m[*(const uint32_t *)pa];
+	const struct thread_msg *b = &t->m[*(const uint32_t *)pb];
 	size_t n = a->subj_len < b->subj_len ? a->subj_len : b->subj_len;
 	int r = memcmp(a->subj, b->subj, n);
 
@@ -543,8 +545,7 @@ ordered_subject(struct tree *t, const struct thread_msg *msgs, size_t n, struct 
 		idx[i] = (uint32_t)i;
 		new_node(t, (uint32_t)i);
 	}
-	cmp_msgs = msgs;
-	qsort(idx, n, sizeof(*idx), cmp_subject_date);
+	qsort_r(idx, n, sizeof(*idx), cmp_subject_date, t);
 	root = new_node(t, NONE);
 	for (i = 0; i < n; i = j) {
 		add_child(t, root, idx[i]);
