@@ -14,6 +14,7 @@
 #include "imapd/condstore.h"
 #include "imapd/resp.h"
 #include "imapd/search-program.h"
+#include "imapd/search-context.h"
 #include "imapd/search-run.h"
 #include "imapd/selected.h"
 #include "mbox/message.h"
@@ -149,6 +150,10 @@ search_ret_parse(const struct imap_arg *a, struct search_ret *r, const char **wh
 			bit = RET_ALL;
 		else if (arg_is_atom(o, "SAVE"))
 			bit = RET_SAVE;
+		else if (arg_is_atom(o, "CONTEXT"))
+			bit = RET_CONTEXT;
+		else if (arg_is_atom(o, "UPDATE"))
+			bit = RET_UPDATE;
 		else if (arg_is_atom(o, "PARTIAL")) {
 			bit = RET_PARTIAL;
 			if (!partial_range(o->next, &r->plo, &r->phi)) {
@@ -171,13 +176,15 @@ search_ret_parse(const struct imap_arg *a, struct search_ret *r, const char **wh
 		*why_r = "PARTIAL and ALL together";
 		return NULL;
 	}
-	if (r->opts == 0)
-		r->opts = RET_ALL;	/* RFC 4731 3.1: RETURN () means ALL */
+	/* RFC 4731 3.1: RETURN () means ALL; so does a list of only CONTEXT and UPDATE, which
+	 * ask for no data of their own (RFC 5267 4.1) */
+	if ((r->opts & RET_DATA) == 0)
+		r->opts |= RET_ALL;
 	return a->next->next;
 }
 
-static void
-write_set(struct session *s, const uint32_t *v, size_t n)
+void
+search_write_set(struct session *s, const uint32_t *v, size_t n)
 {
 	size_t i = 0;
 
@@ -239,7 +246,17 @@ int
 search_run(struct command *cmd, const struct search_program *prog, const char *verb,
 	   search_hit_fn *fn, void *ctx, struct search_hits *h)
 {
-	struct session *s = cmd->s;
+	if (search_exec(cmd->s, prog, fn, ctx, h) < 0) {
+		selected_store_failed(cmd, verb);
+		return -1;
+	}
+	return 0;
+}
+
+int
+search_exec(struct session *s, const struct search_program *prog, search_hit_fn *fn,
+	    void *ctx, struct search_hits *h)
+{
 	struct selected *sel = s->selected;
 	struct search_box box;
 	uint32_t i, n;
@@ -247,10 +264,8 @@ search_run(struct command *cmd, const struct search_program *prog, const char *v
 
 	memset(h, 0, sizeof(*h));
 	/* the bytes are read under the store's read lock (see selected_read_begin()) */
-	if (selected_read_begin(s) < 0) {
-		selected_store_failed(cmd, verb);
+	if (selected_read_begin(s) < 0)
 		return -1;
-	}
 	mime = search_needs_mime(prog);
 	n = sel->exists < mbox_count(sel->mb) ? sel->exists : mbox_count(sel->mb);
 	memset(&box, 0, sizeof(box));
@@ -270,7 +285,6 @@ search_run(struct command *cmd, const struct search_program *prog, const char *v
 		if (selected_read_pause(s) < 0) {
 			free(h->idx);
 			h->idx = NULL;
-			selected_store_failed(cmd, verb);
 			return -1;
 		}
 		if (!mbox_msg_available(sel->mb, i)) {
@@ -328,7 +342,7 @@ search_answer(struct command *cmd, const char *verb, const struct search_ret *r,
 		return;
 	}
 	/* RFC 5182 2.1: SAVE alone returns no ESEARCH */
-	if (r->opts == RET_SAVE)
+	if ((r->opts & RET_DATA) == RET_SAVE)
 		return;
 	resp_printf(s, "* ESEARCH (TAG ");
 	resp_string(s, cmd->tag, strlen(cmd->tag));
@@ -341,7 +355,7 @@ search_answer(struct command *cmd, const char *verb, const struct search_ret *r,
 		resp_printf(s, " COUNT %u", h->n);
 	if ((r->opts & RET_ALL) && h->n > 0) {
 		resp_printf(s, " ALL ");
-		write_set(s, nums, h->n);
+		search_write_set(s, nums, h->n);
 	}
 	if (r->opts & RET_PARTIAL) {
 		/* RFC 5267 4.4: positions plo..phi of the results, NIL when none is there */
@@ -349,7 +363,7 @@ search_answer(struct command *cmd, const char *verb, const struct search_ret *r,
 		if (r->plo > h->n)
 			resp_printf(s, "NIL");
 		else
-			write_set(s, nums + r->plo - 1,
+			search_write_set(s, nums + r->plo - 1,
 				  (r->phi < h->n ? r->phi : h->n) - r->plo + 1);
 		resp_printf(s, ")");
 	}
@@ -393,6 +407,35 @@ search_modseq_check(struct command *cmd, const struct search_program *prog, bool
 	return 0;
 }
 
+/* The result of a SEARCH context again (search-context.h): UIDs ascending. */
+static int
+search_context_eval(struct session *s, const struct search_program *prog, const void *arg,
+		    uint32_t **uids_r, uint32_t *n_r)
+{
+	struct search_hits h;
+	uint32_t i;
+
+	(void)arg;
+	if (search_exec(s, prog, NULL, NULL, &h) < 0)
+		return -1;
+	for (i = 0; i < h.n; i++)
+		h.idx[i] = mbox_msg_uid(s->selected->mb, h.idx[i]);
+	*uids_r = h.idx;
+	*n_r = h.n;
+	return 0;
+}
+
+int
+search_update_check(struct command *cmd, const struct search_ret *r)
+{
+	/* RFC 5267 4.3: a tag that names an updating search may not start another */
+	if ((r->opts & RET_UPDATE) && search_context_tag_used(cmd->s->selected, cmd->tag)) {
+		resp_bad(cmd, "Tag reuse: %s already names an updating search", cmd->tag);
+		return -1;
+	}
+	return 0;
+}
+
 void
 cmd_search(struct command *cmd)
 {
@@ -411,6 +454,8 @@ cmd_search(struct command *cmd)
 		resp_bad(cmd, "Invalid RETURN options: %s", why);
 		return;
 	}
+	if (search_update_check(cmd, &ret) < 0)
+		return;
 	switch (search_parse(a, &prog, &why)) {
 	case SEARCH_OK:
 		break;
@@ -434,13 +479,18 @@ cmd_search(struct command *cmd)
 			search_saved_clear(sel);
 		return;
 	}
-	search_free(&prog);
 	nums = malloc((h.n > 0 ? h.n : 1) * sizeof(*nums));
 	if (nums == NULL)
 		abort();
 	for (i = 0; i < h.n; i++)
 		nums[i] = cmd->uid ? mbox_msg_uid(sel->mb, h.idx[i]) : h.idx[i] + 1;
 	search_answer(cmd, "SEARCH", &ret, &h, nums, modseq);
+	if (ret.opts & RET_UPDATE) {
+		for (i = 0; i < h.n; i++)
+			nums[i] = mbox_msg_uid(sel->mb, h.idx[i]);
+		search_context_start(cmd, &prog, search_context_eval, NULL, 0, false, nums, h.n);
+	}
+	search_free(&prog);
 	free(nums);
 	free(h.idx);
 	if (h.gone)

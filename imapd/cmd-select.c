@@ -14,6 +14,7 @@
 #include "imapd/limits.h"
 #include "imapd/log.h"
 #include "imapd/resp.h"
+#include "imapd/search-context.h"
 #include "mbox/folder.h"
 #include "mbox/mbox-sortcache.h"
 
@@ -99,6 +100,32 @@ no_expunge_now(const struct command *cmd)
 	return d != NULL && (d->flags & CMD_NO_EXPUNGE) != 0;
 }
 
+/*
+ * RFC 5267 4.3.4: REMOVEFROM before the EXPUNGE responses, in the numbers the client holds
+ * until then; the k-th UID removed (ascending) had index rank + k (see below).
+ */
+static void
+tell_contexts(struct session *s, struct selected *sel, const uint32_t *gone, size_t n)
+{
+	uint32_t *uids = malloc((n > 0 ? n : 1) * sizeof(*uids));
+	uint32_t *seq = malloc((n > 0 ? n : 1) * sizeof(*seq));
+	size_t k, told = 0;
+
+	if (uids == NULL || seq == NULL)
+		abort();
+	for (k = 0; k < n; k++) {
+		uint64_t old = (uint64_t)mbox_uid_rank(sel->mb, gone[k]) + k;
+
+		if (old < sel->exists) {
+			uids[told] = gone[k];
+			seq[told++] = (uint32_t)old + 1;
+		}
+	}
+	search_context_expunged(s, uids, seq, told);
+	free(uids);
+	free(seq);
+}
+
 void
 selected_report(struct command *cmd)
 {
@@ -131,6 +158,8 @@ selected_report(struct command *cmd)
 		 * told of need no EXPUNGE; they are the last ones, so skipping them changes no
 		 * earlier number.
 		 */
+		if (sel->contexts != NULL)
+			tell_contexts(s, sel, r.expunged, r.n_expunged);
 		for (k = 0; k < r.n_expunged; k++) {
 			uint64_t old = (uint64_t)mbox_uid_rank(sel->mb, r.expunged[k]) + k;
 
@@ -188,6 +217,25 @@ selected_report(struct command *cmd)
 		sel->recent = mbox_recent_count(sel->mb);
 		resp_untagged(s, "%u RECENT", sel->recent);
 	}
+	/* RFC 5267 4.3.3: ADDTO after the EXISTS that makes its numbers valid */
+	search_context_refresh(s);
+}
+
+/* The first of v[0..n) (ascending) not below x. */
+static uint32_t
+lower_bound(const uint32_t *v, uint32_t n, uint32_t x)
+{
+	uint32_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (v[mid] < x)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
 }
 
 void
@@ -195,20 +243,32 @@ selected_tell_expunged(struct session *s, const uint32_t *before, uint32_t n,
     uint32_t *gone, size_t ngone)
 {
 	struct selected *sel = s->selected;
-	uint32_t told = 0;
-	size_t k;
+	uint32_t told = 0, *uids = NULL, *seq = NULL;
+	size_t k, nc = 0;
 
+	if (sel->contexts != NULL) {
+		uids = malloc((ngone > 0 ? ngone : 1) * sizeof(*uids));
+		seq = malloc((ngone > 0 ? ngone : 1) * sizeof(*seq));
+		if (uids == NULL || seq == NULL)
+			abort();
+	}
 	for (k = 0; k < ngone; k++) {
-		uint32_t lo = 0, hi = n;
+		uint32_t lo = lower_bound(before, n, gone[k]);
 
-		while (lo < hi) {
-			uint32_t mid = lo + (hi - lo) / 2;
-
-			if (before[mid] < gone[k])
-				lo = mid + 1;
-			else
-				hi = mid;
+		if (uids != NULL && lo < n && before[lo] == gone[k] && lo < sel->exists) {
+			uids[nc] = gone[k];
+			seq[nc++] = lo + 1;
 		}
+	}
+	if (uids != NULL) {
+		/* RFC 5267 4.3.4: REMOVEFROM first, while the numbers hold */
+		search_context_expunged(s, uids, seq, nc);
+		free(uids);
+		free(seq);
+	}
+	for (k = 0; k < ngone; k++) {
+		uint32_t lo = lower_bound(before, n, gone[k]);
+
 		if (lo < n && before[lo] == gone[k] && lo < sel->exists) {
 			if (s->qresync)
 				gone[told] = gone[k];	/* RFC 7162 3.2.10.2 */
@@ -289,6 +349,7 @@ selected_close(struct session *s)
 	if (sel == NULL)
 		return;
 	mbox_sortcache_free(&sel->sortcache);
+	search_context_free_all(sel);
 	mbox_free(&sel->mb);
 	msg_cache_free(&sel->cache);
 	free(sel->saved);

@@ -13,6 +13,7 @@
 
 #include "imapd/command.h"
 #include "imapd/resp.h"
+#include "imapd/search-context.h"
 #include "imapd/search-run.h"
 #include "imapd/selected.h"
 #include "mbox/mbox-sortcache.h"
@@ -85,12 +86,12 @@ sortcache(struct selected *sel)
 	return sel->sortcache;
 }
 
-/* The keys of every message found, in mailbox order; NULL when the store failed (answered). */
+/* The keys of every message found, in mailbox order; NULL when the store failed (nothing
+ * answered). */
 static struct sent *
-find_sorted(struct command *cmd, const struct search_program *prog, const char *verb,
-	    struct search_hits *h)
+find_keys(struct session *s, const struct search_program *prog, struct search_hits *h)
 {
-	struct selected *sel = cmd->s->selected;
+	struct selected *sel = s->selected;
 	struct sort_ctx c;
 	struct sent *v;
 	uint32_t j;
@@ -98,7 +99,7 @@ find_sorted(struct command *cmd, const struct search_program *prog, const char *
 	memset(&c, 0, sizeof(c));
 	c.sc = sortcache(sel);
 	sort_keys_buf_init(&c.buf);
-	if (search_run(cmd, prog, verb, want_keys, &c, h) < 0) {
+	if (search_exec(s, prog, want_keys, &c, h) < 0) {
 		sort_keys_buf_free(&c.buf);
 		return NULL;
 	}
@@ -118,6 +119,18 @@ find_sorted(struct command *cmd, const struct search_program *prog, const char *
 		/* RFC 5256 2.2: without a usable Date, the INTERNALDATE */
 		v[j].date = (v[j].k.flags & SORT_K_DATE) ? v[j].k.sent : v[j].arrival;
 	}
+	return v;
+}
+
+/* find_keys(), answering NO when the store failed (verb names the command). */
+static struct sent *
+find_sorted(struct command *cmd, const struct search_program *prog, const char *verb,
+	    struct search_hits *h)
+{
+	struct sent *v = find_keys(cmd->s, prog, h);
+
+	if (v == NULL)
+		selected_store_failed(cmd, verb);
 	return v;
 }
 
@@ -186,6 +199,29 @@ cmp_sent(const void *pa, const void *pb, void *ctx)
 	}
 	/* RFC 5256 3: the implicit last criterion, sequence number, never reversed */
 	return a->idx < b->idx ? -1 : a->idx > b->idx;
+}
+
+/* The result of a SORT context again (search-context.h): UIDs in the order of arg. */
+static int
+sort_context_eval(struct session *s, const struct search_program *prog, const void *arg,
+		  uint32_t **uids_r, uint32_t *n_r)
+{
+	struct search_hits h;
+	struct criteria cr;
+	struct sent *v = find_keys(s, prog, &h);
+	uint32_t j;
+
+	if (v == NULL)
+		return -1;
+	memcpy(&cr, arg, sizeof(cr));
+	qsort_r(v, h.n, sizeof(*v), cmp_sent, &cr);
+	for (j = 0; j < h.n; j++)
+		h.idx[j] = mbox_msg_uid(s->selected->mb, v[j].idx);
+	free(v);
+	save_keys(s->selected);
+	*uids_r = h.idx;
+	*n_r = h.n;
+	return 0;
 }
 
 /* sort-criteria = "(" sort-criterion *(SP sort-criterion) ")" */
@@ -284,11 +320,13 @@ cmd_sort(struct command *cmd)
 		resp_bad(cmd, "Invalid sort criteria");
 		return;
 	}
+	if (search_update_check(cmd, &ret) < 0)
+		return;
 	if ((prog = parse_search(cmd, a->next, &ret, &modseq)) == NULL)
 		return;
 	v = find_sorted(cmd, prog, "SORT", &h);
-	search_free(&prog);
 	if (v == NULL) {
+		search_free(&prog);
 		if (ret.opts & RET_SAVE)
 			search_saved_clear(sel);
 		return;
@@ -301,8 +339,15 @@ cmd_sort(struct command *cmd)
 		h.idx[j] = v[j].idx;
 		nums[j] = cmd->uid ? mbox_msg_uid(sel->mb, v[j].idx) : v[j].idx + 1;
 	}
-	free(v);
 	search_answer(cmd, "SORT", &ret, &h, nums, modseq);
+	if (ret.opts & RET_UPDATE) {
+		for (j = 0; j < h.n; j++)
+			nums[j] = mbox_msg_uid(sel->mb, v[j].idx);
+		search_context_start(cmd, &prog, sort_context_eval, &cr, sizeof(cr), true, nums,
+				     h.n);
+	}
+	search_free(&prog);
+	free(v);
 	free(nums);
 	free(h.idx);
 	answer_done(cmd, "SORT", h.gone);

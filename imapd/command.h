@@ -83,6 +83,7 @@ void	cmd_select(struct command *cmd);
 void	cmd_examine(struct command *cmd);
 void	cmd_close(struct command *cmd);
 void	cmd_unselect(struct command *cmd);
+void	cmd_cancelupdate(struct command *cmd);
 void	cmd_check(struct command *cmd);
 /* cmd-store.c */
 void	cmd_store(struct command *cmd);

@@ -11,6 +11,7 @@ static const struct command_def commands[] = {
 	{ "APPEND",		cmd_append,		STATE_LOGGED_IN,	CMD_STREAM },
 	{ "AUTHENTICATE",	cmd_authenticate,	STATE_NOT_AUTH,		0 },
 	{ "CAPABILITY",		cmd_capability,		STATE_ANY,		0 },
+	{ "CANCELUPDATE",	cmd_cancelupdate,	STATE_SELECTED,		0 },
 	{ "CHECK",		cmd_check,		STATE_SELECTED,		0 },
 	{ "CLOSE",		cmd_close,		STATE_SELECTED,		0 },
 	{ "COPY",		cmd_copy,		STATE_SELECTED,		0 },

@@ -46,6 +46,7 @@ struct node {
 	uint64_t num;
 	struct range *ranges;
 	size_t nranges;
+	bool ordered;		/* ranges ascending and apart, no "*" (a frozen "$") */
 };
 
 struct search_program {
@@ -600,6 +601,19 @@ in_set(const struct node *n, uint32_t v, uint32_t star)
 {
 	size_t i;
 
+	if (n->ordered) {
+		size_t lo = 0, hi = n->nranges;
+
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (n->ranges[mid].hi < v)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		return lo < n->nranges && n->ranges[lo].lo <= v;
+	}
 	for (i = 0; i < n->nranges; i++) {
 		uint32_t lo = n->ranges[i].lo == STAR ? star : (uint32_t)n->ranges[i].lo;
 		uint32_t hi = n->ranges[i].hi == STAR ? star : (uint32_t)n->ranges[i].hi;
@@ -1027,6 +1041,90 @@ bool
 search_uses_saved(const struct search_program *prog)
 {
 	return uses_kind(prog->root, N_SAVED);
+}
+
+bool
+search_uses_time(const struct search_program *prog)
+{
+	return uses_kind(prog->root, N_OLDER) || uses_kind(prog->root, N_YOUNGER);
+}
+
+/* Appends lo:hi to n's ranges. */
+static void
+add_range(struct node *n, size_t *cap, uint64_t lo, uint64_t hi)
+{
+	if (n->nranges == *cap) {
+		struct range *nr;
+
+		*cap = *cap == 0 ? 4 : *cap * 2;
+		nr = realloc(n->ranges, *cap * sizeof(*nr));
+		if (nr == NULL)
+			abort();
+		n->ranges = nr;
+	}
+	n->ranges[n->nranges].lo = lo;
+	n->ranges[n->nranges].hi = hi;
+	n->nranges++;
+}
+
+static void
+freeze(struct node *n, const struct search_box *box,
+       uint32_t (*uid_of)(void *ctx, uint32_t seq), void *ctx)
+{
+	for (; n != NULL; n = n->next) {
+		struct range *old = n->ranges;
+		size_t i, nold = n->nranges, cap = 0;
+
+		freeze(n->child, box, uid_of, ctx);
+		if (n->kind == N_SEQ) {
+			/* the messages the numbers named, by UID: none other lies between the
+			 * UIDs of two of them, and new mail comes above */
+			n->kind = N_UID;
+			n->ranges = NULL;
+			n->nranges = 0;
+			for (i = 0; i < nold; i++) {
+				uint64_t lo = old[i].lo == STAR ? box->count : old[i].lo;
+				uint64_t hi = old[i].hi == STAR ? box->count : old[i].hi;
+
+				if (lo > hi) {
+					uint64_t t = lo;
+
+					lo = hi;
+					hi = t;
+				}
+				if (hi > box->count)
+					hi = box->count;
+				if (lo == 0 || lo > hi)
+					continue;
+				add_range(n, &cap, uid_of(ctx, (uint32_t)lo), uid_of(ctx, (uint32_t)hi));
+			}
+			free(old);
+		} else if (n->kind == N_UID) {
+			for (i = 0; i < nold; i++) {
+				if (old[i].lo == STAR)
+					old[i].lo = box->max_uid;
+				if (old[i].hi == STAR)
+					old[i].hi = box->max_uid;
+			}
+		} else if (n->kind == N_SAVED) {
+			n->kind = N_UID;
+			n->ordered = true;
+			for (i = 0; i < box->n_saved; i++) {
+				if (n->nranges > 0 &&
+				    n->ranges[n->nranges - 1].hi + 1 == box->saved[i])
+					n->ranges[n->nranges - 1].hi = box->saved[i];
+				else
+					add_range(n, &cap, box->saved[i], box->saved[i]);
+			}
+		}
+	}
+}
+
+void
+search_freeze(struct search_program *prog, const struct search_box *box,
+	      uint32_t (*uid_of)(void *ctx, uint32_t seq), void *ctx)
+{
+	freeze(prog->root, box, uid_of, ctx);
 }
 
 bool

@@ -86,6 +86,19 @@ bool search_uses_modseq(const struct search_program *prog);
 /* Is "$" (RFC 5182) used? */
 bool search_uses_saved(const struct search_program *prog);
 
+/* Is there an OLDER or YOUNGER key (RFC 5032), whose answer changes with the time? */
+bool search_uses_time(const struct search_program *prog);
+
+/*
+ * For a program kept past its command (RFC 5267 4.3, UPDATE): sequence numbers are
+ * evaluated when the command is received, so each sequence set becomes the UIDs of the
+ * messages it named then (uid_of(ctx, seq) for seq 1..box->count); "*" in a UID set the
+ * highest UID then (box->max_uid), "$" the UIDs it held then (box->saved).  The program then
+ * needs neither the box's count, max_uid nor saved result again.
+ */
+void search_freeze(struct search_program *prog, const struct search_box *box,
+		   uint32_t (*uid_of)(void *ctx, uint32_t seq), void *ctx);
+
 /* Does the message match? */
 bool search_match(const struct search_program *prog, const struct search_box *box,
 		  const struct search_msg *m);

@@ -22,6 +22,11 @@
 #define RET_ALL		0x08
 #define RET_SAVE	0x10
 #define RET_PARTIAL	0x20
+/* RFC 5267 4.2 and 4.3: CONTEXT (a hint, taken as none) and UPDATE */
+#define RET_CONTEXT	0x40
+#define RET_UPDATE	0x80
+/* the options that ask for result data; UPDATE and CONTEXT do not */
+#define RET_DATA	(RET_MIN | RET_MAX | RET_COUNT | RET_ALL | RET_SAVE | RET_PARTIAL)
 
 struct search_ret {
 	unsigned opts;
@@ -61,6 +66,14 @@ typedef void search_hit_fn(void *ctx, struct selected *sel, uint32_t i, struct s
 int search_run(struct command *cmd, const struct search_program *prog, const char *verb,
 	       search_hit_fn *fn, void *ctx, struct search_hits *h);
 
+/* search_run() for a session with no command to answer: -1 when the store could not be
+ * read (nothing was answered). */
+int search_exec(struct session *s, const struct search_program *prog, search_hit_fn *fn,
+		void *ctx, struct search_hits *h);
+
+/* v[0..n) as a sequence set, runs of consecutive numbers as ranges, in the order given. */
+void search_write_set(struct session *s, const uint32_t *v, size_t n);
+
 /*
  * The untagged answer for hits in the order given (nums: their numbers, sequence numbers or
  * UIDs): "* <verb> n n ..." without RETURN, ESEARCH with it; with RET_SAVE the saved result
@@ -68,6 +81,10 @@ int search_run(struct command *cmd, const struct search_program *prog, const cha
  */
 void search_answer(struct command *cmd, const char *verb, const struct search_ret *r,
 		   const struct search_hits *h, const uint32_t *nums, bool modseq);
+
+/* With RETURN (UPDATE): BAD and -1 if the command's tag names an updating search
+ * (RFC 5267 4.3), else 0. */
+int search_update_check(struct command *cmd, const struct search_ret *r);
 
 /* "$" empty (RFC 5182 2.1: a SEARCH with SAVE that failed). */
 void search_saved_clear(struct selected *sel);

@@ -15,6 +15,8 @@
  * pending: the store only renumbers inside mbox_sync() and mbox_expunge(), which run only
  * where RFC 3501 7.4.1 allows EXPUNGE responses (selected_report() and EXPUNGE/CLOSE).
  */
+struct search_context;
+
 struct selected {
 	struct mbox	*mb;
 	bool		readonly;	/* EXAMINE, or the file is not writable */
@@ -39,6 +41,8 @@ struct selected {
 	size_t		n_saved;
 	/* SORT and THREAD keys from the sort cache (mbox/mbox-sortcache.h); NULL until used */
 	struct mbox_sortcache *sortcache;
+	/* SEARCH and SORT results kept up to date for the client (imapd/search-context.h) */
+	struct search_context *contexts;
 };
 
 /* The selection's parse cache, made on first use. */
