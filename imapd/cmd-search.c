@@ -183,24 +183,60 @@ search_ret_parse(const struct imap_arg *a, struct search_ret *r, const char **wh
 	return a->next->next;
 }
 
+/* Numbers out in bulk: a SORT of 100,000 messages writes as many. */
+struct numbuf {
+	struct session *s;
+	char buf[4096];
+	size_t len;
+};
+
+static void
+num_put(struct numbuf *b, char sep, uint32_t v)
+{
+	char tmp[11];
+	size_t n = 0;
+
+	if (b->len + 12 > sizeof(b->buf)) {
+		resp_raw(b->s, b->buf, b->len);
+		b->len = 0;
+	}
+	if (sep != '\0')
+		b->buf[b->len++] = sep;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	while (n > 0)
+		b->buf[b->len++] = tmp[--n];
+}
+
+static void
+num_flush(struct numbuf *b)
+{
+	if (b->len > 0)
+		resp_raw(b->s, b->buf, b->len);
+	b->len = 0;
+}
+
 void
 search_write_set(struct session *s, const uint32_t *v, size_t n)
 {
+	struct numbuf b;
 	size_t i = 0;
 
+	b.s = s;
+	b.len = 0;
 	while (i < n) {
 		size_t j = i;
 
 		while (j + 1 < n && v[j + 1] == v[j] + 1)
 			j++;
-		if (i > 0)
-			resp_printf(s, ",");
+		num_put(&b, i > 0 ? ',' : '\0', v[i]);
 		if (j > i)
-			resp_printf(s, "%u:%u", v[i], v[j]);
-		else
-			resp_printf(s, "%u", v[i]);
+			num_put(&b, ':', v[j]);
 		i = j + 1;
 	}
+	num_flush(&b);
 }
 
 void
@@ -282,7 +318,8 @@ search_exec(struct session *s, const struct search_program *prog, search_hit_fn 
 		struct search_msg m;
 		int tz;
 
-		if (selected_read_pause(s) < 0) {
+		/* a writer waits at most 16 messages' worth longer when no body is read */
+		if ((mime || (i & 15) == 0) && selected_read_pause(s) < 0) {
 			free(h->idx);
 			h->idx = NULL;
 			return -1;
@@ -332,9 +369,14 @@ search_answer(struct command *cmd, const char *verb, const struct search_ret *r,
 	if (r->opts & RET_SAVE)
 		save_result(s->selected, r, h);
 	if (!r->esearch) {
+		struct numbuf b;
+
 		resp_printf(s, "* %s", verb);
+		b.s = s;
+		b.len = 0;
 		for (i = 0; i < h->n; i++)
-			resp_printf(s, " %u", nums[i]);
+			num_put(&b, ' ', nums[i]);
+		num_flush(&b);
 		/* RFC 7162 3.1.6: the highest mod-sequence of the messages found */
 		if (modseq && h->n > 0)
 			resp_printf(s, " (MODSEQ %llu)", (unsigned long long)h->top_modseq);

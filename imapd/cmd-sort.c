@@ -54,25 +54,40 @@ struct sort_ctx {
 	struct mbox_sortcache *sc;
 	struct sort_keys_buf buf;
 	uint32_t computed;		/* headers read because the cache had no keys */
+	struct sent *v;			/* the messages found, in mailbox order */
+	uint32_t n, cap;
 };
 
-/* Under the read lock, for each message found: its keys into the cache if not there. */
+/*
+ * Under the read lock, for each message found: its keys, from the cache, or from its
+ * header and then into the cache.
+ */
 static void
 want_keys(void *ctx, struct selected *sel, uint32_t i, struct smsg *m)
 {
 	struct sort_ctx *c = ctx;
 	uint32_t uid = mbox_msg_uid(sel->mb, i);
-	uint64_t size = mbox_msg_size(sel->mb, i);
 	const unsigned char *data;
 	size_t len, hdr_len;
-	struct sort_keys k;
+	struct sent *e;
+	int tz;
 
+	if (c->n == c->cap) {
+		c->cap = c->cap == 0 ? 1024 : c->cap * 2;
+		if ((c->v = realloc(c->v, c->cap * sizeof(*c->v))) == NULL)
+			abort();
+	}
+	e = &c->v[c->n++];
+	e->idx = i;
+	e->arrival = (int64_t)mbox_msg_date(sel->mb, i, &tz);
+	e->size = mbox_msg_size(sel->mb, i);
 	/* the message's bytes are not touched when its keys are known */
-	if (mbox_sortcache_get(c->sc, uid, size, &k))
+	if (mbox_sortcache_get(c->sc, uid, e->size, &e->k))
 		return;
 	search_msg_bytes(m, &data, &len, &hdr_len);
-	sort_keys_extract(data, hdr_len < len ? hdr_len : len, search_hide, NULL, &c->buf, &k);
-	mbox_sortcache_put(c->sc, uid, size, &k);
+	sort_keys_extract(data, hdr_len < len ? hdr_len : len, search_hide, NULL, &c->buf,
+			  &e->k);
+	mbox_sortcache_put(c->sc, uid, e->size, &e->k);
 	c->computed++;
 }
 
@@ -101,20 +116,17 @@ find_keys(struct session *s, const struct search_program *prog, struct search_hi
 	sort_keys_buf_init(&c.buf);
 	if (search_exec(s, prog, want_keys, &c, h) < 0) {
 		sort_keys_buf_free(&c.buf);
+		free(c.v);
 		return NULL;
 	}
 	sort_keys_buf_free(&c.buf);
-	v = calloc(h->n > 0 ? h->n : 1, sizeof(*v));
+	v = c.v != NULL ? c.v : calloc(1, sizeof(*v));
 	if (v == NULL)
 		abort();
-	for (j = 0; j < h->n; j++) {
-		uint32_t i = h->idx[j];
-		int tz;
-
-		v[j].idx = i;
-		v[j].arrival = (int64_t)mbox_msg_date(sel->mb, i, &tz);
-		v[j].size = mbox_msg_size(sel->mb, i);
-		if (!mbox_sortcache_get(c.sc, mbox_msg_uid(sel->mb, i), v[j].size, &v[j].k))
+	for (j = 0; j < c.n; j++) {
+		/* keys added to the cache may have moved as it grew: take them all again */
+		if (c.computed > 0 &&
+		    !mbox_sortcache_get(c.sc, mbox_msg_uid(sel->mb, v[j].idx), v[j].size, &v[j].k))
 			memset(&v[j].k, 0, sizeof(v[j].k));	/* not reached: just added */
 		/* RFC 5256 2.2: without a usable Date, the INTERNALDATE */
 		v[j].date = (v[j].k.flags & SORT_K_DATE) ? v[j].k.sent : v[j].arrival;
@@ -201,6 +213,178 @@ cmp_sent(const void *pa, const void *pb, void *ctx)
 	return a->idx < b->idx ? -1 : a->idx > b->idx;
 }
 
+static const enum sort_str key_str[] = {
+	[K_CC] = SORT_S_CC, [K_FROM] = SORT_S_FROM, [K_TO] = SORT_S_TO,
+	[K_SUBJECT] = SORT_S_SUBJECT, [K_DISPLAYFROM] = SORT_S_DISPLAYFROM,
+	[K_DISPLAYTO] = SORT_S_DISPLAYTO,
+};
+
+static bool
+is_string_key(enum skey k)
+{
+	return k != K_ARRIVAL && k != K_DATE && k != K_SIZE;
+}
+
+/* A criterion's key as one unsigned number ordered as the key: a string's octets
+ * off..off+7 (zero-padded: a shorter string sorts first, RFC 5256 3), a time or size as
+ * such. */
+static uint64_t
+key_code(const struct sent *e, const struct criterion *c, size_t off)
+{
+	uint64_t x = 0;
+	size_t i;
+
+	switch (c->key) {
+	case K_ARRIVAL:
+		x = (uint64_t)e->arrival ^ ((uint64_t)1 << 63);
+		break;
+	case K_DATE:
+		x = (uint64_t)e->date ^ ((uint64_t)1 << 63);
+		break;
+	case K_SIZE:
+		x = e->size;
+		break;
+	default:
+		for (i = off; i < off + 8; i++) {
+			x <<= 8;
+			if (i < e->k.slen[key_str[c->key]])
+				x |= e->k.s[key_str[c->key]][i];
+		}
+		break;
+	}
+	return c->reverse ? ~x : x;
+}
+
+struct code {
+	uint64_t code;
+	uint32_t pos;			/* into the messages found */
+};
+
+struct order {
+	const struct sent *v;
+	struct criteria *cr;
+	struct code *a, *b;		/* scratch, one per message */
+	uint32_t *ord;
+};
+
+static int
+cmp_pos(const void *pa, const void *pb, void *ctx)
+{
+	const struct order *o = ctx;
+
+	return cmp_sent(&o->v[*(const uint32_t *)pa], &o->v[*(const uint32_t *)pb], o->cr);
+}
+
+/* Stable LSD radix sort of a[0..n) by code (b: scratch); returns where the result is. */
+static struct code *
+radix(struct code *a, struct code *b, uint32_t n)
+{
+	uint32_t (*count)[256] = calloc(8, sizeof(*count));
+	uint32_t i;
+	int d;
+
+	if (count == NULL)
+		abort();
+	for (i = 0; i < n; i++) {
+		for (d = 0; d < 8; d++)
+			count[d][(a[i].code >> (8 * d)) & 0xff]++;
+	}
+	for (d = 0; d < 8; d++) {
+		uint32_t sum = 0, k;
+		struct code *tmp;
+
+		if (n == 0 || count[d][(a[0].code >> (8 * d)) & 0xff] == n)
+			continue;		/* one value in this octet: nothing moves */
+		for (k = 0; k < 256; k++) {
+			uint32_t c = count[d][k];
+
+			count[d][k] = sum;
+			sum += c;
+		}
+		for (i = 0; i < n; i++)
+			b[count[d][(a[i].code >> (8 * d)) & 0xff]++] = a[i];
+		tmp = a;
+		a = b;
+		b = tmp;
+	}
+	free(count);
+	return a;
+}
+
+/*
+ * ord[lo..hi) is in the order of the first criterion's octets before off, and a[lo..hi)
+ * holds their codes at off: put each run of equal codes in its final order.  A long run of
+ * a string key is sorted on its next 8 octets the same way; a short one, or one whose
+ * strings end here, by the full comparison (further criteria, then the sequence number).
+ */
+static void
+settle(struct order *o, uint32_t lo, uint32_t hi, size_t off)
+{
+	const struct criterion *c = &o->cr->c[0];
+	uint32_t i, j, k;
+
+	for (i = lo; i < hi; i = j) {
+		bool longer = false;
+
+		for (j = i + 1; j < hi && o->a[j].code == o->a[i].code; j++)
+			;
+		if (j - i < 2)
+			continue;
+		/* a lone time or size: equal keys stay in mailbox order (the radix is stable) */
+		if (!is_string_key(c->key) && o->cr->n == 1)
+			continue;
+		for (k = i; k < j && is_string_key(c->key); k++) {
+			if (o->v[o->ord[k]].k.slen[key_str[c->key]] > off + 8)
+				longer = true;
+		}
+		if (j - i < 64 || !longer) {
+			qsort_r(o->ord + i, j - i, sizeof(*o->ord), cmp_pos, o);
+			continue;
+		}
+		for (k = i; k < j; k++) {
+			o->a[k].pos = o->ord[k];
+			o->a[k].code = key_code(&o->v[o->ord[k]], c, off + 8);
+		}
+		if (radix(o->a + i, o->b + i, j - i) != o->a + i)
+			memcpy(o->a + i, o->b + i, (j - i) * sizeof(*o->a));
+		for (k = i; k < j; k++)
+			o->ord[k] = o->a[k].pos;
+		settle(o, i, j, off + 8);
+	}
+}
+
+/*
+ * The order of v[0..n) under cr, as positions into v: a radix sort on the first
+ * criterion, stable so that equal keys stay in mailbox order (the implicit last criterion
+ * of RFC 5256 3), then settle().
+ */
+static uint32_t *
+sort_order(const struct sent *v, uint32_t n, struct criteria *cr)
+{
+	struct order o;
+	uint32_t i;
+
+	o.v = v;
+	o.cr = cr;
+	o.a = malloc((n > 0 ? n : 1) * sizeof(*o.a));
+	o.b = malloc((n > 0 ? n : 1) * sizeof(*o.b));
+	o.ord = malloc((n > 0 ? n : 1) * sizeof(*o.ord));
+	if (o.a == NULL || o.b == NULL || o.ord == NULL)
+		abort();
+	for (i = 0; i < n; i++) {
+		o.a[i].code = key_code(&v[i], &cr->c[0], 0);
+		o.a[i].pos = i;
+	}
+	if (radix(o.a, o.b, n) != o.a)
+		memcpy(o.a, o.b, n * sizeof(*o.a));
+	for (i = 0; i < n; i++)
+		o.ord[i] = o.a[i].pos;
+	settle(&o, 0, n, 0);
+	free(o.a);
+	free(o.b);
+	return o.ord;
+}
+
 /* The result of a SORT context again (search-context.h): UIDs in the order of arg. */
 static int
 sort_context_eval(struct session *s, const struct search_program *prog, const void *arg,
@@ -209,14 +393,15 @@ sort_context_eval(struct session *s, const struct search_program *prog, const vo
 	struct search_hits h;
 	struct criteria cr;
 	struct sent *v = find_keys(s, prog, &h);
-	uint32_t j;
+	uint32_t j, *ord;
 
 	if (v == NULL)
 		return -1;
 	memcpy(&cr, arg, sizeof(cr));
-	qsort_r(v, h.n, sizeof(*v), cmp_sent, &cr);
+	ord = sort_order(v, h.n, &cr);
 	for (j = 0; j < h.n; j++)
-		h.idx[j] = mbox_msg_uid(s->selected->mb, v[j].idx);
+		h.idx[j] = mbox_msg_uid(s->selected->mb, v[ord[j]].idx);
+	free(ord);
 	free(v);
 	save_keys(s->selected);
 	*uids_r = h.idx;
@@ -308,7 +493,7 @@ cmd_sort(struct command *cmd)
 	struct criteria cr;
 	struct sent *v;
 	const char *why;
-	uint32_t *nums, j;
+	uint32_t *nums, *ord, j;
 	bool modseq = false;
 
 	a = search_ret_parse(cmd->args, &ret, &why);
@@ -331,18 +516,19 @@ cmd_sort(struct command *cmd)
 			search_saved_clear(sel);
 		return;
 	}
-	qsort_r(v, h.n, sizeof(*v), cmp_sent, &cr);
+	ord = sort_order(v, h.n, &cr);
 	nums = malloc((h.n > 0 ? h.n : 1) * sizeof(*nums));
 	if (nums == NULL)
 		abort();
 	for (j = 0; j < h.n; j++) {
-		h.idx[j] = v[j].idx;
-		nums[j] = cmd->uid ? mbox_msg_uid(sel->mb, v[j].idx) : v[j].idx + 1;
+		h.idx[j] = v[ord[j]].idx;
+		nums[j] = cmd->uid ? mbox_msg_uid(sel->mb, h.idx[j]) : h.idx[j] + 1;
 	}
+	free(ord);
 	search_answer(cmd, "SORT", &ret, &h, nums, modseq);
 	if (ret.opts & RET_UPDATE) {
 		for (j = 0; j < h.n; j++)
-			nums[j] = mbox_msg_uid(sel->mb, v[j].idx);
+			nums[j] = mbox_msg_uid(sel->mb, h.idx[j]);
 		search_context_start(cmd, &prog, sort_context_eval, &cr, sizeof(cr), true, nums,
 				     h.n);
 	}

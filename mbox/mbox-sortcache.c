@@ -66,6 +66,8 @@ struct mbox_sortcache {
 	bool asorted;
 	unsigned char *ablob;
 	size_t alen, ablob_cap;
+	/* where the last lookup in rec ended: SORT asks in UID order */
+	uint32_t hint;
 };
 
 static void
@@ -258,7 +260,9 @@ lookup(struct mbox_sortcache *sc, uint32_t uid, uint64_t size, const unsigned ch
 {
 	const struct sc_rec *r;
 
-	if (!sc->asorted) {
+	if (sc->an == 0) {
+		/* nothing added (a SORT of an unchanged mailbox) */
+	} else if (!sc->asorted) {
 		/* stable enough: a UID added twice keeps either record, both are the same
 		 * message's keys when the size matches */
 		qsort(sc->arec, sc->an, sizeof(*sc->arec), cmp_rec);
@@ -268,9 +272,19 @@ lookup(struct mbox_sortcache *sc, uint32_t uid, uint64_t size, const unsigned ch
 		*blob_r = sc->ablob;
 		return r;
 	}
-	if ((r = find(sc->rec, sc->n, uid)) != NULL && r->size == size) {
-		*blob_r = sc->blob;
-		return r;
+	/* asked in UID order, the record is the one after the last found, or close by */
+	if (sc->hint < sc->n && sc->rec[sc->hint].uid == uid)
+		r = &sc->rec[sc->hint];
+	else if (sc->hint + 1 < sc->n && sc->rec[sc->hint + 1].uid == uid)
+		r = &sc->rec[sc->hint + 1];
+	else
+		r = find(sc->rec, sc->n, uid);
+	if (r != NULL) {
+		sc->hint = (uint32_t)(r - sc->rec) + 1;
+		if (r->size == size) {
+			*blob_r = sc->blob;
+			return r;
+		}
 	}
 	return NULL;
 }

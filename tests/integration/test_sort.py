@@ -284,3 +284,62 @@ def test_sort_cache_second_session(preauth_server, mailstore, user):
     c.logout()
     srv.stop()
     assert os.path.getsize(files[0]) > size
+
+
+def test_many_ties(preauth_server, mailstore):
+    """Orders on 600 messages whose subjects share long beginnings (so that the first
+    octets of many keys tie, and some subjects are others' beginnings), whose dates tie
+    in groups and whose sizes repeat, against the order RFC 5256 3 defines computed here:
+    the keys, then the sequence number, never reversed."""
+    import random
+    rnd = random.Random(5256)
+    stems = ["ALPHA BRAVO CHARLIE DELTA ECHO", "ALPHA BRAVO CHARLIE DELTA", "ALPHA",
+             "ZULU YANKEE XRAY WHISKEY VICTOR UNIFORM TANGO SIERRA", "M"]
+    msgs, keys = [], []
+    for i in range(600):
+        subj = rnd.choice(stems)
+        if rnd.random() < 0.7:
+            subj += " " + "".join(rnd.choice("ABC") for _ in range(rnd.randint(0, 12)))
+        subj = subj.strip()
+        day = rnd.randint(1, 5)
+        hour = rnd.choice([0, 12])
+        pad = "x" * rnd.randint(0, 3)
+        msgs.append(("Mon Jan  1 00:00:00 2024",
+                     "From: a@b.example\nSubject: %s\nDate: Mon, %d Jan 2024 %02d:00:00 +0000\n"
+                     "\n%s\n" % (subj, day, hour, pad)))
+        keys.append((subj.encode(), (day, hour)))
+    mailstore.write_inbox(mbox(msgs))
+    srv = preauth_server()
+    c = srv.imap()
+    c.select("INBOX")
+    seqs = list(range(1, 601))
+    sizes = {}
+    typ, data = c.fetch("1:*", "(RFC822.SIZE)")
+    for d in data:
+        m = re.match(rb"(\d+) \(RFC822.SIZE (\d+)\)", d)
+        sizes[int(m.group(1))] = int(m.group(2))
+
+    def want(*crit):
+        def k(seq):
+            subj, date = keys[seq - 1]
+            out = []
+            for rev, name in crit:
+                v = {"SUBJECT": subj, "DATE": date, "SIZE": sizes[seq]}[name]
+                out.append(v)
+            return out
+        # a stable sort per criterion, last first, gives the full order with REVERSE only on
+        # its own criterion and the sequence number last, ascending
+        # (Python's sort stays stable with reverse=True, as REVERSE leaves ties alone)
+        order = list(seqs)
+        for pos in range(len(crit) - 1, -1, -1):
+            order.sort(key=lambda s: k(s)[pos], reverse=crit[pos][0])
+        return order
+
+    for crit in [[(False, "SUBJECT")], [(True, "SUBJECT")], [(False, "DATE")],
+                 [(True, "DATE")], [(False, "SUBJECT"), (True, "DATE")],
+                 [(True, "SUBJECT"), (False, "SIZE")], [(False, "SIZE")],
+                 [(False, "DATE"), (True, "SUBJECT"), (False, "SIZE")]]:
+        prog = "(%s)" % " ".join(("REVERSE " if r else "") + n for r, n in crit)
+        assert sort(c, prog) == want(*crit), prog
+    c.logout()
+    srv.stop()
