@@ -350,6 +350,7 @@ selected_close(struct session *s)
 		return;
 	mbox_sortcache_free(&sel->sortcache);
 	search_context_free_all(sel);
+	free(sel->sort_buf);
 	mbox_free(&sel->mb);
 	msg_cache_free(&sel->cache);
 	free(sel->saved);

@@ -101,8 +101,12 @@ sortcache(struct selected *sel)
 	return sel->sortcache;
 }
 
-/* The keys of every message found, in mailbox order; NULL when the store failed (nothing
- * answered). */
+/*
+ * The keys of every message found, in mailbox order; NULL when the store failed (nothing
+ * answered).  The array is the selection's (sel->sort_buf), kept for the next command:
+ * a SORT of a big mailbox would otherwise have the kernel clear as many fresh pages each
+ * time.
+ */
 static struct sent *
 find_keys(struct session *s, const struct search_program *prog, struct search_hits *h)
 {
@@ -110,19 +114,23 @@ find_keys(struct session *s, const struct search_program *prog, struct search_hi
 	struct sort_ctx c;
 	struct sent *v;
 	uint32_t j;
+	int r;
 
 	memset(&c, 0, sizeof(c));
 	c.sc = sortcache(sel);
+	c.v = sel->sort_buf;
+	c.cap = (uint32_t)(sel->sort_buf_size / sizeof(*c.v));
 	sort_keys_buf_init(&c.buf);
-	if (search_exec(s, prog, want_keys, &c, h) < 0) {
-		sort_keys_buf_free(&c.buf);
-		free(c.v);
-		return NULL;
-	}
+	r = search_exec(s, prog, want_keys, &c, h);
 	sort_keys_buf_free(&c.buf);
-	v = c.v != NULL ? c.v : calloc(1, sizeof(*v));
-	if (v == NULL)
+	if (c.v == NULL && (c.v = calloc(1, sizeof(*c.v))) != NULL)
+		c.cap = 1;
+	if (c.v == NULL)
 		abort();
+	sel->sort_buf = v = c.v;
+	sel->sort_buf_size = (size_t)c.cap * sizeof(*c.v);
+	if (r < 0)
+		return NULL;
 	for (j = 0; j < c.n; j++) {
 		/* keys added to the cache may have moved as it grew: take them all again */
 		if (c.computed > 0 &&
@@ -225,11 +233,11 @@ is_string_key(enum skey k)
 	return k != K_ARRIVAL && k != K_DATE && k != K_SIZE;
 }
 
-/* A criterion's key as one unsigned number ordered as the key: a string's octets
- * off..off+7 (zero-padded: a shorter string sorts first, RFC 5256 3), a time or size as
- * such. */
+/* A criterion's key as one unsigned number ordered as the key: a string's rank in the sort
+ * cache when ranked, else its octets off..off+7 (zero-padded: a shorter string sorts
+ * first, RFC 5256 3); a time or size as such. */
 static uint64_t
-key_code(const struct sent *e, const struct criterion *c, size_t off)
+key_code(const struct sent *e, const struct criterion *c, size_t off, bool ranked)
 {
 	uint64_t x = 0;
 	size_t i;
@@ -245,6 +253,10 @@ key_code(const struct sent *e, const struct criterion *c, size_t off)
 		x = e->size;
 		break;
 	default:
+		if (ranked) {
+			x = e->k.rank[key_str[c->key]];
+			break;
+		}
 		for (i = off; i < off + 8; i++) {
 			x <<= 8;
 			if (i < e->k.slen[key_str[c->key]])
@@ -265,6 +277,7 @@ struct order {
 	struct criteria *cr;
 	struct code *a, *b;		/* scratch, one per message */
 	uint32_t *ord;
+	bool ranked;			/* every message's strings have ranks */
 };
 
 static int
@@ -330,10 +343,11 @@ settle(struct order *o, uint32_t lo, uint32_t hi, size_t off)
 			;
 		if (j - i < 2)
 			continue;
-		/* a lone time or size: equal keys stay in mailbox order (the radix is stable) */
-		if (!is_string_key(c->key) && o->cr->n == 1)
+		/* a lone time, size or ranked string: equal keys stay in mailbox order (the
+		 * radix is stable) */
+		if ((!is_string_key(c->key) || o->ranked) && o->cr->n == 1)
 			continue;
-		for (k = i; k < j && is_string_key(c->key); k++) {
+		for (k = i; k < j && is_string_key(c->key) && !o->ranked; k++) {
 			if (o->v[o->ord[k]].k.slen[key_str[c->key]] > off + 8)
 				longer = true;
 		}
@@ -343,7 +357,7 @@ settle(struct order *o, uint32_t lo, uint32_t hi, size_t off)
 		}
 		for (k = i; k < j; k++) {
 			o->a[k].pos = o->ord[k];
-			o->a[k].code = key_code(&o->v[o->ord[k]], c, off + 8);
+			o->a[k].code = key_code(&o->v[o->ord[k]], c, off + 8, false);
 		}
 		if (radix(o->a + i, o->b + i, j - i) != o->a + i)
 			memcpy(o->a + i, o->b + i, (j - i) * sizeof(*o->a));
@@ -371,8 +385,11 @@ sort_order(const struct sent *v, uint32_t n, struct criteria *cr)
 	o.ord = malloc((n > 0 ? n : 1) * sizeof(*o.ord));
 	if (o.a == NULL || o.b == NULL || o.ord == NULL)
 		abort();
+	o.ranked = true;
+	for (i = 0; i < n && o.ranked; i++)
+		o.ranked = v[i].k.rank != NULL;
 	for (i = 0; i < n; i++) {
-		o.a[i].code = key_code(&v[i], &cr->c[0], 0);
+		o.a[i].code = key_code(&v[i], &cr->c[0], 0, o.ranked);
 		o.a[i].pos = i;
 	}
 	if (radix(o.a, o.b, n) != o.a)
@@ -402,7 +419,6 @@ sort_context_eval(struct session *s, const struct search_program *prog, const vo
 	for (j = 0; j < h.n; j++)
 		h.idx[j] = mbox_msg_uid(s->selected->mb, v[ord[j]].idx);
 	free(ord);
-	free(v);
 	save_keys(s->selected);
 	*uids_r = h.idx;
 	*n_r = h.n;
@@ -533,7 +549,6 @@ cmd_sort(struct command *cmd)
 				     h.n);
 	}
 	search_free(&prog);
-	free(v);
 	free(nums);
 	free(h.idx);
 	answer_done(cmd, "SORT", h.gone);
@@ -594,7 +609,6 @@ cmd_thread(struct command *cmd)
 	resp_printf(s, "\r\n");
 	dbuf_free(&out);
 	free(tm);
-	free(v);
 	free(h.idx);
 	answer_done(cmd, "THREAD", h.gone);
 	save_keys(sel);

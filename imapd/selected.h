@@ -41,6 +41,9 @@ struct selected {
 	size_t		n_saved;
 	/* SORT and THREAD keys from the sort cache (mbox/mbox-sortcache.h); NULL until used */
 	struct mbox_sortcache *sortcache;
+	/* SORT's and THREAD's array of the messages found, kept between commands */
+	void		*sort_buf;
+	size_t		sort_buf_size;
 	/* SEARCH and SORT results kept up to date for the client (imapd/search-context.h) */
 	struct search_context *contexts;
 };

@@ -4,7 +4,9 @@
  * Layout (native byte order and struct layout, checked by the header's size and byte-order
  * fields), every part 8-byte aligned:
  *   struct sc_hdr
- *   n records of struct sc_rec, UIDs ascending
+ *   n records of struct sc_rec, UIDs ascending; each holds its strings' ranks among the
+ *   file's records (1 the first in the order of SORT, equal strings alike), so that a SORT
+ *   of messages all in the file compares numbers only
  *   the blob: each record's strings (its keys one after the other, lengths in the record),
  *   then its references (64-bit hashes) at an 8-byte aligned offset
  * The header's checksum (mbox_cache_sum(), with the field itself zero) covers the file.
@@ -22,7 +24,7 @@
 #include <unistd.h>
 
 #define SC_MAGIC	"IMAPDsk\n"
-#define SC_VERSION	1u
+#define SC_VERSION	2u
 #define SC_ENDIAN	0x01020304u
 #define SC_PREFIX	"sort."
 
@@ -49,6 +51,7 @@ struct sc_rec {
 	uint32_t refs_off;	/* into the blob, a multiple of 8 */
 	uint32_t nrefs;
 	uint16_t slen[SORT_S_COUNT];
+	uint32_t rank[SORT_S_COUNT];
 };
 
 struct mbox_sortcache {
@@ -237,7 +240,7 @@ cmp_rec(const void *a, const void *b)
 }
 
 static void
-fill(const struct sc_rec *r, const unsigned char *blob, struct sort_keys *k)
+fill(const struct sc_rec *r, const unsigned char *blob, bool ranked, struct sort_keys *k)
 {
 	const unsigned char *p = blob + r->str_off;
 	int j;
@@ -252,6 +255,7 @@ fill(const struct sc_rec *r, const unsigned char *blob, struct sort_keys *k)
 	}
 	k->refs = (const uint64_t *)(const void *)(blob + r->refs_off);
 	k->nrefs = r->nrefs;
+	k->rank = ranked ? r->rank : NULL;
 }
 
 /* The record of uid with this size: the added one first, they are newer. */
@@ -297,7 +301,8 @@ mbox_sortcache_get(struct mbox_sortcache *sc, uint32_t uid, uint64_t size, struc
 
 	if (r == NULL)
 		return false;
-	fill(r, blob, k);
+	/* only the file's records are ranked; those added since are not */
+	fill(r, blob, blob == sc->blob, k);
 	return true;
 }
 
@@ -361,6 +366,62 @@ mbox_sortcache_put(struct mbox_sortcache *sc, uint32_t uid, uint64_t size,
 	ablob_add(sc, k->refs, (size_t)k->nrefs * 8);
 }
 
+struct rank_ent {
+	uint64_t prefix;	/* the string's first 8 octets, big-endian, zero-padded */
+	const unsigned char *s;
+	uint32_t len, i;
+};
+
+/* The order of SORT's string comparison (imapd/cmd-sort.c): octets, then the shorter. */
+static int
+cmp_rank(const void *pa, const void *pb)
+{
+	const struct rank_ent *a = pa, *b = pb;
+	size_t n = a->len < b->len ? a->len : b->len;
+	int r;
+
+	if (a->prefix != b->prefix)
+		return a->prefix < b->prefix ? -1 : 1;
+	r = n > 8 ? memcmp(a->s + 8, b->s + 8, n - 8) : 0;
+	if (r != 0)
+		return r;
+	return a->len < b->len ? -1 : a->len > b->len;
+}
+
+/* Each record's rank[j]: 1 + the number of distinct smaller strings of key j. */
+static void
+rank_records(struct sc_rec *out, uint32_t n, const unsigned char *blob)
+{
+	struct rank_ent *e = malloc((n > 0 ? n : 1) * sizeof(*e));
+	uint32_t i, rank;
+	int j, b;
+
+	if (e == NULL)
+		abort();
+	for (j = 0; j < SORT_S_COUNT; j++) {
+		for (i = 0; i < n; i++) {
+			size_t off = out[i].str_off;
+			int t;
+
+			for (t = 0; t < j; t++)
+				off += out[i].slen[t];
+			e[i].s = blob + off;
+			e[i].len = out[i].slen[j];
+			e[i].i = i;
+			e[i].prefix = 0;
+			for (b = 0; b < 8; b++)
+				e[i].prefix = e[i].prefix << 8 | (b < (int)e[i].len ? e[i].s[b] : 0);
+		}
+		qsort(e, n, sizeof(*e), cmp_rank);
+		for (i = 0, rank = 0; i < n; i++) {
+			if (i == 0 || cmp_rank(&e[i - 1], &e[i]) != 0)
+				rank++;
+			out[e[i].i].rank[j] = rank;
+		}
+	}
+	free(e);
+}
+
 void
 mbox_sortcache_save(struct mbox_sortcache *sc, struct mbox *mb)
 {
@@ -408,6 +469,7 @@ mbox_sortcache_save(struct mbox_sortcache *sc, struct mbox *mb)
 		if (blen > UINT32_MAX - 65536)
 			break;		/* offsets are 32-bit: the rest stays uncached */
 	}
+	rank_records(out, k, blob);
 	memset(&h, 0, sizeof(h));
 	memcpy(h.magic, SC_MAGIC, 8);
 	h.version = SC_VERSION;

@@ -56,6 +56,9 @@ struct sort_keys {
 	uint16_t slen[SORT_S_COUNT];
 	const uint64_t *refs;		/* the references, oldest first (RFC 5256 REFERENCES) */
 	uint32_t nrefs;
+	/* each string key's rank among the records of the sort cache file it came from
+	 * (mbox/mbox-sortcache.h): equal strings have equal ranks; NULL when it has none */
+	const uint32_t *rank;
 };
 
 /* Storage for sort_keys computed here: the strings and references point into it. */
