@@ -104,6 +104,14 @@ int charset_to_utf8(const char *charset, const unsigned char *in, size_t len, st
  */
 void rfc2047_decode(const char *in, size_t len, struct dbuf *out);
 
+/*
+ * rfc2047_decode for a collation key (RFC 5051 2 (1)(b)): the bytes of an encoded word in a
+ * charset that cannot be converted are appended as the B or Q encoding gives them, with no
+ * fallback.  Returns false when there was such a word (the result is then not UTF-8 text
+ * to prepare but a string to compare as octets).
+ */
+bool rfc2047_decode_known(const char *in, size_t len, struct dbuf *out);
+
 /* ---- case-insensitive matching ---- */
 
 /*

@@ -290,9 +290,10 @@ int wbuf_reserve(struct wbuf *b, size_t n);
 int mbox_meta_block(struct mbox *mb, struct wbuf *b, const struct mbox_msg *m, int first);
 /* Append the new From_ line and header of message m (mb->map holds its old bytes) as a
  * rewrite writes them: the old lines but the metadata ones, then the metadata block and
- * the empty line.  Sets *fixup_r to 1 if bytes other than metadata were added or dropped
- * (a missing LF, a lone CR line, a missing or CRLF empty line), so that the rewritten
- * message's offsets must be read back rather than derived. */
+ * the empty line (none when no empty line ended the old header: the message has no body).
+ * Sets *fixup_r to 1 if bytes other than metadata were added or dropped or the header has
+ * no empty line (a missing LF, a lone CR line, a missing or CRLF empty line), so that the
+ * rewritten message's offsets must be read back rather than derived. */
 int mbox_gen_header(struct mbox *mb, struct wbuf *b, const struct mbox_msg *m, int first,
     int *fixup_r);
 int mbox_base_line(struct mbox *mb, struct wbuf *b);

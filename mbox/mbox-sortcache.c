@@ -24,7 +24,9 @@
 #include <unistd.h>
 
 #define SC_MAGIC	"IMAPDsk\n"
-#define SC_VERSION	2u
+/* 2: strings ranked; 3: an encoded word in an unknown charset makes an octet key
+ * (message-sort.h) */
+#define SC_VERSION	3u
 #define SC_ENDIAN	0x01020304u
 #define SC_PREFIX	"sort."
 

@@ -417,8 +417,15 @@ mbox_gen_header(struct mbox *mb, struct wbuf *b, const struct mbox_msg *m, int f
 		}
 	}
 	if (!more || l.len != 1)
-		*fixup_r = 1;	/* no empty line ended the header (one is added), or a CRLF one */
-	if (mbox_meta_block(mb, b, m, first) < 0 || wbuf_str(b, "\n") < 0)
+		*fixup_r = 1;	/* no empty line ended the header, or a CRLF one */
+	if (mbox_meta_block(mb, b, m, first) < 0)
+		return -1;
+	/*
+	 * A header that no empty line ended (a message with no body) gets none: the message
+	 * under its UID keeps its bytes and size (RFC 3501 2.3.1.1), and the separator the
+	 * caller writes after it reads back as the end of the message, as it did before.
+	 */
+	if (more && wbuf_str(b, "\n") < 0)
 		return -1;
 	return 0;
 }

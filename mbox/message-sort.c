@@ -212,7 +212,7 @@ refwd_end(const char *p, const char *e)
 }
 
 void
-sort_base_subject(const char *raw, size_t len, struct dbuf *out, bool *reply_r)
+sort_base_subject(const char *raw, size_t len, struct dbuf *out, bool *reply_r, bool *octet_r)
 {
 	struct dbuf d;
 	const char *b, *e;
@@ -222,7 +222,7 @@ sort_base_subject(const char *raw, size_t len, struct dbuf *out, bool *reply_r)
 
 	/* (1) decoded, every tab and line end a space, runs of spaces one */
 	dbuf_init(&d, len * 4 + 16);
-	rfc2047_decode(raw, len, &d);
+	*octet_r = !rfc2047_decode_known(raw, len, &d);
 	w = d.data != NULL ? d.data : "";
 	for (i = 0; i < d.len; i++) {
 		char c = w[i];
@@ -418,14 +418,21 @@ static const char *const field_names[F_COUNT] = {
 	"date", "subject", "from", "to", "cc", "message-id", "in-reply-to", "references"
 };
 
-/* Adds a collated key to buf->strs, cut at SORT_KEY_MAX bytes; returns its length. */
+/*
+ * Adds a collated key to buf->strs, cut at SORT_KEY_MAX bytes; returns its length.  octet:
+ * s holds text in a charset that could not be converted, which RFC 5051 2 (1)(b) compares
+ * unchanged (i;octet).
+ */
 static uint16_t
-add_key(struct sort_keys_buf *buf, const char *s, size_t len)
+add_key(struct sort_keys_buf *buf, const char *s, size_t len, bool octet)
 {
 	size_t n;
 
 	dbuf_reset(&buf->tmp2);
-	sort_casemap(s, len, &buf->tmp2);
+	if (octet)
+		dbuf_add(&buf->tmp2, s, len);
+	else
+		sort_casemap(s, len, &buf->tmp2);
 	n = buf->tmp2.len < SORT_KEY_MAX ? buf->tmp2.len : SORT_KEY_MAX;
 	dbuf_add(&buf->strs, buf->tmp2.data, n);
 	return (uint16_t)n;
@@ -455,13 +462,16 @@ address_keys(struct sort_keys_buf *buf, const struct msg_field *f, size_t off[],
 	}
 	a = &al.v[0];
 	if (a->mailbox != NULL)
-		lens[key] = add_key(buf, a->mailbox, strlen(a->mailbox));
+		lens[key] = add_key(buf, a->mailbox, strlen(a->mailbox), false);
 	if (disp >= 0) {
+		bool octet = false;
+
 		off[disp] = buf->strs.len;
 		dbuf_reset(&buf->tmp);
 		if (a->name != NULL)
-			rfc2047_decode(a->name, strlen(a->name), &buf->tmp);
+			octet = !rfc2047_decode_known(a->name, strlen(a->name), &buf->tmp);
 		if (buf->tmp.len == 0 && a->mailbox != NULL) {
+			octet = false;
 			dbuf_add(&buf->tmp, a->mailbox, strlen(a->mailbox));
 			if (a->host != NULL) {
 				dbuf_add(&buf->tmp, "@", 1);
@@ -469,7 +479,7 @@ address_keys(struct sort_keys_buf *buf, const struct msg_field *f, size_t off[],
 			}
 		}
 		if (buf->tmp.len > 0)
-			lens[disp] = add_key(buf, buf->tmp.data, buf->tmp.len);
+			lens[disp] = add_key(buf, buf->tmp.data, buf->tmp.len, octet);
 	}
 	addr_list_free(&al);
 }
@@ -484,7 +494,7 @@ sort_keys_extract(const unsigned char *hdr, size_t len, msg_hide_fn *hide, void 
 	struct msg_field f;
 	size_t off[SORT_S_COUNT], pos, nrefs = 0, total = 0;
 	unsigned found = 0;
-	bool reply = false;
+	bool reply = false, octet = false;
 	int j;
 
 	memset(k, 0, sizeof(*k));
@@ -515,9 +525,10 @@ sort_keys_extract(const unsigned char *hdr, size_t len, msg_hide_fn *hide, void 
 	off[SORT_S_SUBJECT] = 0;
 	if (have[F_SUBJECT]) {
 		dbuf_reset(&buf->tmp);
-		sort_base_subject(fld[F_SUBJECT].value, fld[F_SUBJECT].value_len, &buf->tmp, &reply);
+		sort_base_subject(fld[F_SUBJECT].value, fld[F_SUBJECT].value_len, &buf->tmp, &reply,
+				  &octet);
 		k->slen[SORT_S_SUBJECT] = add_key(buf, buf->tmp.data != NULL ? buf->tmp.data : "",
-						  buf->tmp.len);
+						  buf->tmp.len, octet);
 		if (reply)
 			k->flags |= SORT_K_REPLY;
 	}

@@ -83,9 +83,12 @@ void sort_keys_extract(const unsigned char *hdr, size_t len, msg_hide_fn *hide, 
 /*
  * RFC 5256 2.1: the base subject of a raw Subject value (encoded words decoded to UTF-8),
  * appended to out; *reply_r tells whether a subj-refwd, a "(fwd)" trailer or a [fwd: ...]
- * wrapper was removed.
+ * wrapper was removed.  *octet_r is set when an encoded word's charset could not be
+ * converted: its bytes are in out as they decode, and RFC 5051 2 (1)(b) compares the whole
+ * subject unchanged (i;octet), not through sort_casemap().
  */
-void sort_base_subject(const char *raw, size_t len, struct dbuf *out, bool *reply_r);
+void sort_base_subject(const char *raw, size_t len, struct dbuf *out, bool *reply_r,
+		       bool *octet_r);
 
 /*
  * RFC 5051: s as a "titlecased canonicalized UTF-8" string, appended to out.  Input that is

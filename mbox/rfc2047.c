@@ -4,6 +4,8 @@
  * Lenient the way mail readers are: encoded words are recognised even when text touches them
  * ("Re:=?utf-8?q?...?="), and a word whose charset iconv does not know is still decoded, with
  * the UTF-8/Latin-1 fallback.  What does not parse as an encoded word stays as text.
+ * Sort keys (rfc2047_decode_known) take no fallback: RFC 5051 compares such a string as
+ * octets, so the word's bytes are kept as they are and the caller is told.
  */
 #include "mbox/decode.h"
 
@@ -90,14 +92,25 @@ hexval(char c)
 struct pending {
 	char charset[EW_CHARSET_MAX + 1];
 	struct dbuf raw;
+	bool exact;		/* an unknown charset's bytes stay as they are */
+	bool unknown;		/* there was one */
 };
 
 static void
 flush(struct pending *pd, struct dbuf *out)
 {
-	if (pd->raw.len > 0)
-		(void)charset_to_utf8(pd->charset, (const unsigned char *)pd->raw.data,
-				      pd->raw.len, out);
+	if (pd->raw.len > 0) {
+		struct charset_conv *c = charset_conv_new(pd->charset);
+
+		if (pd->exact && !charset_conv_exact(c)) {
+			dbuf_add(out, pd->raw.data, pd->raw.len);
+			pd->unknown = true;
+		} else {
+			charset_conv_feed(c, (const unsigned char *)pd->raw.data, pd->raw.len,
+					  true, out);
+		}
+		charset_conv_free(&c);
+	}
 	dbuf_reset(&pd->raw);
 	pd->charset[0] = '\0';
 }
@@ -154,8 +167,8 @@ add_ws(const char *s, size_t start, size_t end, struct dbuf *out)
 	}
 }
 
-void
-rfc2047_decode(const char *s, size_t len, struct dbuf *out)
+static bool
+decode(const char *s, size_t len, bool exact, struct dbuf *out)
 {
 	size_t i = 0, ws_start = 0, ws_end = 0;
 	bool after_ew = false, have_ws = false;
@@ -163,6 +176,8 @@ rfc2047_decode(const char *s, size_t len, struct dbuf *out)
 	struct ew ew;
 
 	pd.charset[0] = '\0';
+	pd.exact = exact;
+	pd.unknown = false;
 	/* decoded text is never longer than its encoded form */
 	dbuf_init(&pd.raw, len + 1);
 
@@ -205,4 +220,17 @@ rfc2047_decode(const char *s, size_t len, struct dbuf *out)
 	dbuf_free(&pd.raw);
 	if (have_ws && !after_ew)
 		add_ws(s, ws_start, ws_end, out);
+	return !pd.unknown;
+}
+
+void
+rfc2047_decode(const char *s, size_t len, struct dbuf *out)
+{
+	(void)decode(s, len, false, out);
+}
+
+bool
+rfc2047_decode_known(const char *s, size_t len, struct dbuf *out)
+{
+	return decode(s, len, true, out);
 }

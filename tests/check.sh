@@ -143,6 +143,19 @@ else
 fi
 rm -f /tmp/imapd-condstore.$$
 
+# SORT, THREAD and ESORT (RFC 5256, 5267): the same commands on both servers (tests/diff/sort.py).
+echo "== SORT/THREAD differential test against Dovecot's imap (tests/diff/sort.py)"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "   skipped: needs root (it runs both servers as a throwaway user)"
+elif $PY tests/diff/sort.py >/tmp/imapd-sortdiff.$$ 2>&1; then
+	pass=$((pass + 1))
+	grep '^summary' /tmp/imapd-sortdiff.$$
+else
+	tail -n 60 /tmp/imapd-sortdiff.$$
+	note_fail "differential-sort"
+fi
+rm -f /tmp/imapd-sortdiff.$$
+
 echo "== sanitizer build (ASan + UBSan)"
 if make -s -j"$JOBS" B=build-san SAN=1 build-san/imapd/imapd unit; then
 	export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:verify_asan_link_order=0"

@@ -343,3 +343,50 @@ def test_many_ties(preauth_server, mailstore):
         assert sort(c, prog) == want(*crit), prog
     c.logout()
     srv.stop()
+
+
+def test_header_only_message_keeps_its_size(preauth_server, mailstore):
+    """A message that is only a header (no empty line, no body) keeps its bytes when imapd
+    writes its metadata into it: the same RFC822.SIZE, BODY[] and SIZE order under the
+    same UID (RFC 3501 2.3.1.1) before the first write, after it and in the next session."""
+    msgs = [("Mon Jan  1 10:00:00 2024", "Subject: only a header\nMessage-ID: <h@x>\n"),
+            ("Tue Jan  2 10:00:00 2024", "Subject: b\n\n" + "x" * 31 + "\n"),
+            ("Wed Jan  3 10:00:00 2024", "Subject: c\n\nc\n")]
+    mailstore.write_inbox(mbox(msgs))
+    seen = []
+    for step in ("EXAMINE", "SELECT", "STORE", "again"):
+        srv = preauth_server()
+        c = srv.imap()
+        c.select("INBOX", readonly=step == "EXAMINE")
+        if step == "STORE":
+            assert c.store("1", "+FLAGS", "(\\Flagged)")[0] == "OK"
+        typ, data = c.fetch("1:*", "(UID RFC822.SIZE BODY.PEEK[])")
+        assert typ == "OK", data
+        seen.append(([x[0] for x in data if isinstance(x, tuple)],
+                     [x[1] for x in data if isinstance(x, tuple)], sort(c, "(SIZE)")))
+        c.logout()
+        srv.stop()
+        if step == "SELECT":
+            with open(mailstore.inbox, "rb") as f:
+                assert b"X-UID: 1\n" in f.read()     # the metadata was written
+    assert seen[0][1][0] == b"Subject: only a header\r\nMessage-ID: <h@x>\r\n"
+    # 46 bytes, one less than message 2: two more would put it after
+    assert seen[0][2] == [3, 1, 2]
+    assert all(s == seen[0] for s in seen), seen
+
+
+def test_unknown_charset_subject_sorts_as_octets(preauth_server, mailstore):
+    """RFC 5051 2 (1)(b): a Subject with an encoded word in a charset imapd cannot convert
+    is compared unchanged (i;octet), so lower-case "kiwi" sorts after the titlecased
+    "ZEBRA"; SEARCH still finds the word."""
+    msgs = [("Mon Jan  1 10:00:00 2024", "Subject: =?x-unknown?q?kiwi?=\n\nx\n"),
+            ("Tue Jan  2 10:00:00 2024", "Subject: zebra\n\nx\n"),
+            ("Wed Jan  3 10:00:00 2024", "Subject: =?utf-8?q?Kiwi?=\n\nx\n")]
+    mailstore.write_inbox(mbox(msgs))
+    srv = preauth_server()
+    c = srv.imap()
+    c.select("INBOX")
+    assert sort(c, "(SUBJECT)") == [3, 2, 1]
+    assert c.search(None, "SUBJECT", "kiwi")[1][0] == b"1 3"
+    c.logout()
+    srv.stop()

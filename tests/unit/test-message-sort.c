@@ -19,9 +19,10 @@ static char *
 base(const char *raw, bool *reply)
 {
 	struct dbuf d;
+	bool octet;
 
 	dbuf_init(&d, SIZE_MAX);
-	sort_base_subject(raw, strlen(raw), &d, reply);
+	sort_base_subject(raw, strlen(raw), &d, reply, &octet);
 	dbuf_add(&d, "", 0);
 	return d.data;
 }
@@ -83,6 +84,47 @@ test_base_subject(void **state)
 	check_base("=?utf-8?q?Gr=C3=BC?=\r\n =?utf-8?q?=C3=9Fe?=", "Gr\xc3\xbc\xc3\x9f" "e", false);
 	check_base("Re: =?utf-8?q?Re=3A_x?=", "x", true);
 	check_base("=?iso-8859-1?q?Fwd=3A_caf=E9?=", "caf\xc3\xa9", true);
+	/* a charset that cannot be converted: its bytes as the Q encoding gives them */
+	check_base("Re: =?x-unknown?q?Re=3A_caf=E9?=", "caf\xe9", true);
+}
+
+/* RFC 5051 2 (1)(b): a subject or display name with an encoded word in an unknown charset
+ * is compared unchanged, with i;octet: no titlecase, no guessed conversion. */
+static void
+test_keys_unknown_charset(void **state)
+{
+	struct sort_keys_buf buf;
+	struct sort_keys k;
+	bool reply, octet = true;
+	struct dbuf d;
+	const char *h =
+		"From: =?x-unknown?q?=E9mile?= <emile@e.example>\n"
+		"To: =?utf-8?q?=C3=A9mile?= <emile@e.example>\n"
+		"Subject: =?x-unknown?Q?kiwi_xyz?=\n\n";
+
+	(void)state;
+	sort_keys_buf_init(&buf);
+	sort_keys_extract((const unsigned char *)h, strlen(h), NULL, NULL, &buf, &k);
+	assert_int_equal(k.slen[SORT_S_SUBJECT], 8);
+	assert_memory_equal(k.s[SORT_S_SUBJECT], "kiwi xyz", 8);
+	assert_int_equal(k.slen[SORT_S_DISPLAYFROM], 5);
+	assert_memory_equal(k.s[SORT_S_DISPLAYFROM], "\xe9mile", 5);
+	/* known charsets are still prepared */
+	assert_int_equal(k.slen[SORT_S_DISPLAYTO], 7);
+	assert_memory_equal(k.s[SORT_S_DISPLAYTO], "E\xcc\x81MILE", 7);
+	h = "Subject: Re: =?utf-8?Q?kiwi_xyz?=\n\n";
+	sort_keys_extract((const unsigned char *)h, strlen(h), NULL, NULL, &buf, &k);
+	assert_int_equal(k.slen[SORT_S_SUBJECT], 8);
+	assert_memory_equal(k.s[SORT_S_SUBJECT], "KIWI XYZ", 8);
+	sort_keys_buf_free(&buf);
+
+	dbuf_init(&d, SIZE_MAX);
+	sort_base_subject("=?utf-8?q?a?= b", 15, &d, &reply, &octet);
+	assert_false(octet);
+	dbuf_reset(&d);
+	sort_base_subject("=?x-unknown?q?a?= b", 19, &d, &reply, &octet);
+	assert_true(octet);
+	dbuf_free(&d);
 }
 
 static char *
@@ -582,6 +624,7 @@ main(void)
 		cmocka_unit_test(test_casemap),
 		cmocka_unit_test(test_msgid),
 		cmocka_unit_test(test_keys),
+		cmocka_unit_test(test_keys_unknown_charset),
 		cmocka_unit_test(test_thread_references),
 		cmocka_unit_test(test_thread_orderedsubject),
 		cmocka_unit_test(test_thread_deep),
