@@ -20,6 +20,9 @@
 #include "mbox/message-sort.h"
 #include "mbox/message-thread.h"
 
+/* The array of messages found kept between commands, at most (about 29,000 messages). */
+#define SORT_BUF_KEEP		(4u << 20)
+
 /* Sort criteria per command; the keys number nine, so more only repeat some. */
 #define SORT_MAX_CRITERIA	32
 
@@ -103,9 +106,8 @@ sortcache(struct selected *sel)
 
 /*
  * The keys of every message found, in mailbox order; NULL when the store failed (nothing
- * answered).  The array is the selection's (sel->sort_buf), kept for the next command:
- * a SORT of a big mailbox would otherwise have the kernel clear as many fresh pages each
- * time.
+ * answered).  The array is the selection's (sel->sort_buf), kept for the next command
+ * up to SORT_BUF_KEEP bytes (save_keys()): fresh pages cost the kernel a clearing each.
  */
 static struct sent *
 find_keys(struct session *s, const struct search_program *prog, struct search_hits *h)
@@ -120,6 +122,13 @@ find_keys(struct session *s, const struct search_program *prog, struct search_hi
 	c.sc = sortcache(sel);
 	c.v = sel->sort_buf;
 	c.cap = (uint32_t)(sel->sort_buf_size / sizeof(*c.v));
+	if (c.cap < sel->exists) {
+		/* room for every message at once: no copying as it grows, no slack */
+		free(c.v);
+		c.cap = sel->exists;
+		if ((c.v = malloc((size_t)c.cap * sizeof(*c.v))) == NULL)
+			abort();
+	}
 	sort_keys_buf_init(&c.buf);
 	r = search_exec(s, prog, want_keys, &c, h);
 	sort_keys_buf_free(&c.buf);
@@ -154,10 +163,16 @@ find_sorted(struct command *cmd, const struct search_program *prog, const char *
 	return v;
 }
 
-/* After the answer: what was added to the cache goes to its file. */
+/* After the answer: what was added to the cache goes to its file; a big array of messages
+ * found is not kept (private memory stays per message only while a command runs). */
 static void
 save_keys(struct selected *sel)
 {
+	if (sel->sort_buf_size > SORT_BUF_KEEP) {
+		free(sel->sort_buf);
+		sel->sort_buf = NULL;
+		sel->sort_buf_size = 0;
+	}
 	if (sel->sortcache != NULL && mbox_sortcache_added(sel->sortcache) > 0)
 		mbox_sortcache_save(sel->sortcache, sel->mb);
 }
