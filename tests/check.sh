@@ -117,6 +117,15 @@ else
 fi
 rm -f /tmp/imapd-stress-self.$$
 run_stress "$PWD/imapd/imapd" --condstore
+echo "== stress with updating SEARCH/SORT results: ADDTO/REMOVEFROM checked (tests/stress --context)"
+if $PY tests/stress/test_context_copy.py >/tmp/imapd-stress-self.$$ 2>&1; then
+	pass=$((pass + 1))
+else
+	cat /tmp/imapd-stress-self.$$
+	note_fail "stress-context-selftest"
+fi
+rm -f /tmp/imapd-stress-self.$$
+run_stress "$PWD/imapd/imapd" --context
 
 echo "== differential test against Dovecot's imap (tests/diff)"
 if [ "$(id -u)" -ne 0 ]; then

@@ -12,7 +12,9 @@ import random
 import re
 import time
 
+import context
 from imapconn import Atom, Conn, ServerGone, Str, Timeout, canon_structure, flag_list
+from imapconn import parse as parse_tokens
 from model import INF, Stale, canon_flags, fmt_flags
 from mboxgen import crlf
 
@@ -69,7 +71,7 @@ class Cmd:
 
 
 class Client:
-    def __init__(self, cid, run, login=False, final=False):
+    def __init__(self, cid, run, login=False, final=False, contexts=False):
         self.cid = cid
         self.run = run
         self.model = run.model
@@ -78,6 +80,7 @@ class Client:
         self.rng = random.Random("%s-%s" % (run.args.seed, cid))
         self.cs = bool(getattr(run.args, "condstore", False))
         self.ms = getattr(run, "modseq", None)
+        self.ctx_role = contexts        # --context: starts updating SEARCH/SORT after SELECT
         self.conn = None
         self.proc = None
         self.sessions = 0
@@ -110,6 +113,8 @@ class Client:
         self.ms_seen = {}           # uid -> the largest MODSEQ this session was told
         self.ms_flags = {}          # uid -> (MODSEQ, flags) of the last FETCH with both
         self.last_noop_sent = None
+        # --context: the updating results of this session (context.Context)
+        self.contexts = []
 
     def v(self, kind, cmd, resp, detail=""):
         """Reports a violation; one of a kind per command (the rest are counted)."""
@@ -180,6 +185,8 @@ class Client:
             if not self.select():
                 self.logout()
                 return
+            if self.ctx_role and not run.stop.is_set():
+                self.start_contexts()
             if script is not None:
                 script(self)
             else:
@@ -189,6 +196,8 @@ class Client:
                         break
                     self.fill_uids()
                     self.random_command()
+                if self.contexts and run.stop.is_set():
+                    self.quiesce()
             self.logout()
         except SessionLost as e:
             self.lost(str(e), e.quiet)
@@ -348,6 +357,8 @@ class Client:
             if r.status == "NO":
                 # RFC 3501 7.1.2: an untagged NO is a warning; the command may still succeed.
                 self.model.allow("untagged NO (warning)")
+                if r.code_name == "NOUPDATE" and self.contexts:
+                    self.ctx_refused(r)
             elif r.status == "BAD":
                 self.v("untagged BAD", cmd, r)
             if r.code_name == "UIDVALIDITY" and cmd.kind == "SELECT":
@@ -374,6 +385,16 @@ class Client:
             elif r.code_name == "NOMODSEQ" and self.cs:
                 cmd.nomodseq = True
             return
+        if r.kind == "data" and self.contexts:
+            if r.word == b"ESEARCH":
+                self.esearch(r, cmd)
+                return
+            if r.word in (b"SEARCH", b"SORT"):
+                try:
+                    cmd.plain = context.parse_plain(r.rest)
+                except ValueError as e:
+                    self.v("malformed response", cmd, r, str(e))
+                return
         if r.kind == "data" and self.cs:
             if r.word == b"ENABLED":
                 self.enabled.update(w.upper() for w in r.rest.split())
@@ -423,6 +444,8 @@ class Client:
                 self.v("EXPUNGE of an unknown number", cmd, r,
                        "the session knows %d messages" % self.exists)
                 return
+            if self.contexts:
+                self.ctx_expunge(n, cmd, r)
             uid = self.seq.pop(n - 1)[0]
             self.exists -= 1
             if uid is None:
@@ -640,6 +663,11 @@ class Client:
                 self.v("VANISHED of an unknown UID", cmd, r, "UID %d is not among the "
                        "messages of this session (RFC 7162 3.2.10.2)" % u)
                 continue
+            if self.contexts:
+                if known:
+                    self.ctx_expunge(idx + 1, cmd, r)
+                else:
+                    self.ctx_unsure(idx)
             self.seq.pop(idx)
             self.exists -= 1
             if known:
@@ -733,6 +761,140 @@ class Client:
         op = "=" if k < 0.6 else "+" if k < 0.8 else "-"
         flags = self.random_flags(0 if op == "=" else 1, 4 if op == "=" else 3)
         self._store("STORE-unchangedsince", rng.random() < 0.6, op, flags, unchanged=True)
+
+    # -- RFC 5267 updating results (--context) ------------------------------------------------
+    def start_contexts(self):
+        """One or two of context.KINDS, each kept as a copy that every ADDTO, REMOVEFROM
+        and (sequence numbers) EXPUNGE changes, whichever command they come with."""
+        m = self.model
+        for kind in self.rng.sample(context.KINDS, self.rng.randint(1, 2)):
+            ctx = context.Context(kind)
+            self.contexts.append(ctx)
+            # RFC 3501 7.4.1: no EXPUNGE while answering SEARCH (UID SEARCH and UID SORT
+            # may have them)
+            cmd = Cmd(kind[1].decode().replace(" ", "-") + "-update", ctx.text(),
+                      no_expunge=not ctx.uid)
+
+            def sent(ctx=ctx, cmd=cmd):
+                ctx.tag = cmd.tag
+                return m.tick()
+
+            self.execute(cmd, sent)
+            if cmd.tagged.status != "OK":
+                ctx.state = "refused"       # reported by _tagged
+            elif ctx.state == "pending":
+                ctx.state = "refused"
+                self.v(context.NO_RESULT, cmd, cmd.tagged, "RFC 4731 3.1, RFC 5267 4.3: "
+                       "RETURN (UPDATE ALL) answers with an ESEARCH of its tag")
+            if ctx.state == "live":
+                m.note("context: started (%s)" % ctx.name)
+
+    def ctx_find(self, tag):
+        for ctx in self.contexts:
+            if ctx.tag == tag:
+                return ctx
+        return None
+
+    def ctx_refused(self, r):
+        """* NO [NOUPDATE "tag"] (RFC 5267 4.3.1): the result is given, no updates."""
+        try:
+            toks = parse_tokens(r.code)
+            tag = bytes(toks[1]) if len(toks) == 2 else None
+        except ValueError:
+            tag = None
+        ctx = self.ctx_find(tag) if tag is not None else None
+        if ctx is not None:
+            ctx.state = "refused"
+            self.model.note("context: refused with NOUPDATE")
+
+    def esearch(self, r, cmd):
+        try:
+            tag, uid, items = context.parse_esearch(r.rest)
+        except ValueError as e:
+            self.v(context.MALFORMED, cmd, r, str(e))
+            return
+        if tag is None:
+            return
+        ctx = self.ctx_find(tag)
+        if ctx is None:
+            self.v(context.NO_CONTEXT, cmd, r, "no command of this session with that tag "
+                   "asked for UPDATE")
+            return
+        if ctx.state in ("void", "refused"):
+            self.model.note("context: updates of a void or refused context (not judged)")
+            return
+        if uid != ctx.uid:
+            ctx.state = "void"
+            self.v(context.MALFORMED, cmd, r, "%s UID in an update of %s (RFC 5267 4.3.2)" % (
+                "with" if uid else "without", ctx.text().decode()))
+            return
+        upd = any(name in (b"ADDTO", b"REMOVEFROM") for name, _ in items)
+        if ctx.state == "pending":
+            if upd:
+                ctx.state = "void"
+                self.v(context.MALFORMED, cmd, r, "an update before the result of %s" %
+                       ctx.text().decode())
+                return
+            found = ctx.start(items, self.exists)
+        elif upd:
+            found = ctx.update(items, self.exists, r.short(200))
+            self.model.note("context: updates applied")
+        else:
+            self.model.note("context: ESEARCH of a live context without ADDTO or REMOVEFROM")
+            return
+        for kind, detail in found:
+            self.v(kind, cmd, r, detail)
+
+    def ctx_expunge(self, n, cmd, r):
+        """* n EXPUNGE (or a VANISHED of the UID at n), before the view forgets n."""
+        for ctx in self.contexts:
+            if not ctx.uid and ctx.state == "live":
+                self.model.note("context: EXPUNGE renumberings applied")
+            for kind, detail in ctx.expunge(n):
+                self.v(kind, cmd, r, detail)
+
+    def ctx_unsure(self, idx):
+        """VANISHED of a UID the session had not learned, put at index idx among the
+        messages of unknown UID next to it: any of them may have gone.  A sequence-number
+        copy holding one of them cannot be renumbered for sure."""
+        lo = hi = idx
+        while lo > 0 and self.seq[lo - 1][0] is None:
+            lo -= 1
+        while hi + 1 < len(self.seq) and self.seq[hi + 1][0] is None:
+            hi += 1
+        for ctx in self.contexts:
+            if ctx.uid or ctx.state != "live":
+                continue
+            if any(lo + 1 <= x <= hi + 1 for x in ctx.nums):
+                ctx.state = "void"
+                self.model.note("context: void (VANISHED of a message of unknown UID)")
+            else:
+                ctx.expunge(idx + 1)
+
+    def quiesce(self):
+        """The final check of the copies: once every client, the MDA and the mail reader
+        have stopped, a NOOP, then each search again without UPDATE must give the copy."""
+        if not any(c.state == "live" for c in self.contexts):
+            return
+        if not self.run.park(self.cid):
+            return
+        self.execute(Cmd("NOOP", b"NOOP"))
+        for ctx in self.contexts:
+            if ctx.state != "live":
+                continue
+            cmd = Cmd(ctx.verb.decode().replace(" ", "-") + "-fresh", ctx.fresh_text(),
+                      no_expunge=not ctx.uid)
+            cmd.plain = None
+            self.execute(cmd)
+            if cmd.tagged.status != "OK" or ctx.state != "live":
+                continue
+            if cmd.plain is None:
+                self.v("malformed response", cmd, cmd.tagged, "no untagged %s" %
+                       ctx.verb.split()[-1].decode())
+                continue
+            self.model.note("context: copies compared at quiescence")
+            for kind, detail in ctx.compare(cmd.plain):
+                self.v(kind, cmd, None, detail)
 
     def _uid_order_ok(self, n, u, floor):
         return u > floor and self._fits_between(n - 1, u)

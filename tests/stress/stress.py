@@ -3,7 +3,8 @@
 
     tests/stress/stress.py [--short] [--clients N] [--seconds S] [--imapd PATH | --dovecot]
                            [--login | --login-clients K] [--no-mda] [--no-mutt]
-                           [--kill-storm SECONDS] [--condstore] [--seed N] [--json FILE]
+                           [--kill-storm SECONDS] [--condstore] [--context] [--seed N]
+                           [--json FILE]
 
 N clients at once, each in a loop of sessions (connect, SELECT INBOX, random FETCH, UID FETCH,
 STORE, UID STORE, EXPUNGE, UID EXPUNGE, APPEND, NOOP, CHECK, LOGOUT), with an MDA delivering
@@ -53,6 +54,17 @@ class Run:
         self.modseq = None
         self.acct = None
         self.launcher = None
+        # --context: clients that wait, their workload done, for everyone else to stop
+        self.parked = set()
+        self.parked_lock = threading.Lock()
+        self.quiet = threading.Event()
+
+    def park(self, cid):
+        """A --context client has stopped its workload: it waits until the other clients,
+        the MDA and the mail reader have stopped too.  False if that never came."""
+        with self.parked_lock:
+            self.parked.add(cid)
+        return self.quiet.wait(2 * self.args.timeout + 60)
 
     def record(self, kind, dt):
         with self.stats_lock:
@@ -131,6 +143,11 @@ def options(argv):
                     help="RFC 7162: imapd with condstore = yes; sessions ENABLE CONDSTORE "
                     "(some QRESYNC), SELECT (CONDSTORE), and mod-sequences are checked "
                     "(CHANGEDSINCE, UNCHANGEDSINCE, STATUS HIGHESTMODSEQ as well)")
+    ap.add_argument("--context", action="store_true",
+                    help="RFC 5267 4.3: every third client starts one or two updating "
+                    "SEARCH/SORT results after SELECT (RETURN (UPDATE ALL)), keeps a copy "
+                    "by every ADDTO, REMOVEFROM and EXPUNGE, and compares it with a fresh "
+                    "run once everything has stopped")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--imapd", default=os.path.join(ROOT, "imapd", "imapd"),
                     help="the imapd binary (default: imapd/imapd of this tree)")
@@ -379,11 +396,12 @@ def report(run, started, elapsed, final, interrupted):
     lines = []
     server = "dovecot (%s)" % DOVECOT_IMAP if a.dovecot else "imapd (%s)" % a.imapd
     lines.append("stress: %s, %d clients (%d with LOGIN), %.0f s, %d messages (%.1f MB), "
-                 "seed %d, MDA %s, mail reader %s%s%s" % (
+                 "seed %d, MDA %s, mail reader %s%s%s%s" % (
                      server, a.clients, a.login_clients, elapsed, a.messages,
                      run.initial_bytes / 1e6, a.seed, a.mda_kind if a.mda else "off",
                      "on" if a.mutt else "off",
                      ", CONDSTORE" if a.condstore else "",
+                     ", CONTEXT" if a.context else "",
                      ", kill storm every %.1f s" % a.kill_storm if a.kill_storm else ""))
     lines.append("%-20s %8s %8s %9s %9s" % ("command", "count", "ops/s", "p50 ms", "p99 ms"))
     figures = {}
@@ -501,10 +519,14 @@ def main(argv):
         threading.Thread(target=watchdog, daemon=True).start()
 
         threads = []
+        parking = []        # --context: the clients that wait for quiescence
         for i in range(a.clients):
-            c = Client("c%d" % (i + 1), run, login=i < a.login_clients)
+            c = Client("c%d" % (i + 1), run, login=i < a.login_clients,
+                       contexts=a.context and i % 3 == 0)
             t = threading.Thread(target=c.loop, name=c.cid, daemon=True)
             threads.append(t)
+            if c.ctx_role:
+                parking.append(t)
         if a.mda:
             threads.append(threading.Thread(target=localprogs.mda_loop, args=(run,),
                                             name="mda", daemon=True))
@@ -523,6 +545,17 @@ def main(argv):
             if run.fatal.is_set():
                 break
         run.stop.set()
+        if parking:
+            # Quiescence for the --context check: the clients with updating results wait
+            # (parked) or end; everyone else ends; then they compare.
+            for t in threads:
+                if t not in parking:
+                    t.join(2 * a.timeout + 30)
+            limit = time.monotonic() + 2 * a.timeout + 30
+            while time.monotonic() < limit and any(
+                    t.is_alive() and t.name not in run.parked for t in parking):
+                time.sleep(0.1)
+            run.quiet.set()
         for t in threads:
             t.join(2 * a.timeout + 30)
         elapsed = time.monotonic() - t0
