@@ -97,7 +97,7 @@ has_keyword(void *ctx, const char *kw)
 	return idx >= 0 && (mbox_msg_keywords(m->sel->mb, m->i) >> idx & 1) != 0;
 }
 
-static bool
+bool
 partial_range(const struct imap_arg *a, uint32_t *lo_r, uint32_t *hi_r)
 {
 	struct seqset set;

@@ -16,19 +16,13 @@
 #include "imapd/search-context.h"
 #include "imapd/search-run.h"
 #include "imapd/selected.h"
+#include "imapd/sort-args.h"
 #include "mbox/mbox-sortcache.h"
 #include "mbox/message-sort.h"
 #include "mbox/message-thread.h"
 
 /* The array of messages found kept between commands, at most (about 29,000 messages). */
 #define SORT_BUF_KEEP		(4u << 20)
-
-/* Sort criteria per command; the keys number nine, so more only repeat some. */
-#define SORT_MAX_CRITERIA	32
-
-enum skey {
-	K_ARRIVAL, K_CC, K_DATE, K_FROM, K_SIZE, K_SUBJECT, K_TO, K_DISPLAYFROM, K_DISPLAYTO
-};
 
 static const struct {
 	const char *name;
@@ -37,11 +31,6 @@ static const struct {
 	{ "ARRIVAL", K_ARRIVAL }, { "CC", K_CC }, { "DATE", K_DATE }, { "FROM", K_FROM },
 	{ "SIZE", K_SIZE }, { "SUBJECT", K_SUBJECT }, { "TO", K_TO },
 	{ "DISPLAYFROM", K_DISPLAYFROM }, { "DISPLAYTO", K_DISPLAYTO },
-};
-
-struct criterion {
-	enum skey key;
-	bool reverse;
 };
 
 /* One message being sorted. */
@@ -213,11 +202,6 @@ cmp_one(const struct sent *a, const struct sent *b, enum skey key)
 	}
 	return 0;
 }
-
-struct criteria {
-	struct criterion c[SORT_MAX_CRITERIA];
-	size_t n;
-};
 
 static int
 cmp_sent(const void *pa, const void *pb, void *ctx)
@@ -441,7 +425,7 @@ sort_context_eval(struct session *s, const struct search_program *prog, const vo
 }
 
 /* sort-criteria = "(" sort-criterion *(SP sort-criterion) ")" */
-static bool
+bool
 parse_criteria(const struct imap_arg *a, struct criteria *cr)
 {
 	const struct imap_arg *o;
@@ -470,6 +454,18 @@ parse_criteria(const struct imap_arg *a, struct criteria *cr)
 		cr->c[cr->n].reverse = rev;
 		cr->n++;
 	}
+	return true;
+}
+
+bool
+parse_thread_alg(const struct imap_arg *a, enum thread_alg *alg_r)
+{
+	if (arg_is_atom(a, "ORDEREDSUBJECT"))
+		*alg_r = THREAD_ORDEREDSUBJECT;
+	else if (arg_is_atom(a, "REFERENCES"))
+		*alg_r = THREAD_REFERENCES;
+	else
+		return false;
 	return true;
 }
 
@@ -587,11 +583,7 @@ cmd_thread(struct command *cmd)
 	bool modseq = false;
 
 	memset(&ret, 0, sizeof(ret));
-	if (arg_is_atom(a, "ORDEREDSUBJECT")) {
-		alg = THREAD_ORDEREDSUBJECT;
-	} else if (arg_is_atom(a, "REFERENCES")) {
-		alg = THREAD_REFERENCES;
-	} else {
+	if (!parse_thread_alg(a, &alg)) {
 		resp_bad(cmd, "Unknown threading algorithm");
 		return;
 	}

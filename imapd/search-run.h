@@ -35,6 +35,12 @@ struct search_ret {
 };
 
 /*
+ * partial-range (RFC 5267 5: nz-number ":" nz-number) at a, an atom, as *lo_r <= *hi_r,
+ * both at least 1.  False when a is not one.
+ */
+bool partial_range(const struct imap_arg *a, uint32_t *lo_r, uint32_t *hi_r);
+
+/*
  * RETURN (...) at a, if there is one.  Returns the arguments after it (a itself without
  * RETURN); on a syntax error sets *why_r (static text) and returns NULL.
  */

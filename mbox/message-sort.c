@@ -269,11 +269,13 @@ sort_base_subject(const char *raw, size_t len, struct dbuf *out, bool *reply_r, 
 				reply = true;
 				changed = true;
 			}
-			/* (4) a subj-blob, when a non-empty subj-base is left after it */
+			/* (4) a subj-blob, when a non-empty subj-base is left after it; (3) then
+			 * reaches the same refwd test as it just did, so the next blobs go too
+			 * (one blob per pass made "[a][a]...x" quadratic) */
 			{
-				const char *q = blob_end(b, e);
+				const char *q;
 
-				if (q != NULL && q < e) {
+				while ((q = blob_end(b, e)) != NULL && q < e) {
 					b = q;
 					changed = true;
 				}
