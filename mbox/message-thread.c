@@ -99,10 +99,13 @@ move_children(struct tree *t, uint32_t from, uint32_t to)
 	}
 }
 
-/* Is a equal to b or below it? */
+/* Is a equal to b or below it?  A b without children has only itself below: the common
+ * case (a message new to the tree) costs no walk up a long chain. */
 static bool
 is_under(const struct tree *t, uint32_t a, uint32_t b)
 {
+	if (t->v[b].first == NONE)
+		return a == b;
 	for (; a != NONE; a = t->v[a].parent) {
 		if (a == b)
 			return true;
