@@ -422,7 +422,9 @@ search_charset_check(struct command *cmd, const struct imap_arg *a, const struct
 		resp_bad(cmd, "%s needs a charset", cmd->name);
 		return -1;
 	}
-	if (strcasecmp(a->str, "UTF-8") != 0 && strcasecmp(a->str, "US-ASCII") != 0) {
+	/* a literal with a NUL in it names no charset (strlen would stop there) */
+	if (strlen(a->str) != a->len ||
+	    (strcasecmp(a->str, "UTF-8") != 0 && strcasecmp(a->str, "US-ASCII") != 0)) {
 		/* RFC 5182 2.1: a NO to a command with SAVE empties "$" */
 		if (r->opts & RET_SAVE)
 			search_saved_clear(cmd->s->selected);

@@ -364,7 +364,8 @@ cmd_cancelupdate(struct command *cmd)
 			return;
 		}
 		if (!search_context_tag_used(sel, a->str)) {
-			resp_bad(cmd, "No updating search has the tag %s", a->str);
+			/* the client's bytes are not echoed: a literal may hold CRLF */
+			resp_bad(cmd, "No updating search has one of those tags");
 			return;
 		}
 	}

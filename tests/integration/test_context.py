@@ -275,3 +275,33 @@ def test_tags_limits_and_cancel(two):
     r = a.ok("NOOP")
     assert not any(ln.startswith("* ESEARCH") for ln in r), r
     assert a.cmd('CANCELUPDATE "same"')[-1].startswith("BAD")
+
+
+def test_cancelupdate_does_not_echo_a_literal(two):
+    """A CANCELUPDATE tag sent as a literal holding CRLF gets BAD, and its bytes do not
+    come back as a line of their own (no response is injected)."""
+    a, _ = two(2)
+    evil = "x\r\n* 1 EXISTS"
+    a.n += 1
+    tag = "t%d" % a.n
+    a.raw.send("%s CANCELUPDATE {%d}\r\n" % (tag, len(evil)))
+    assert a.raw.line().startswith("+")
+    a.raw.send(evil + "\r\n")
+    r = a.raw.until_tagged(tag)
+    assert r[-1].startswith(tag + " BAD"), r
+    r += a.ok("NOOP")          # an injected line would come before NOOP's answer
+    assert not any(ln == "* 1 EXISTS" for ln in r), r
+
+
+def test_charset_literal_with_nul(two):
+    """A charset sent as a literal with a NUL after "UTF-8" names no charset: NO
+    [BADCHARSET], not a sort in UTF-8."""
+    a, _ = two(2)
+    lit = "UTF-8\0x"
+    a.n += 1
+    tag = "t%d" % a.n
+    a.raw.send("%s SORT (DATE) {%d}\r\n" % (tag, len(lit)))
+    assert a.raw.line().startswith("+")
+    a.raw.send(lit + " ALL\r\n")
+    r = a.raw.until_tagged(tag)
+    assert r[-1].startswith(tag + " NO [BADCHARSET"), r
